@@ -1,0 +1,31 @@
+# Two commands for a fresh machine: `make demo`, then `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev,examples]'
+	touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(PY) -m symdl demo
+
+test: $(VENV)/.installed-dev
+	$(PY) -m ruff check symdl tests examples bench
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed-dev
+	$(PY) bench/derive_scaling.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

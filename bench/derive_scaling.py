@@ -1,0 +1,95 @@
+"""How derivation cost grows with network size: symdl's reverse mode against naive sympy.diff.
+
+For scalar tanh MLPs (2 inputs, `depth` weight layers of `width` units, one linear output, MSE
+loss) it prints the parameter count, symdl's time for all closed-form gradients, the time of one
+`sympy.diff` per parameter (skipped past a budget), their ratio, and the op count of the CSE'd
+value-and-gradient program over the forward program's.
+
+    python bench/derive_scaling.py [--naive-budget 120]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import sympy
+
+import symdl as sd
+
+
+def mlp_loss(width: int, depth: int, n_inputs: int = 2):
+    """MSE loss of a tanh MLP on one example, and its parameters (weights, then biases)."""
+    x = list(sympy.symbols(f"x1:{n_inputs + 1}"))
+    y = sympy.Symbol("y")
+    params, layer = [], x
+    sizes = [width] * (depth - 1) + [1]
+    for k, size in enumerate(sizes, start=1):
+        W = sympy.Matrix(
+            size,
+            len(layer),
+            [sympy.Symbol(f"w^{k}_{i}_{j}") for i in range(size) for j in range(len(layer))],
+        )
+        b = sympy.Matrix([sympy.Symbol(f"b^{k}_{i}") for i in range(size)])
+        params += list(W) + list(b)
+        z = W * sympy.Matrix(layer) + b
+        layer = list(z) if k == len(sizes) else [sympy.tanh(zi) for zi in z]
+    return sd.mse(layer[0], y), params
+
+
+def measure(width: int, depth: int, naive_budget: float) -> dict:
+    loss, params = mlp_loss(width, depth)
+    start = time.perf_counter()
+    derivation = sd.derive(loss, params)
+    symdl_grads = derivation.closed_form()
+    symdl_time = time.perf_counter() - start
+    compiled = derivation.compile()
+    row = {
+        "width": width,
+        "depth": depth,
+        "params": len(params),
+        "symdl_s": symdl_time,
+        "program_ratio": compiled.op_count / compiled.forward_op_count,
+        "naive_s": None,
+    }
+    # Naive reference: one sympy.diff of the whole expression per parameter. Time one
+    # parameter first and skip when the estimate exceeds the budget.
+    expanded = loss.replace(lambda e: isinstance(e, sd.mse), lambda e: e.definition())
+    start = time.perf_counter()
+    sympy.diff(expanded, params[0])
+    estimate = (time.perf_counter() - start) * len(params)
+    if estimate <= naive_budget:
+        start = time.perf_counter()
+        naive = [sympy.diff(expanded, p) for p in params]
+        row["naive_s"] = time.perf_counter() - start
+        assert len(naive) == len(symdl_grads)
+    else:
+        row["naive_estimate_s"] = estimate
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--naive-budget", type=float, default=120.0, help="seconds")
+    parser.add_argument("--sizes", default="4x2,8x3,8x4,16x4,32x4", help="WIDTHxDEPTH,...")
+    args = parser.parse_args()
+    print(
+        f"{'(width, depth)':>14} {'params':>7} {'symdl s':>9} {'naive s':>10} {'ratio':>8} {'program ratio':>14}"
+    )
+    for size in args.sizes.split(","):
+        width, depth = map(int, size.split("x"))
+        row = measure(width, depth, args.naive_budget)
+        if row["naive_s"] is None:
+            naive = f"skipped (~{row['naive_estimate_s']:.0f} s > {args.naive_budget:.0f} s budget)"
+            ratio = "-"
+        else:
+            naive = f"{row['naive_s']:.2f}"
+            ratio = f"{row['naive_s'] / row['symdl_s']:.0f}x"
+        print(
+            f"{f'({width}, {depth})':>14} {row['params']:>7} {row['symdl_s']:>9.3f} "
+            f"{naive:>10} {ratio:>8} {row['program_ratio']:>14.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""symdl: derive, read, check and run the mathematics of deep learning with SymPy.
+
+The public API is listed in ``__all__``; see docs/api.md.
+"""
+
+from symdl.backward import UnsupportedOp
+from symdl.calculus import derive, grad, hessian, jacobian
+from symdl.derivation import Derivation
+from symdl.ops import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    elu,
+    gelu,
+    hinge,
+    huber,
+    l1,
+    l2,
+    leaky_relu,
+    log_softmax,
+    logsumexp,
+    mse,
+    relu,
+    sigmoid,
+    silu,
+    softmax,
+    softplus,
+)
+from symdl.program import Program, UnsupportedExpression, build_program
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Derivation",
+    "Program",
+    "UnsupportedExpression",
+    "UnsupportedOp",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "build_program",
+    "cross_entropy",
+    "derive",
+    "elu",
+    "gelu",
+    "grad",
+    "hessian",
+    "hinge",
+    "huber",
+    "jacobian",
+    "l1",
+    "l2",
+    "leaky_relu",
+    "log_softmax",
+    "logsumexp",
+    "mse",
+    "relu",
+    "sigmoid",
+    "silu",
+    "softmax",
+    "softplus",
+]

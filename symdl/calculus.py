@@ -1,0 +1,144 @@
+"""The derivation entry points: derive, grad, jacobian and hessian of SymPy expressions."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+import sympy
+from sympy import Basic, Matrix, Symbol
+from sympy.matrices.expressions import MatrixExpr
+
+from symdl.backward import backward
+from symdl.derivation import Derivation, shape_like
+from symdl.program import UnsupportedExpression, _Graph, as_expr, build_program
+
+
+def derive(f, wrt, names: Mapping[Basic, str] | None = None) -> Derivation:
+    """Derive the gradient of scalar `f` with respect to `wrt` by the reverse-mode chain rule.
+
+    Args:
+        f: a scalar SymPy expression (or a 1x1 Matrix).
+        wrt: a Symbol, a sequence of Symbols, or a Matrix of Symbols.
+        names: names for subexpressions shown as steps, e.g. ``{w*x + b: "z"}``.
+
+    Returns:
+        A Derivation: `.steps`, `.gradient`, `.closed_form()`, `.to_latex()`, `.compile()`.
+
+    >>> import sympy, symdl as sd
+    >>> w, x, b = sympy.symbols("w x b")
+    >>> print(sd.derive(sd.sigmoid(w*x + b), w, names={w*x + b: "z"}))
+    z = b + w*x
+    L = sigmoid(z)
+    bar_z = L*(1 - L)
+    bar_w = bar_z*x
+    """
+    expr = _scalar(f, "f")
+    symbols = _wrt_symbols(wrt)
+    real = _real_versions([expr, *symbols])
+    program = build_program([expr], names=names, leaves=real)
+    derivation = backward(program, [real.get(s, s) for s in symbols])
+    restore = {r: s for s, r in real.items()}
+    return dataclasses.replace(derivation, shape=shape_like(wrt), restore=restore)
+
+
+def grad(f, wrt):
+    """The gradient of scalar `f` in closed form, shaped like `wrt`.
+
+    Symbol -> expression; sequence -> list; Matrix of symbols -> Matrix of the same shape.
+
+    >>> import sympy, symdl as sd
+    >>> x, y = sympy.symbols("x y")
+    >>> sd.grad(x**2 * y, [x, y])
+    [2*x*y, x**2]
+    """
+    return derive(f, wrt).closed_form()
+
+
+def jacobian(F, wrt) -> Matrix:
+    """The Jacobian matrix of a vector (sequence or Matrix) `F`: one row per entry of `F`.
+
+    >>> import sympy, symdl as sd
+    >>> x, y = sympy.symbols("x y")
+    >>> sd.jacobian([x*y, x + y], [x, y])
+    Matrix([
+    [y, x],
+    [1, 1]])
+    """
+    entries = _vector_entries(F)
+    symbols = _wrt_symbols(wrt)
+    real = _real_versions([*entries, *symbols])
+    program = build_program(entries, leaves=real)
+    wrt_real = [real.get(s, s) for s in symbols]
+    restore = {r: s for s, r in real.items()}
+    rows = []
+    for k in range(len(entries)):
+        derivation = dataclasses.replace(backward(program, wrt_real, output=k), restore=restore)
+        rows.append(derivation.closed_form())
+    return Matrix(rows)
+
+
+def hessian(f, wrt) -> Matrix:
+    """The Hessian matrix of scalar `f`: the Jacobian of its reverse-mode gradient, symmetric.
+
+    >>> import sympy, symdl as sd
+    >>> x, y = sympy.symbols("x y")
+    >>> sd.hessian(x**2 * y, [x, y])
+    Matrix([
+    [2*y, 2*x],
+    [2*x,   0]])
+    """
+    symbols = _wrt_symbols(wrt)
+    rows = jacobian(derive(f, symbols).closed_form(), symbols)
+    n = len(symbols)  # mirror the upper triangle: exactly symmetric, as the Hessian of a C^2 f
+    return Matrix(n, n, lambda i, j: rows[min(i, j), max(i, j)])
+
+
+def _scalar(f, what: str) -> Basic:
+    if isinstance(f, sympy.MatrixBase):
+        if f.shape != (1, 1):
+            raise ValueError(
+                f"{what}: a {f.shape[0]}x{f.shape[1]} matrix is not a scalar; "
+                "use sd.jacobian for a vector function"
+            )
+        f = f[0, 0]
+    expr = as_expr(f, what)
+    _refuse_matrix_symbols(expr, what)
+    return expr
+
+
+def _vector_entries(F) -> list[Basic]:
+    if isinstance(F, sympy.MatrixBase):
+        return [as_expr(e, "F") for e in F]
+    if isinstance(F, Sequence) and not isinstance(F, str):
+        return [as_expr(e, "F") for e in F]
+    return [_scalar(F, "F")]
+
+
+def _wrt_symbols(wrt) -> list[Symbol]:
+    if isinstance(wrt, sympy.MatrixBase) or isinstance(wrt, Sequence) and not isinstance(wrt, str):
+        entries = list(wrt)
+    else:
+        entries = [wrt]
+    for e in entries:
+        _refuse_matrix_symbols(e, "wrt")
+        if not isinstance(e, Symbol):
+            raise UnsupportedExpression(
+                f"wrt: {e!r} is not a Symbol; differentiate with respect to symbols "
+                "(introduce a symbol for a subexpression and substitute it)"
+            )
+    return entries
+
+
+def _refuse_matrix_symbols(expr, what: str) -> None:
+    if isinstance(expr, MatrixExpr) or (isinstance(expr, Basic) and expr.has(sympy.MatrixSymbol)):
+        raise UnsupportedExpression(
+            f"{what}: matrix expressions (MatrixSymbol) are not supported by this path; "
+            "use explicit Matrix of symbols, e.g. sympy.Matrix(sympy.MatrixSymbol('W', 2, 3))"
+        )
+
+
+def _real_versions(exprs: Sequence[Basic]) -> dict[Symbol, Symbol]:
+    """Real twins of the symbols without assumptions: deep learning is over the reals."""
+    symbols = _Graph(exprs).symbols
+    return {s: Symbol(s.name, real=True) for s in symbols if type(s) is Symbol and not s.is_real}

@@ -1,0 +1,332 @@
+"""Losses and penalties: MSE, binary cross-entropy (on probabilities and on logits),
+softmax cross-entropy on logits, Huber, hinge, and the L1 and L2 penalties.
+
+A loss of vectors is the mean over entries, as PyTorch's default reduction; its arguments are
+stored flat (predictions, then targets, then parameters such as Huber's delta).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import sympy
+from sympy import Abs, Function, Heaviside, Integer, Piecewise, S, log, sign
+from sympy.core.function import ArgumentIndexError
+
+from symdl.ops.activations import sigmoid
+from symdl.ops.base import Op, flatten_vector, is_vector
+from symdl.ops.vector import _vector_latex, log_softmax, logsumexp, softmax
+
+
+class _MeanLoss(Op):
+    """Mean over entries of an elementwise loss `term(prediction, target, *params)`."""
+
+    defaults: ClassVar[tuple] = ()
+    short_name: ClassVar[str] = ""
+
+    def __new__(cls, *args, **kwargs):
+        if len(args) >= 2 and (is_vector(args[0]) or is_vector(args[1])):
+            pred = flatten_vector(args[0], cls.__name__)
+            target = flatten_vector(args[1], cls.__name__)
+            if len(pred) != len(target):
+                raise ValueError(
+                    f"{cls.__name__}: prediction has {len(pred)} entries but target has "
+                    f"{len(target)}"
+                )
+            args = (*pred, *target, *args[2:])
+        n_params = len(cls.defaults)
+        if n_params and (len(args) - n_params) % 2:
+            args = (*args, *cls.defaults)
+        if (len(args) - n_params) % 2 or len(args) - n_params < 2:
+            raise TypeError(f"{cls.__name__}: expected (prediction, target); got {args!r}")
+        return Function.__new__(cls, *args, **kwargs)
+
+    @property
+    def n(self) -> int:
+        return (len(self.args) - len(self.defaults)) // 2
+
+    @property
+    def predictions(self) -> tuple:
+        return self.args[: self.n]
+
+    @property
+    def targets(self) -> tuple:
+        return self.args[self.n : 2 * self.n]
+
+    @property
+    def params(self) -> tuple:
+        return self.args[2 * self.n :]
+
+    def _pairs(self):
+        return zip(self.predictions, self.targets, strict=True)
+
+    def definition(self):
+        return sympy.Add(*(self.term(p, y, *self.params) for p, y in self._pairs())) / self.n
+
+    def fdiff(self, argindex=1):
+        i = argindex - 1
+        if not 0 <= i < len(self.args):
+            raise ArgumentIndexError(self, argindex)
+        if i >= 2 * self.n:
+            k = i - 2 * self.n
+            return (
+                sympy.Add(*(self.dterm(p, y, *self.params)[2 + k] for p, y in self._pairs()))
+                / self.n
+            )
+        p, y = self.predictions[i % self.n], self.targets[i % self.n]
+        return self.dterm(p, y, *self.params)[i // self.n] / self.n
+
+    @classmethod
+    def example(cls):
+        p = sympy.symbols("p0:2", real=True)
+        y = sympy.symbols("y0:2", real=True)
+        return cls(list(p), list(y)), {s: (-3.0, 3.0) for s in (*p, *y)}
+
+    def _latex(self, printer, exp=None):
+        parts = [_vector_latex(printer, self.predictions), _vector_latex(printer, self.targets)]
+        sub = "".join(f"_{{{printer._print(a)}}}" for a in self.params)
+        tex = rf"{self.latex_name}{sub}\left({', '.join(parts)}\right)"
+        return rf"{tex}^{{{exp}}}" if exp is not None else tex
+
+    def _numpycode(self, printer):
+        terms = [self.numpy_term(printer, p, y, *self.params) for p, y in self._pairs()]
+        total = " + ".join(terms)
+        return f"({total})" if self.n == 1 else f"(({total})/{self.n})"
+
+
+class mse(_MeanLoss):
+    r"""Mean squared error $\frac{1}{n}\sum_i (\hat{y}_i - y_i)^2$."""
+
+    latex_name = r"\operatorname{MSE}"
+
+    @staticmethod
+    def term(p, y):
+        return (p - y) ** 2
+
+    @staticmethod
+    def dterm(p, y):
+        return 2 * (p - y), -2 * (p - y)
+
+    def numpy_term(self, printer, p, y):
+        return f"(({printer._print(p)}) - ({printer._print(y)}))**2"
+
+
+class binary_cross_entropy(_MeanLoss):
+    r"""Binary cross-entropy of probabilities $-\frac{1}{n}\sum_i y_i \log p_i + (1 - y_i)\log(1 - p_i)$.
+
+    Its NumPy form clamps each log at -100, as PyTorch does, so a probability of exactly 0 or 1
+    gives a finite loss.
+    """
+
+    latex_name = r"\operatorname{BCE}"
+
+    @staticmethod
+    def term(p, y):
+        return -(y * log(p) + (1 - y) * log(1 - p))
+
+    @staticmethod
+    def dterm(p, y):
+        return (p - y) / (p * (1 - p)), log(1 - p) - log(p)
+
+    @classmethod
+    def example(cls):
+        p = sympy.symbols("p0:2", real=True)
+        y = sympy.symbols("y0:2", real=True)
+        return cls(list(p), list(y)), {**{s: (0.05, 0.95) for s in p}, **{s: (0.0, 1.0) for s in y}}
+
+    def numpy_term(self, printer, p, y):
+        maximum, log_, log1p = (
+            printer._module_format(f"numpy.{f}") for f in ("maximum", "log", "log1p")
+        )
+        p, y = f"({printer._print(p)})", f"({printer._print(y)})"
+        return f"-({y}*{maximum}({log_}({p}), -100.0) + (1 - {y})*{maximum}({log1p}(-{p}), -100.0))"
+
+
+class binary_cross_entropy_with_logits(_MeanLoss):
+    r"""Binary cross-entropy of logits $\frac{1}{n}\sum_i \operatorname{softplus}(z_i) - y_i z_i$.
+
+    Equal to `binary_cross_entropy(sigmoid(z), y)`, but finite for logits of +-1000.
+    """
+
+    latex_name = r"\operatorname{BCE}_{\text{logits}}"
+
+    @staticmethod
+    def term(p, y):
+        return sympy.log(1 + sympy.exp(p)) - y * p
+
+    @staticmethod
+    def dterm(p, y):
+        return sigmoid(p) - y, -p
+
+    def numpy_term(self, printer, p, y):
+        p, y = f"({printer._print(p)})", f"({printer._print(y)})"
+        return f"({printer._module_format('numpy.logaddexp')}(0.0, {p}) - {y}*{p})"
+
+
+class huber(_MeanLoss):
+    r"""Huber loss: $\frac{1}{2} r^2$ for $|r| \le \delta$, else $\delta(|r| - \frac{\delta}{2})$, $r = \hat{y} - y$."""
+
+    latex_name = r"\operatorname{Huber}"
+    defaults = (S.One,)
+
+    @staticmethod
+    def term(p, y, delta):
+        r = p - y
+        return Piecewise((r**2 / 2, Abs(r) <= delta), (delta * (Abs(r) - delta / 2), True))
+
+    @staticmethod
+    def dterm(p, y, delta):
+        r = p - y
+        inner = Abs(r) <= delta
+        dr = Piecewise((r, inner), (delta * sign(r), True))
+        return dr, -dr, Piecewise((0, inner), (Abs(r) - delta, True))
+
+    @classmethod
+    def example(cls):
+        expr, ranges = super().example()
+        d = sympy.Symbol("delta", positive=True)
+        return cls(list(expr.predictions), list(expr.targets), d), {**ranges, d: (0.5, 2.0)}
+
+    def numpy_term(self, printer, p, y, delta):
+        abs_, where = printer._module_format("numpy.abs"), printer._module_format("numpy.where")
+        r = f"(({printer._print(p)}) - ({printer._print(y)}))"
+        d = f"({printer._print(delta)})"
+        return f"{where}({abs_}({r}) <= {d}, 0.5*{r}**2, {d}*({abs_}({r}) - 0.5*{d}))"
+
+
+class hinge(_MeanLoss):
+    r"""Hinge loss $\frac{1}{n}\sum_i \max(0, 1 - y_i s_i)$ of scores $s$ and labels $y = \pm 1$."""
+
+    latex_name = r"\operatorname{hinge}"
+
+    @staticmethod
+    def term(s, y):
+        return sympy.Max(0, 1 - y * s)
+
+    @staticmethod
+    def dterm(s, y):
+        active = Heaviside(1 - y * s, 0)  # 0 exactly at the margin, the kink convention
+        return -y * active, -s * active
+
+    def numpy_term(self, printer, s, y):
+        s, y = f"({printer._print(s)})", f"({printer._print(y)})"
+        return f"{printer._module_format('numpy.maximum')}(0.0, 1 - {y}*{s})"
+
+
+class cross_entropy(Op):
+    r"""Softmax cross-entropy of logits $z$ against a distribution $y$: $-\sum_i y_i \log\operatorname{softmax}(z)_i$.
+
+    The target may also be a class index: `cross_entropy(z, 2)` is `cross_entropy(z, [0, 0, 1, ...])`.
+    """
+
+    latex_name = r"\operatorname{CE}"
+
+    def __new__(cls, *args, **kwargs):
+        if len(args) == 2 and is_vector(args[0]):
+            z = flatten_vector(args[0], "cross_entropy")
+            y = args[1]
+            if isinstance(y, int | Integer):
+                if not 0 <= int(y) < len(z):
+                    raise ValueError(f"cross_entropy: class {y} is outside 0..{len(z) - 1}")
+                y = [int(k == int(y)) for k in range(len(z))]
+            y = flatten_vector(y, "cross_entropy")
+            if len(y) != len(z):
+                raise ValueError(f"cross_entropy: {len(z)} logits but a target of {len(y)} entries")
+            args = (*z, *y)
+        if len(args) % 2 or not args:
+            raise TypeError(f"cross_entropy: expected (logits, target); got {args!r}")
+        return Function.__new__(cls, *args, **kwargs)
+
+    @property
+    def logits(self) -> tuple:
+        return self.args[: len(self.args) // 2]
+
+    @property
+    def targets(self) -> tuple:
+        return self.args[len(self.args) // 2 :]
+
+    def definition(self):
+        z = self.logits
+        lse = log(sympy.Add(*(sympy.exp(zi) for zi in z)))
+        return sympy.Add(*(yi * (lse - zi) for zi, yi in zip(z, self.targets, strict=True)))
+
+    def fdiff(self, argindex=1):
+        n, i = len(self.logits), argindex - 1
+        if 0 <= i < n:
+            return sympy.Add(*self.targets) * softmax(i, *self.logits) - self.targets[i]
+        if n <= i < 2 * n:
+            return -log_softmax(i - n, *self.logits)
+        raise ArgumentIndexError(self, argindex)
+
+    def numeric_form(self):
+        lse = logsumexp(*self.logits)
+        return sympy.Add(*(y * (lse - z) for z, y in zip(self.logits, self.targets, strict=True)))
+
+    @classmethod
+    def example(cls):
+        z = sympy.symbols("z0:3", real=True)
+        y = sympy.symbols("y0:3", real=True)
+        return cls(list(z), list(y)), {**{s: (-3.0, 3.0) for s in z}, **{s: (0.0, 1.0) for s in y}}
+
+    def _latex(self, printer, exp=None):
+        parts = (_vector_latex(printer, self.logits), _vector_latex(printer, self.targets))
+        tex = rf"{self.latex_name}\left({', '.join(parts)}\right)"
+        return rf"{tex}^{{{exp}}}" if exp is not None else tex
+
+    def _numpycode(self, printer):
+        return f"({printer._print(self.numeric_form())})"
+
+
+class _Penalty(Op):
+    """A norm-based penalty of a parameter vector, stored flat."""
+
+    def __new__(cls, *args, **kwargs):
+        if len(args) == 1 and is_vector(args[0]):
+            args = flatten_vector(args[0], cls.__name__)
+        if not args:
+            raise TypeError(f"{cls.__name__}: expected at least one parameter")
+        return Function.__new__(cls, *args, **kwargs)
+
+    @classmethod
+    def example(cls):
+        w = sympy.symbols("w0:3", real=True)
+        return cls(list(w)), {s: (-3.0, 3.0) for s in w}
+
+    def _latex(self, printer, exp=None):
+        tex = self.latex_form(_vector_latex(printer, self.args))
+        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+
+    def _numpycode(self, printer):
+        return f"({printer._print(self.definition())})"
+
+
+class l1(_Penalty):
+    r"""L1 penalty $\lVert w \rVert_1 = \sum_i |w_i|$; its derivative at $w_i = 0$ is 0."""
+
+    def definition(self):
+        return sympy.Add(*(Abs(w) for w in self.args))
+
+    def fdiff(self, argindex=1):
+        if not 1 <= argindex <= len(self.args):
+            raise ArgumentIndexError(self, argindex)
+        return sign(self.args[argindex - 1])
+
+    @staticmethod
+    def latex_form(w):
+        return rf"\left\lVert {w} \right\rVert_{{1}}"
+
+
+class l2(_Penalty):
+    r"""L2 penalty $\lVert w \rVert_2^2 = \sum_i w_i^2$ (weight decay $\lambda$ adds $2\lambda w$ to the gradient)."""
+
+    def definition(self):
+        return sympy.Add(*(w**2 for w in self.args))
+
+    def fdiff(self, argindex=1):
+        if not 1 <= argindex <= len(self.args):
+            raise ArgumentIndexError(self, argindex)
+        return 2 * self.args[argindex - 1]
+
+    @staticmethod
+    def latex_form(w):
+        return rf"\left\lVert {w} \right\rVert_{{2}}^{{2}}"

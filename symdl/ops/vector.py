@@ -1,0 +1,135 @@
+r"""Functions of a whole vector: logsumexp, and softmax and log-softmax entry by entry.
+
+`softmax(z)` of a list or Matrix gives a Matrix whose entry k is `softmax(k, *z)`; each entry is
+its own SymPy function, so the chain rule sees $\partial s_k / \partial z_m = s_k(\delta_{km} - s_m)$.
+"""
+
+from __future__ import annotations
+
+import sympy
+from sympy import Function, Integer, KroneckerDelta, Matrix, exp, log
+from sympy.core.function import ArgumentIndexError
+
+from symdl.ops.base import Op, flatten_vector, is_vector
+
+
+def _stacked(printer, entries) -> str:
+    """NumPy source stacking `entries` (broadcast to one shape) along a new first axis."""
+    stack = printer._module_format("numpy.stack")
+    broadcast = printer._module_format("numpy.broadcast_arrays")
+    return f"{stack}({broadcast}({', '.join(printer._print(e) for e in entries)}))"
+
+
+def _vector_latex(printer, entries, bracket: bool = True) -> str:
+    body = ", ".join(printer._print(e) for e in entries)
+    return rf"\left({body}\right)" if bracket and len(entries) > 1 else body
+
+
+class logsumexp(Op):
+    r"""$\operatorname{logsumexp}(z) = \log \sum_i e^{z_i}$, whose gradient is $\operatorname{softmax}(z)$."""
+
+    latex_name = r"\operatorname{logsumexp}"
+
+    def __new__(cls, *args, **kwargs):
+        if len(args) == 1 and is_vector(args[0]):
+            args = flatten_vector(args[0], "logsumexp")
+        return Function.__new__(cls, *args, **kwargs)
+
+    def definition(self):
+        return log(sympy.Add(*(exp(z) for z in self.args)))
+
+    def fdiff(self, argindex=1):
+        if not 1 <= argindex <= len(self.args):
+            raise ArgumentIndexError(self, argindex)
+        return softmax(argindex - 1, *self.args)
+
+    @classmethod
+    def example(cls):
+        z = sympy.symbols("z0:3", real=True)
+        return cls(*z), {zi: (-3.0, 3.0) for zi in z}
+
+    def _latex(self, printer, exp=None):
+        tex = rf"{self.latex_name}\left({_vector_latex(printer, self.args, bracket=False)}\right)"
+        return rf"{tex}^{{{exp}}}" if exp is not None else tex
+
+    def _numpycode(self, printer):  # shifts by the max: finite for logits of +-1000
+        return self._np(printer, "scipy.special.logsumexp", _stacked(printer, self.args), "axis=0")
+
+
+class _VectorEntry(Op):
+    """Entry `k` (the first argument, from 0) of a vector function of `z` (the rest)."""
+
+    def __new__(cls, *args, **kwargs):
+        if len(args) == 1 and is_vector(args[0]):
+            z = flatten_vector(args[0], cls.__name__)
+            return Matrix([cls(k, *z) for k in range(len(z))])
+        if len(args) < 2 or not (
+            isinstance(args[0], int | Integer) and 0 <= args[0] < len(args) - 1
+        ):
+            raise TypeError(
+                f"{cls.__name__}: call it on a vector, {cls.__name__}([z0, z1, ...]), "
+                f"or as {cls.__name__}(k, z0, z1, ...) for entry k; got {args!r}"
+            )
+        return Function.__new__(cls, *args, **kwargs)
+
+    @property
+    def index(self) -> int:
+        return int(self.args[0])
+
+    @property
+    def vector(self) -> tuple:
+        return self.args[1:]
+
+    @classmethod
+    def example(cls):
+        z = sympy.symbols("z0:3", real=True)
+        return cls(1, *z), {zi: (-3.0, 3.0) for zi in z}
+
+    def _latex(self, printer, exp=None):
+        tex = rf"{self.latex_name}\left({_vector_latex(printer, self.vector, bracket=False)}\right)_{{{self.index}}}"
+        return rf"{tex}^{{{exp}}}" if exp is not None else tex
+
+    def _latex_args(self):
+        return self.vector
+
+
+class softmax(_VectorEntry):
+    r"""Entry $k$ of $\operatorname{softmax}(z)_k = e^{z_k} / \sum_i e^{z_i}$."""
+
+    latex_name = r"\operatorname{softmax}"
+
+    def definition(self):
+        return exp(self.vector[self.index]) / sympy.Add(*(exp(z) for z in self.vector))
+
+    def fdiff(self, argindex=2):
+        m = argindex - 2
+        if not 0 <= m < len(self.vector):
+            raise ArgumentIndexError(self, argindex)
+        return self * (KroneckerDelta(self.index, m) - softmax(m, *self.vector))
+
+    def numeric_form(self):
+        return exp(self.vector[self.index] - logsumexp(*self.vector))
+
+    def _numpycode(self, printer):
+        return f"({printer._print(self.numeric_form())})"
+
+
+class log_softmax(_VectorEntry):
+    r"""Entry $k$ of $\log \operatorname{softmax}(z)_k = z_k - \operatorname{logsumexp}(z)$."""
+
+    latex_name = r"\log\operatorname{softmax}"
+
+    def definition(self):
+        return self.vector[self.index] - log(sympy.Add(*(exp(z) for z in self.vector)))
+
+    def fdiff(self, argindex=2):
+        m = argindex - 2
+        if not 0 <= m < len(self.vector):
+            raise ArgumentIndexError(self, argindex)
+        return KroneckerDelta(self.index, m) - softmax(m, *self.vector)
+
+    def numeric_form(self):
+        return self.vector[self.index] - logsumexp(*self.vector)
+
+    def _numpycode(self, printer):
+        return f"({printer._print(self.numeric_form())})"

@@ -1,0 +1,233 @@
+"""Programs: a SymPy expression flattened into named steps in forward order.
+
+Every function application, every shared subexpression and every output becomes one step
+`name = rhs`; sums, products and powers used once stay inside the step that uses them, so a
+neuron reads `z = w x + b`, `a = tanh(z)`, as in a textbook.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import sympy
+from sympy import Add, Basic, Mul, Pow, Symbol
+
+
+class UnsupportedExpression(TypeError):
+    """The object is not something symdl can differentiate (a Python function, a string, ...)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One forward assignment `name = rhs`; `rhs` refers to leaves and earlier step names."""
+
+    name: Symbol
+    rhs: Basic
+
+    def __str__(self) -> str:
+        return f"{self.name} = {self.rhs}"
+
+
+_ALGEBRA = (Add, Mul, Pow)
+
+
+@dataclass(frozen=True)
+class Program:
+    """Named steps in forward order, the outputs they compute, and the leaves they read."""
+
+    steps: tuple[Step, ...]
+    outputs: tuple[Symbol, ...]
+    leaves: tuple[Symbol, ...]
+    sources: Mapping[Symbol, Basic] = field(
+        default_factory=dict
+    )  # name -> the user's subexpression
+
+    def __str__(self) -> str:
+        return "\n".join(str(step) for step in self.steps)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @property
+    def definitions(self) -> dict[Symbol, Basic]:
+        """Each step's name mapped to its right-hand side."""
+        return {step.name: step.rhs for step in self.steps}
+
+    def expressions(self, leaves: Mapping[Symbol, Basic] | None = None) -> dict[Symbol, Basic]:
+        """Each step's name mapped to its expression in the leaves (steps substituted back).
+
+        `leaves` optionally replaces leaves on the way; subexpressions stay shared objects.
+        A step flattened from the user's expression maps to that very subexpression.
+        """
+        full: dict[Symbol, Basic] = dict(leaves or {})
+        for step in self.steps:
+            full[step.name] = self.sources.get(step.name) or step.rhs.xreplace(full)
+        return full
+
+
+def as_expr(obj, what: str = "expression") -> Basic:
+    """`obj` as a SymPy object, refusing what symdl cannot differentiate, with a reason."""
+    if isinstance(obj, Basic):
+        return obj
+    if isinstance(obj, bool) or not isinstance(obj, int | float):
+        if callable(obj):
+            name = getattr(obj, "__name__", type(obj).__name__)
+            raise UnsupportedExpression(
+                f"{what}: got the Python function {name!r}; symdl differentiates SymPy "
+                f"expressions, so call it on symbols first, e.g. f(*sympy.symbols('x y'))"
+            )
+        raise UnsupportedExpression(
+            f"{what}: expected a SymPy expression, got {type(obj).__name__} {obj!r:.60}; "
+            "strings are accepted only by sd.verify (as claims), never evaluated"
+        )
+    return sympy.sympify(obj)
+
+
+def build_program(
+    outputs: Sequence[Basic],
+    names: Mapping[Basic, str | Symbol] | None = None,
+    output_names: Sequence[str] | None = None,
+    leaves: Mapping[Symbol, Symbol] | None = None,
+) -> Program:
+    """Flatten `outputs` into a Program, one step per function application or shared node.
+
+    Args:
+        outputs: the expressions to compute.
+        names: names for chosen subexpressions, e.g. ``{w*x + b: "z"}``.
+        output_names: names for the outputs (default ``L`` for one output, ``f_1, ...``).
+        leaves: symbols to replace on the way (symdl uses it to make every symbol real).
+
+    Raises:
+        ValueError: a name in `names` is already a symbol of the expression, or a named
+            subexpression does not occur in it.
+    """
+    outputs = [as_expr(out) for out in outputs]
+    graph = _Graph(outputs)
+    taken = {str(s) for s in graph.symbols}
+    named = _check_names(names or {}, graph, taken)
+    taken |= {str(s) for s in named.values()}
+    out_names = _output_names(outputs, output_names, named, taken)
+    leaves = dict(leaves or {})
+
+    steps: list[Step] = []
+    replaced: dict[Basic, Basic] = {}  # node -> its step name, or the node rebuilt on step names
+    sources: dict[Symbol, Basic] = {}
+    fresh = _fresh_names(taken)
+
+    def visit(node: Basic, is_step: bool) -> Basic:
+        if node in replaced:
+            return replaced[node]
+        args_are_steps = not isinstance(node, _ALGEBRA)
+        new_args = [
+            arg.xreplace(leaves)
+            if graph.inline(arg)
+            else visit(arg, args_are_steps or graph.uses[arg] > 1 or arg in named)
+            for arg in node.args
+        ]
+        rebuilt = node.func(*new_args) if new_args != list(node.args) else node
+        if not is_step:
+            replaced[node] = rebuilt
+            return rebuilt
+        name = named.get(node) or out_names.get(node) or next(fresh)
+        steps.append(Step(name, rebuilt))
+        sources[name] = node
+        replaced[node] = name
+        return name
+
+    result = []
+    for out in outputs:
+        if graph.inline(out):  # a bare symbol or constant: give it a step so it has a name
+            steps.append(Step(out_names.get(out) or next(fresh), out.xreplace(leaves)))
+            result.append(steps[-1].name)
+        else:
+            result.append(visit(out, True))
+    symbols = sorted((leaves.get(s, s) for s in graph.symbols), key=str)
+    return Program(tuple(steps), tuple(result), tuple(symbols), sources)
+
+
+class _Graph:
+    """One walk over the DAG of `outputs`: how often each node is used, which symbols occur,
+    and which nodes are constants (a tree walk per node would cost exponential time)."""
+
+    def __init__(self, outputs: Iterable[Basic]):
+        self.uses: Counter = Counter()
+        self.symbols: set[Symbol] = set()
+        self.constant: dict[Basic, bool] = {}
+        for out in outputs:
+            self._walk(out)
+
+    def _walk(self, root: Basic) -> None:
+        stack = [(root, False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                self.constant[node] = all(self.constant[a] for a in node.args)
+                continue
+            if node in self.constant:
+                continue
+            if node.is_Atom:
+                self.constant[node] = not isinstance(node, Symbol)
+                if isinstance(node, Symbol):
+                    self.symbols.add(node)
+                continue
+            stack.append((node, True))
+            for arg in node.args:
+                self.uses[arg] += 1
+                if arg not in self.constant:
+                    stack.append((arg, False))
+
+    def __contains__(self, node) -> bool:
+        return node in self.constant
+
+    def inline(self, node: Basic) -> bool:
+        """Atoms, constants and negated or scaled atoms stay inside the steps that use them."""
+        if node.is_Atom or self.constant.get(node, False):
+            return True
+        args = node.args
+        return isinstance(node, Mul) and len(args) == 2 and args[0].is_Number and args[1].is_Atom
+
+
+def _check_names(names: Mapping, graph: _Graph, taken: set[str]) -> dict[Basic, Symbol]:
+    checked = {}
+    for expr, name in names.items():
+        expr = as_expr(expr, "names")
+        symbol = name if isinstance(name, Symbol) else Symbol(str(name), real=True)
+        if str(symbol) in taken:
+            raise ValueError(
+                f"names: {symbol} is already a symbol of the expression; pick another name"
+            )
+        if expr not in graph:
+            raise ValueError(
+                f"names: {expr} does not occur as a subexpression, so it cannot be named {symbol}"
+            )
+        if graph.inline(expr):
+            raise ValueError(
+                f"names: {expr} is a symbol or constant; only compound subexpressions get names"
+            )
+        checked[expr] = symbol
+    return checked
+
+
+def _output_names(outputs, given, named, taken) -> dict[Basic, Symbol]:
+    if given is not None and len(given) != len(outputs):
+        raise ValueError(f"output_names: {len(given)} names for {len(outputs)} outputs")
+    default = ["L"] if len(outputs) == 1 else [f"f_{i + 1}" for i in range(len(outputs))]
+    result = {}
+    for out, name in zip(outputs, given or default, strict=True):
+        if out in named or out in result:
+            continue
+        while name in taken:
+            name = name + "'"
+        taken.add(name)
+        result[out] = Symbol(name, real=True)
+    return result
+
+
+def _fresh_names(taken: set[str]):
+    i = 0
+    while True:
+        i += 1
+        if f"v_{i}" not in taken:
+            yield Symbol(f"v_{i}", real=True)
