@@ -1,0 +1,1 @@
+"""Neural networks: layers, models and the vectorised NumPy kernels they compile to."""
