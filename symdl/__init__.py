@@ -3,6 +3,7 @@
 The public API is listed in ``__all__``; see docs/api.md.
 """
 
+import symdl.optim as optim
 from symdl.backward import UnsupportedOp
 from symdl.calculus import derive, grad, hessian, jacobian
 from symdl.derivation import Derivation
@@ -27,11 +28,13 @@ from symdl.ops import (
     softplus,
 )
 from symdl.program import Program, UnsupportedExpression, build_program
+from symdl.train import History, train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Derivation",
+    "History",
     "Program",
     "UnsupportedExpression",
     "UnsupportedOp",
@@ -53,9 +56,11 @@ __all__ = [
     "log_softmax",
     "logsumexp",
     "mse",
+    "optim",
     "relu",
     "sigmoid",
     "silu",
     "softmax",
     "softplus",
+    "train",
 ]
