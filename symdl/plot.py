@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from symdl.files import write_atomic
 
@@ -23,8 +25,7 @@ class PlotError(ValueError):
 
 
 def _figure(width: float, height: float):
-    from matplotlib.figure import Figure
-
+    """A matplotlib Figure of that size in inches, not registered with pyplot."""
     return Figure(figsize=(width, height), layout="constrained")
 
 
@@ -57,6 +58,8 @@ def plot_history(history, path: str | os.PathLike) -> Path:
     if history.val_loss:
         axes[0].plot(epochs, history.val_loss, label="validation")
     axes[0].set(xlabel="epoch", ylabel="loss", title="loss")
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if history.best_epoch is not None:
         axes[0].axvline(history.best_epoch, color="gray", linestyle=":", label="best epoch")
     axes[0].legend()
@@ -96,17 +99,16 @@ def plot_grad_norms(histories, path: str | os.PathLike) -> Path:
         layers = list(history.grad_norms)
         first = [history.grad_norms[layer][0] for layer in layers]
         last = [history.grad_norms[layer][-1] for layer in layers]
-        line = axes[0].semilogy(
-            range(1, len(layers) + 1), first, marker="o", label=f"{label} epoch 1".strip()
-        )
+        line = axes[0].semilogy(layers, first, marker="o", label=f"{label} epoch 1".strip())
         axes[0].semilogy(
-            range(1, len(layers) + 1),
+            layers,
             last,
             marker="x",
             linestyle="--",
             color=line[0].get_color(),
             label=f"{label} last epoch".strip(),
         )
+    axes[0].tick_params(axis="x", labelrotation=45)
     axes[0].set(
         xlabel="layer (input → output)",
         ylabel="‖∂L/∂θ‖ (mean over batches)",
@@ -117,6 +119,7 @@ def plot_grad_norms(histories, path: str | os.PathLike) -> Path:
         for layer, norms in history.grad_norms.items():
             ax.semilogy(np.arange(1, len(norms) + 1), norms, label=layer)
         ax.set(xlabel="epoch", ylabel="gradient norm", title=f"{label} per layer".strip())
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize="small")
     return _save(figure, path)
 

@@ -235,8 +235,11 @@ class _Run:
             if bar is not None:
                 bar.update(1)
         self.history.loss.append(total / len(X))
-        for layer, norm_sum in sums.items():
-            self.history.grad_norms.setdefault(layer, []).append(norm_sum / batch)
+        # Layers in the order of the parameters (input to output), not of the gradients.
+        layers = dict.fromkeys([name.split(".", 1)[0] for name in self.params] + list(sums))
+        for layer in layers:
+            if layer in sums:
+                self.history.grad_norms.setdefault(layer, []).append(sums[layer] / batch)
 
     def _diverged(self, what: str, epoch: int, batch: int, params) -> None:
         kept = {name: p.copy() for name, p in params.items()}
