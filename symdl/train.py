@@ -155,9 +155,9 @@ def train(
     """
     X, y = np.asarray(X), np.asarray(y)
     _check_data("X", X, "y", y)
-    if not isinstance(epochs, int) or epochs < 0:
+    if not isinstance(epochs, int | np.integer) or epochs < 0:
         raise TrainingError(f"train: epochs must be an integer >= 0, got {epochs!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if not isinstance(batch_size, int | np.integer) or batch_size < 1:
         raise TrainingError(f"train: batch_size must be an integer >= 1, got {batch_size!r}")
     rng = np.random.default_rng(seed)
     (X_train, y_train), held_out = _split(X, y, validation, rng)
@@ -169,7 +169,7 @@ def train(
     if resume is not None:
         if params is not None:
             raise TrainingError("train: give either params or resume, not both")
-        run.load(resume, seed, len(X_train))
+        run.load(resume, seed, len(X_train), expected=model.init(seed))
     else:
         init = model.init(seed) if params is None else params
         run.params = {name: _float_copy(value) for name, value in init.items()}
@@ -322,8 +322,15 @@ class _Run:
         }
         save_checkpoint(path, groups, meta)
 
-    def load(self, path, seed: int, n_train: int) -> None:
+    def load(self, path, seed: int, n_train: int, expected: Mapping[str, np.ndarray]) -> None:
         groups, meta = load_checkpoint(path)
+        saved = {name: np.shape(a) for name, a in groups.get("param", {}).items()}
+        wanted = {name: np.shape(a) for name, a in expected.items()}
+        if saved != wanted:
+            raise TrainingError(
+                f"train: checkpoint {str(path)!r} holds parameters {saved} but this model has "
+                f"{wanted}; resume with the model that wrote it"
+            )
         if (meta["seed"], meta["n_train"]) != (seed, n_train):
             raise TrainingError(
                 f"train: checkpoint {str(path)!r} was written with seed {meta['seed']} and "
@@ -370,7 +377,10 @@ def _split(X, y, validation, rng):
         _check_data("X_val", X_val, "y_val", y_val)
         return (X, y), (X_val, y_val)
     if not isinstance(validation, float) or not 0 < validation < 1:
-        raise TrainingError(f"train: validation must be a fraction in (0, 1), got {validation!r}")
+        raise TrainingError(
+            "train: validation must be a fraction in (0, 1), a pair (X_val, y_val) or None, "
+            f"got {validation!r}"
+        )
     n_val = round(len(X) * validation)
     if not 1 <= n_val < len(X):
         raise TrainingError(

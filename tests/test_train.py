@@ -369,6 +369,8 @@ def test_checkpoint_is_a_complete_npz_and_nothing_else_is_left(tmp_path):
     assert {"optim/m/dense_1.W", "optim/v/dense_2.b", "param/dense_2.b"} <= keys
     with pytest.raises(TrainingError, match=r"written with seed 0 .* this call has seed 1"):
         train(MLP([2, 4, 2]), X, y, optim.Adam(), 5, resume=path, seed=1, progress=False)
+    with pytest.raises(TrainingError, match=r"holds parameters .* but this model has"):
+        train(MLP([2, 5, 2]), X, y, optim.Adam(), 5, resume=path, progress=False)
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(CheckpointError, match="cannot read checkpoint"):
         train(MLP([2, 4, 2]), X, y, optim.Adam(), 5, resume=tmp_path / "junk.npz", progress=False)
