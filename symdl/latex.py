@@ -1,100 +1,414 @@
-"""Layout of derivations as LaTeX and Markdown: forward steps, adjoints, then gradients."""
+r"""Layout of derivations as LaTeX and Markdown: forward steps, adjoints, then gradients.
+
+Parts are labelled and, for networks, grouped per layer; adjoints are written $\bar{v}$,
+$\partial L / \partial v$ or $\delta^{(l)}$; long right-hand sides are broken over lines.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
 import sympy
-from sympy import Symbol
+from sympy import Basic, Symbol
+from sympy.printing.latex import LatexPrinter
 
-from symdl.derivation import Adjoint, Derivation
+from symdl.derivation import Adjoint
+from symdl.texmath import WIDTH, LayoutError, break_expression, latex_width
 
+__all__ = [
+    "NOTATIONS",
+    "WIDTH",
+    "Block",
+    "Equation",
+    "LayoutError",
+    "derivation_blocks",
+    "derivation_to_latex",
+    "derivation_to_markdown",
+    "equation_rows",
+    "equations_to_latex",
+    "latex",
+    "layer_of",
+    "render_latex",
+    "render_markdown",
+    "standalone_document",
+]
 
-def latex(expr) -> str:
-    """SymPy's LaTeX of `expr`; symdl's ops print themselves (σ, ReLU, softmax, ...)."""
-    return sympy.latex(expr)
-
-
-def _partial(u: Symbol, v: Symbol) -> str:
-    return rf"\frac{{\partial {latex(u)}}}{{\partial {latex(v)}}}"
-
-
-def _adjoint_line(derivation: Derivation, step) -> str:
-    return rf"{latex(step.name)} &= {_chain(derivation, step)}"
-
-
-def _chain(derivation: Derivation, step) -> str:
-    """`ū ∂u/∂v + ... = <the same with the local partials written out>`."""
-    symbolic = " + ".join(
-        _partial(u, step.primal)
-        if u == derivation.output
-        else rf"{latex(Adjoint(u))}\,{_partial(u, step.primal)}"
-        for u in step.uses
-    )
-    return rf"{symbolic} = {latex(derivation.adjoint_rhs(step))}"
-
-
-def _gradient_line(derivation: Derivation, v: Symbol, g) -> str:
-    lhs = _partial(derivation.output, v)
-    if g == 0:
-        return rf"{lhs} &= 0"
-    step = next(a for a in derivation.adjoints if a.name == g)
-    return rf"{lhs} &= {_chain(derivation, step)}"
+NOTATIONS = ("bar", "partial", "delta")
+ENVIRONMENTS = ("align", "aligned")
+_QUAD = 2.0
+_L = Symbol("L")
+_NEWLINE = "\\\\"
+_EQUALS = 3.0
 
 
-def derivation_lines(derivation: Derivation) -> dict[str, list[str]]:
-    """The LaTeX lines of each part: forward, backward (adjoints), gradient."""
+@dataclass(frozen=True)
+class Equation:
+    """`lhs = sides[0] = sides[1] = ...`, each side already LaTeX."""
+
+    lhs: str
+    sides: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Block:
+    """A titled run of equations; `level` 1 is a part (forward, ...), 2 a layer inside it."""
+
+    title: str
+    equations: tuple[Equation, ...] = ()
+    level: int = 1
+
+
+class _Printer(LatexPrinter):
+    """SymPy's LaTeX printer writing adjoints in the chosen notation."""
+
+    def __init__(self, notation: str = "bar", output: Basic = _L):
+        super().__init__()
+        self.notation = _choice("notation", notation, NOTATIONS)
+        self.output = output
+
+    def _print(self, expr, **kwargs):
+        primal = _primal(expr)
+        if primal is None or (self.notation == "bar" and isinstance(expr, Adjoint)):
+            return super()._print(expr, **kwargs)
+        exp = kwargs.get("exp")
+        return self._raised(self.adjoint(primal), exp) if exp is not None else self.adjoint(primal)
+
+    def _print_Pow(self, expr):
+        primal = _primal(expr.base)
+        if primal is None or (self.notation == "bar" and isinstance(expr.base, Adjoint)):
+            return super()._print_Pow(expr)
+        return self._raised(self.adjoint(primal), self._print(expr.exp))
+
+    @staticmethod
+    def _raised(tex: str, exp: str) -> str:
+        return (
+            rf"\left({tex}\right)^{{{exp}}}"
+            if tex.startswith(r"\frac")
+            else rf"{{{tex}}}^{{{exp}}}"
+        )
+
+    def adjoint(self, primal: Basic) -> str:
+        r"""$\bar{v}$, $\partial L/\partial v$ or $\delta$ for the adjoint of `primal`."""
+        if self.notation == "bar":
+            return (
+                super()._print(Adjoint(primal)) if isinstance(primal, Symbol) else self._bar(primal)
+            )
+        tex = self._print(primal)
+        if self.notation == "delta" and _PRE_ACTIVATION.match(tex):
+            return _PRE_ACTIVATION.sub(lambda m: r"\delta" if m[1] == "z" else r"\Delta", tex, 1)
+        return self.partial(self.output, primal)
+
+    def _bar(self, primal: Basic) -> str:
+        return re.sub(r"^(\\?[A-Za-z]+|.)", r"\\bar{\1}", self._print(primal), count=1)
+
+    def partial(self, u: Basic, v: Basic) -> str:
+        return rf"\frac{{\partial {self._print(u)}}}{{\partial {self._print(v)}}}"
+
+
+_PRE_ACTIVATION = re.compile(r"^([zZ])(?![A-Za-z])")
+_LAYER = re.compile(r"\^\{?\((\d+)\)\}?")
+
+
+def _primal(expr) -> Basic | None:
+    """The primal of an adjoint symbol (scalar `Adjoint`, or any adjoint carrying `.primal`)."""
+    return getattr(expr, "primal", None) if isinstance(expr, Basic) else None
+
+
+def _choice(option: str, value, choices: Sequence) -> str:
+    if value not in choices:
+        raise LayoutError(f"{option}={value!r}: expected one of {', '.join(map(repr, choices))}")
+    return value
+
+
+def layer_of(symbol) -> int | None:
+    """The layer `l` of a name carrying a superscript `(l)`, such as ``z^{(2)}_{1}``.
+
+    >>> layer_of(Symbol("W^{(3)}")), layer_of(Symbol("x_1"))
+    (3, None)
+    """
+    match = _LAYER.search(str(symbol))
+    return int(match[1]) if match else None
+
+
+def latex(expr, notation: str = "bar", output: Basic = _L) -> str:
+    r"""LaTeX of `expr`; symdl's ops print themselves (σ, ReLU, softmax, ...).
+
+    Args:
+        expr: a SymPy expression, scalar or matrix.
+        notation: how adjoints are written: ``"bar"`` ($\bar{v}$), ``"partial"``
+            ($\partial L/\partial v$) or ``"delta"`` ($\delta$ for pre-activations $z$).
+        output: the $L$ of $\partial L/\partial v$.
+
+    >>> from symdl.derivation import Adjoint
+    >>> z = Symbol("z^{(2)}")
+    >>> latex(Adjoint(z)), latex(Adjoint(z), "delta"), latex(Adjoint(z), "partial")
+    ('\\bar{z}^{(2)}', '\\delta^{(2)}', '\\frac{\\partial L}{\\partial z^{(2)}}')
+    """
+    return _Printer(notation, output).doprint(expr)
+
+
+# ---------------------------------------------------------------- a derivation as blocks
+
+
+def derivation_blocks(
+    derivation, notation: str = "bar", by_layer: bool | None = None, chain: bool = True
+) -> list[Block]:
+    r"""The equations of `derivation` in labelled blocks: forward, backward, gradients.
+
+    Args:
+        derivation: a Derivation (anything with its `forward`, `adjoints`, `adjoint_rhs`,
+            `gradient_symbols`, `wrt` and `output`).
+        notation: ``"bar"``, ``"partial"`` or ``"delta"`` (see `latex`).
+        by_layer: group steps named with a layer superscript (``z^{(1)}``) under "Layer l"
+            headings; None groups when any forward step carries one.
+        chain: show the chain rule $\bar{u}\,\partial u/\partial v$ before its value
+            (never for matrix-valued steps, whose Jacobians are not matrices).
+
+    Raises:
+        LayoutError: `notation` is not one of NOTATIONS.
+    """
+    printer = _Printer(notation, derivation.output)
     leaves = set(derivation.wrt)
-    return {
-        "forward": [rf"{latex(s.name)} &= {latex(s.rhs)}" for s in derivation.forward],
-        "backward": [
-            _adjoint_line(derivation, a) for a in derivation.adjoints if a.primal not in leaves
-        ],
-        "gradient": [
-            _gradient_line(derivation, v, g) for v, g in derivation.gradient_symbols.items()
-        ],
-    }
+    adjoint_of = {a.primal: a for a in derivation.adjoints}
+    forward = [
+        (s.name, Equation(printer.doprint(s.name), (printer.doprint(s.rhs),)))
+        for s in derivation.forward
+    ]
+    backward = [
+        (a.primal, _adjoint_equation(derivation, a, printer, chain))
+        for a in derivation.adjoints
+        if a.primal not in leaves
+    ]
+    gradients = [
+        (v, _gradient_equation(derivation, v, adjoint_of.get(v), printer, chain))
+        for v in derivation.gradient_symbols
+    ]
+    parts = [
+        ("Forward pass", forward),
+        ("Backward pass (adjoints)", backward),
+        ("Gradients", gradients),
+    ]
+    if by_layer is None:
+        by_layer = any(layer_of(s.name) is not None for s in derivation.forward)
+    if not by_layer:
+        return [Block(title, tuple(eq for _, eq in items)) for title, items in parts if items]
+    order = {s.name: i for i, s in enumerate(derivation.forward)}
+    last_layered = max((order[n] for n in order if layer_of(n) is not None), default=-1)
+
+    def ungrouped(name) -> str:
+        if name in leaves:
+            return "Other parameters"
+        return "Output" if order.get(name, -1) > last_layered else "Other steps"
+
+    gradients.sort(key=lambda item: (layer_of(item[0]) is None, layer_of(item[0]) or 0))
+    blocks = []
+    for title, items in parts:
+        if items:
+            blocks.append(Block(title))
+            blocks += _layer_runs(items, ungrouped)
+    return blocks
 
 
-_TITLES = {
-    "forward": "Forward pass",
-    "backward": "Backward pass (adjoints)",
-    "gradient": "Gradients",
-}
+def _layer_runs(items, ungrouped) -> list[Block]:
+    runs: list[tuple[str, list[Equation]]] = []
+    for name, equation in items:
+        layer = layer_of(name)
+        title = f"Layer {layer}" if layer is not None else ungrouped(name)
+        if not runs or runs[-1][0] != title:
+            runs.append((title, []))
+        runs[-1][1].append(equation)
+    return [Block(title, tuple(eqs), level=2) for title, eqs in runs]
 
 
-def derivation_to_latex(derivation: Derivation, environment: str = "align") -> str:
-    """One `align` (or `aligned`) environment, a line per step, the three parts labelled."""
-    body = []
-    for part, lines in derivation_lines(derivation).items():
-        if not lines:
-            continue
-        if environment == "align":
-            body.append(rf"\intertext{{{_TITLES[part]}}}")
-            body += [line + r" \\" for line in lines]
+def _sides(derivation, step, printer: _Printer, chain: bool, lhs: str) -> tuple[str, ...]:
+    value = printer.doprint(derivation.adjoint_rhs(step))
+    if not chain or _is_matrix(step.primal):
+        return (value,)
+    terms = []
+    for u in step.uses:
+        local = printer.partial(u, step.primal)
+        terms.append(local if u == derivation.output else rf"{printer.adjoint(u)}\,{local}")
+    symbolic = " + ".join(terms)
+    if symbolic in (value, lhs):
+        return (value,)
+    return (symbolic, value)
+
+
+def _adjoint_equation(derivation, step, printer: _Printer, chain: bool) -> Equation:
+    lhs = printer.adjoint(step.primal)
+    return Equation(lhs, _sides(derivation, step, printer, chain, lhs))
+
+
+def _gradient_equation(derivation, v, step, printer: _Printer, chain: bool) -> Equation:
+    lhs = printer.partial(derivation.output, v)
+    if step is None:
+        return Equation(lhs, (printer.doprint(sympy.S.Zero),))
+    return Equation(lhs, _sides(derivation, step, printer, chain, lhs))
+
+
+def _is_matrix(expr) -> bool:
+    return bool(getattr(expr, "is_Matrix", False))
+
+
+# ---------------------------------------------------------------- rows
+
+
+def equation_rows(
+    equation: Equation, width: float = WIDTH, lhs_width: float | None = None
+) -> list[str]:
+    r"""The `align` rows of one equation: ``lhs &= rhs`` on one row when it fits, else each
+    side of the chain on its own ``&= ...`` row and long sides continued on ``&\quad + ...``.
+    """
+    lhs_width = latex_width(equation.lhs) if lhs_width is None else lhs_width
+    room = max(width - lhs_width - _EQUALS, 16.0)
+    whole = " = ".join(equation.sides)
+    if latex_width(whole) <= room:
+        return [f"{equation.lhs} &= {whole}"]
+    rows = []
+    for k, side in enumerate(equation.sides):
+        first, *rest = break_expression(side, room)
+        rows.append(f"{equation.lhs if k == 0 else ''} &= {first}")
+        rows += [rf"&\quad {line}" for line in rest]
+    return rows
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def render_latex(blocks: Sequence[Block], environment: str = "align", width: float = WIDTH) -> str:
+    r"""`blocks` as one ``align*`` environment (titles as ``\intertext``) or one ``aligned``
+    environment (titles as rows of text, for ``$$...$$`` in Markdown and Jupyter).
+
+    Raises:
+        LayoutError: `environment` is not ``"align"`` or ``"aligned"``.
+    """
+    _choice("environment", environment, ENVIRONMENTS)
+    lhs_width = max((latex_width(e.lhs) for b in blocks for e in b.equations), default=0.0)
+    rows: list[tuple[str, str]] = []  # (kind, text): "math", "part" or "layer"
+    for block in blocks:
+        if block.title:
+            rows.append(("part" if block.level == 1 else "layer", block.title))
+        for equation in block.equations:
+            rows += [("math", row) for row in equation_rows(equation, width, lhs_width)]
+    if environment == "align":
+        return _align(rows)
+    lines = [_title_row(kind, text) for kind, text in rows]
+    for k in range(len(lines) - 1):
+        lines[k] += r" \\[1ex]" if rows[k + 1][0] == "part" else r" \\"
+    return "\n".join([r"\begin{aligned}", *lines, r"\end{aligned}"])
+
+
+def _align(rows: list[tuple[str, str]]) -> str:
+    r"""``align*`` with titles as ``\intertext`` (a part title and the layer title after it
+    share one, which saves the display skip between them)."""
+    lines: list[str] = []
+    last_math = max((k for k, (kind, _) in enumerate(rows) if kind == "math"), default=-1)
+    for k, (kind, text) in enumerate(rows):
+        if kind == "math":
+            lines.append(text + (r" \\" if k < last_math else ""))
+        elif kind == "layer" and k > 0 and rows[k - 1][0] == "part":
+            lines[-1] = lines[-1].removesuffix("}") + rf"\newline {text}}}"
         else:
-            body += [line + r" \\" for line in lines]
-            body[-1] += "[1ex]"
-    if body:
-        body[-1] = body[-1].removesuffix("[1ex]").removesuffix(r" \\")
-    star = "*" if environment == "align" else ""
-    return "\n".join([rf"\begin{{{environment}{star}}}", *body, rf"\end{{{environment}{star}}}"])
+            lines.append(
+                rf"\intertext{{\textbf{{{text}}}}}" if kind == "part" else rf"\intertext{{{text}}}"
+            )
+    return "\n".join([r"\begin{align*}", *lines, r"\end{align*}"])
 
 
-def derivation_to_markdown(derivation: Derivation) -> str:
-    """Markdown: a heading and a `$$\\begin{aligned}...$$` block per part (renders on GitHub)."""
+def _title_row(kind: str, text: str) -> str:
+    if kind == "math":
+        return text
+    return rf"&\textbf{{{text}}}" if kind == "part" else rf"&\text{{{text}}}"
+
+
+def render_markdown(blocks: Sequence[Block], width: float = WIDTH, level: int = 3) -> str:
+    """`blocks` as Markdown: a heading per block and a ``$$\\begin{aligned}`` block of its
+    equations (the form GitHub renders: blank lines around ``$$``, no ``\\intertext``)."""
     out = []
-    for part, lines in derivation_lines(derivation).items():
-        if not lines:
-            continue
-        out += [f"### {_TITLES[part]}", "", "$$", r"\begin{aligned}"]
-        out += [line + r" \\" for line in lines[:-1]] + [lines[-1]]
-        out += [r"\end{aligned}", "$$", ""]
+    lhs_width = max((latex_width(e.lhs) for b in blocks for e in b.equations), default=0.0)
+    for block in blocks:
+        if block.title:
+            out += ["#" * (level + block.level - 1) + " " + block.title, ""]
+        if block.equations:
+            rows = [r for e in block.equations for r in equation_rows(e, width, lhs_width)]
+            out += ["$$", r"\begin{aligned}", *[r + " " + _NEWLINE for r in rows[:-1]], rows[-1]]
+            out += [r"\end{aligned}", "$$", ""]
     return "\n".join(out)
 
 
+def equations_to_latex(
+    equations: Iterable[Sequence],
+    environment: str = "align",
+    width: float = WIDTH,
+    notation: str = "bar",
+) -> str:
+    r"""Hand-made equations, each ``(lhs, rhs, ...)`` of SymPy objects or LaTeX strings, as
+    one environment laid out like a derivation (scalar or matrix expressions alike).
+
+    >>> W, X = sympy.MatrixSymbol("W", 2, 2), sympy.MatrixSymbol("X", 2, 3)
+    >>> print(equations_to_latex([("Z", W * X)]))
+    \begin{align*}
+    Z &= W X
+    \end{align*}
+    """
+    printer = _Printer(notation)
+
+    def tex(x) -> str:
+        return x if isinstance(x, str) else printer.doprint(x)
+
+    eqs = tuple(Equation(tex(lhs), tuple(tex(s) for s in sides)) for lhs, *sides in equations)
+    return render_latex([Block("", eqs)], environment, width)
+
+
+def derivation_to_latex(
+    derivation,
+    environment: str = "align",
+    notation: str = "bar",
+    by_layer: bool | None = None,
+    width: float = WIDTH,
+    chain: bool = True,
+) -> str:
+    r"""The derivation as one ``align*`` (or ``aligned``) environment, a row per step.
+
+    Args:
+        derivation: the Derivation to lay out.
+        environment: ``"align"`` for a document, ``"aligned"`` inside ``$$`` (Jupyter).
+        notation: adjoints as ``"bar"`` ($\bar{v}$), ``"partial"`` ($\partial L/\partial v$)
+            or ``"delta"`` ($\delta^{(l)}$ for pre-activations $z^{(l)}$, $\partial L/\partial v$
+            for the others).
+        by_layer: group per layer (None: when the steps are named ``z^{(l)}``, ``a^{(l)}``).
+        width: the width budget of a row in characters of rendered math.
+        chain: show $\bar{u}\,\partial u/\partial v$ before the value of each adjoint.
+
+    Raises:
+        LayoutError: an option has a value it does not accept.
+    """
+    blocks = derivation_blocks(derivation, notation, by_layer, chain)
+    return render_latex(blocks, environment, width)
+
+
+def derivation_to_markdown(
+    derivation,
+    notation: str = "bar",
+    by_layer: bool | None = None,
+    width: float = WIDTH,
+    chain: bool = True,
+    level: int = 3,
+) -> str:
+    """The derivation as Markdown: a heading per part (and layer), ``$$`` blocks GitHub renders.
+
+    Options as in `derivation_to_latex`; `level` is the heading level of the parts.
+    """
+    return render_markdown(derivation_blocks(derivation, notation, by_layer, chain), width, level)
+
+
 def standalone_document(body: str, title: str | None = None) -> str:
-    """A complete LaTeX document around `body` that compiles with pdflatex."""
+    """A complete LaTeX document around `body` that compiles with pdflatex (amsmath, geometry)."""
     head = [
         r"\documentclass[11pt]{article}",
+        r"\usepackage[utf8]{inputenc}",
         r"\usepackage[margin=2cm]{geometry}",
         r"\usepackage{amsmath,amssymb}",
         r"\allowdisplaybreaks",
