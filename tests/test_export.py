@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import doctest
 import io
 import os
 import re
 import subprocess
+from pathlib import Path
 
 import matplotlib.image
 import numpy as np
@@ -216,3 +218,10 @@ def test_rows_match_the_document(network):
     rows = rows_of(network.to_latex())
     assert rows[:2] == [r"\intertext{\textbf{Forward pass}}", r"\intertext{Layer 1}"]
     assert all(re.search(r"&", r) or r.startswith(r"\intertext") for r in rows)
+
+
+def test_the_examples_in_docs_latex_md_run():
+    path = Path(__file__).parents[1] / "docs" / "latex.md"
+    flags = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
+    result = doctest.testfile(str(path), module_relative=False, optionflags=flags)
+    assert result.failed == 0 and result.attempted >= 15
