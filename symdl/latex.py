@@ -81,6 +81,12 @@ class _Printer(LatexPrinter):
             return super()._print_Pow(expr)
         return self._raised(self.adjoint(primal), self._print(expr.exp))
 
+    def _print_Transpose(self, expr):
+        primal = _primal(expr.arg)
+        if primal is None or self.notation == "bar":
+            return super()._print_Transpose(expr)
+        return self._raised(self.adjoint(primal), "T")
+
     @staticmethod
     def _raised(tex: str, exp: str) -> str:
         return (

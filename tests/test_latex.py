@@ -350,6 +350,9 @@ def test_a_matrix_derivation_lays_out_without_scalar_assumptions():
     assert parts["Gradients/Layer 1"] == [
         r"\frac{\partial L}{\partial W^{(1)}} &= \bar{Z}^{(1)} X^{T}"
     ]
+    transposed = latex(g_z.T * w, "partial")
+    assert transposed == r"\left(\frac{\partial L}{\partial Z^{(1)}}\right)^{T} W^{(1)}"
+    assert latex(g_z.T, "delta") == r"{\Delta^{(1)}}^{T}"  # never a double superscript
     delta = math_rows(sd.Derivation.to_latex(d, notation="delta"))
     assert (
         r"\Delta^{(1)} &= 2 \left(Z^{(1)} \circ \frac{\partial L}{\partial A^{(1)}}\right)" in delta
