@@ -6,6 +6,7 @@ The public API is listed in ``__all__``; see docs/api.md.
 import symdl.optim as optim
 from symdl.backward import UnsupportedOp
 from symdl.calculus import derive, grad, hessian, jacobian
+from symdl.check import GradCheck, GradientMismatch, check_grad
 from symdl.derivation import Derivation
 from symdl.ops import (
     binary_cross_entropy,
@@ -27,20 +28,27 @@ from symdl.ops import (
     softmax,
     softplus,
 )
+from symdl.parse import ParseError
 from symdl.program import Program, UnsupportedExpression, build_program
 from symdl.train import History, train
+from symdl.verify import Verdict, verify
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Derivation",
+    "GradCheck",
+    "GradientMismatch",
     "History",
+    "ParseError",
     "Program",
     "UnsupportedExpression",
     "UnsupportedOp",
+    "Verdict",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "build_program",
+    "check_grad",
     "cross_entropy",
     "derive",
     "elu",
@@ -63,4 +71,5 @@ __all__ = [
     "softmax",
     "softplus",
     "train",
+    "verify",
 ]
