@@ -13,8 +13,9 @@ import sympy
 from sympy import Add, Basic, Derivative, Mul, S, Subs, Symbol
 from sympy.core.function import ArgumentIndexError
 
-from symdl.derivation import AdjointStep, Derivation, adjoint_symbol
+from symdl.derivation import AdjointStep, Derivation, adjoint_symbol, seed_value, zero_like
 from symdl.program import Program, Step
+from symdl.vjp import UnsupportedMatrixOp, is_matrix_step, pullback, total
 
 
 class UnsupportedOp(TypeError):
@@ -39,6 +40,7 @@ def backward(program: Program, wrt: Sequence[Symbol], output: int = 0) -> Deriva
     seed = program.outputs[output]
     by_rhs = {step.rhs: step.name for step in program.steps}
     locals_: dict[tuple[Symbol, Symbol], Basic] = {}
+    vjps: dict[tuple[Symbol, Symbol], Basic] = {}
     terms: dict[Symbol, list[tuple[Symbol, Symbol]]] = defaultdict(list)
     adjoints: list[AdjointStep] = []
     for step in reversed(program.steps):
@@ -46,13 +48,31 @@ def backward(program: Program, wrt: Sequence[Symbol], output: int = 0) -> Deriva
             continue
         if step.name != seed:
             adjoints.append(AdjointStep.collect(step.name, terms.pop(step.name, [])))
+        if is_matrix_step(step.rhs):
+            G = seed_value(step.name) if step.name == seed else adjoint_symbol(step.name)
+            for v, parts in _matrix_pullback(step, G, active).items():
+                vjps[step.name, v] = _named(total(parts), by_rhs)
+                terms[v].append((step.name, v))
+            continue
         for v, local in _local_partials(step, active).items():
-            locals_[step.name, v] = local if local.is_Atom else local.xreplace(by_rhs)
+            locals_[step.name, v] = _named(local, by_rhs)
             terms[v].append((step.name, v))
     leaves = [v for v in dict.fromkeys(wrt) if v in terms]
     adjoints += [AdjointStep.collect(v, terms.pop(v)) for v in leaves]
-    gradient = {v: adjoint_symbol(v) if v in leaves else sympy.S.Zero for v in wrt}
-    return Derivation(program, tuple(wrt), seed, locals_, tuple(adjoints), gradient)
+    gradient = {v: adjoint_symbol(v) if v in leaves else zero_like(v) for v in wrt}
+    return Derivation(program, tuple(wrt), seed, locals_, tuple(adjoints), gradient, vjps=vjps)
+
+
+def _named(expr: Basic, by_rhs: dict) -> Basic:
+    """`expr` with each forward step's right-hand side replaced by the step's name."""
+    return expr if expr.is_Atom else expr.xreplace(by_rhs)
+
+
+def _matrix_pullback(step: Step, G, active: set) -> dict:
+    try:
+        return pullback(step.rhs, G, step.name, active)
+    except UnsupportedMatrixOp as error:
+        raise UnsupportedOp(f"step {step.name} = {step.rhs}: {error}") from None
 
 
 def _active(program: Program, wrt: Sequence[Symbol]) -> set[Symbol]:

@@ -103,7 +103,11 @@ def _scalar(f, what: str) -> Basic:
             )
         f = f[0, 0]
     expr = as_expr(f, what)
-    _refuse_matrix_symbols(expr, what)
+    if isinstance(expr, MatrixExpr) and expr.shape != (1, 1):
+        raise ValueError(
+            f"{what}: a matrix expression of shape {expr.shape} is not a scalar; "
+            "differentiate a scalar (a loss, a trace, a 1x1 product)"
+        )
     return expr
 
 
@@ -121,24 +125,16 @@ def _wrt_symbols(wrt) -> list[Symbol]:
     else:
         entries = [wrt]
     for e in entries:
-        _refuse_matrix_symbols(e, "wrt")
-        if not isinstance(e, Symbol):
+        if not isinstance(e, Symbol | sympy.MatrixSymbol):
             raise UnsupportedExpression(
-                f"wrt: {e!r} is not a Symbol; differentiate with respect to symbols "
-                "(introduce a symbol for a subexpression and substitute it)"
+                f"wrt: {e!r} is not a Symbol or MatrixSymbol; differentiate with respect to "
+                "symbols (introduce a symbol for a subexpression and substitute it)"
             )
     return entries
 
 
-def _refuse_matrix_symbols(expr, what: str) -> None:
-    if isinstance(expr, MatrixExpr) or (isinstance(expr, Basic) and expr.has(sympy.MatrixSymbol)):
-        raise UnsupportedExpression(
-            f"{what}: matrix expressions (MatrixSymbol) are not supported by this path; "
-            "use explicit Matrix of symbols, e.g. sympy.Matrix(sympy.MatrixSymbol('W', 2, 3))"
-        )
-
-
 def _real_versions(exprs: Sequence[Basic]) -> dict[Symbol, Symbol]:
     """Real twins of the symbols without assumptions: deep learning is over the reals."""
-    symbols = _Graph(exprs).symbols
+    graph = _Graph(exprs)
+    symbols = graph.symbols - graph.dimensions  # a matrix's dimensions stay as they are
     return {s: Symbol(s.name, real=True) for s in symbols if type(s) is Symbol and not s.is_real}

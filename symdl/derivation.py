@@ -10,9 +10,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import sympy
-from sympy import Add, Basic, Matrix, Mul, S, Symbol
+from sympy import Basic, Identity, Matrix, MatrixExpr, MatrixSymbol, Mul, S, Symbol, ZeroMatrix
 
 from symdl.program import Program, Step
+from symdl.vjp import total
 
 
 class Adjoint(Symbol):
@@ -27,14 +28,41 @@ class Adjoint(Symbol):
         return ((self.primal,), {})
 
     def _latex(self, printer, exp=None):
-        # the bar goes on the base letter: \bar{z}^{(1)}_{2}, not over the indices
-        tex = re.sub(r"^(\\?[A-Za-z]+|.)", r"\\bar{\1}", printer._print(self.primal), count=1)
+        tex = _bar(printer._print(self.primal))
         return rf"{{{tex}}}^{{{exp}}}" if exp is not None else tex
 
 
-def adjoint_symbol(v: Symbol) -> Adjoint:
-    """The symbol $\\bar{v}$ that stands for ∂L/∂v."""
+class MatrixAdjoint(MatrixSymbol):
+    r"""$\bar{V} = \partial L / \partial V$, the adjoint of a matrix step or leaf `V`."""
+
+    @property
+    def primal(self) -> MatrixSymbol:
+        return MatrixSymbol(self.name.removeprefix("bar_"), *self.shape)
+
+    def _latex(self, printer, exp=None):
+        tex = _bar(printer._print(self.primal))
+        return rf"{{{tex}}}^{{{exp}}}" if exp is not None else tex
+
+
+def _bar(tex: str) -> str:
+    """The bar on the base letter: \\bar{z}^{(1)}_{2}, not over the indices."""
+    return re.sub(r"^(\\?[A-Za-z]+|.)", lambda m: rf"\bar{{{m.group(1)}}}", tex, count=1)
+
+
+def adjoint_symbol(v: Basic) -> Basic:
+    """The symbol $\\bar{v}$ that stands for ∂L/∂v (a MatrixSymbol for a matrix `v`)."""
+    if isinstance(v, MatrixSymbol):
+        return MatrixAdjoint(f"bar_{v.name}", *v.shape)
     return Adjoint(v)
+
+
+def seed_value(output: Basic) -> Basic:
+    """∂L/∂L: 1, or the 1x1 identity for a 1x1 matrix output."""
+    return Identity(1) if isinstance(output, MatrixSymbol) else S.One
+
+
+def zero_like(v: Basic) -> Basic:
+    return ZeroMatrix(*v.shape) if isinstance(v, MatrixSymbol) else S.Zero
 
 
 @dataclass(frozen=True)
@@ -49,8 +77,8 @@ class AdjointStep:
         return cls(primal, tuple(u for u, _ in reversed(terms)))
 
     @property
-    def name(self) -> Adjoint:
-        return Adjoint(self.primal)
+    def name(self) -> Basic:
+        return adjoint_symbol(self.primal)
 
 
 @dataclass(frozen=True)
@@ -66,13 +94,21 @@ class Derivation:
     shape: Callable[[list], object] = list
     restore: Mapping[Symbol, Symbol] = field(default_factory=dict)
 
-    def adjoint_rhs(self, step: AdjointStep) -> Basic:
-        """$\\sum_u \\bar{u}\\,\\partial u/\\partial v$ with the local partials written out."""
-        return Add(*(Mul(self.adjoint_of(u), self.locals[u, step.primal]) for u in step.uses))
+    vjps: Mapping[tuple[Basic, Basic], Basic] = field(default_factory=dict)
 
-    def adjoint_of(self, u: Symbol) -> Basic:
-        """$\bar{u}$, or 1 for the output itself."""
-        return S.One if u == self.output else Adjoint(u)
+    def contribution(self, u: Basic, v: Basic) -> Basic:
+        """What step `u` adds to the adjoint of `v`: ū ∂u/∂v, or a matrix rule's product."""
+        if (u, v) in self.vjps:
+            return self.vjps[u, v]
+        return Mul(self.adjoint_of(u), self.locals[u, v])
+
+    def adjoint_rhs(self, step: AdjointStep) -> Basic:
+        """The sum over the steps u reading v of ū ∂u/∂v, with the local partials written out."""
+        return total([self.contribution(u, step.primal) for u in step.uses])
+
+    def adjoint_of(self, u: Basic) -> Basic:
+        """ū, or the seed (1) for the output itself."""
+        return seed_value(u) if u == self.output else adjoint_symbol(u)
 
     @property
     def forward(self) -> tuple[Step, ...]:
@@ -100,7 +136,7 @@ class Derivation:
         `simplify=True` runs `sympy.simplify` on each entry (slow on large expressions).
         """
         values = self.substituted()
-        entries = [values.get(g, g) for g in self.gradient_symbols.values()]
+        entries = [_tidy(values.get(g, g)) for g in self.gradient_symbols.values()]
         if simplify:
             entries = [sympy.simplify(e) for e in entries]
         return self.shape(entries)
@@ -142,6 +178,11 @@ class Derivation:
         lines = [str(step) for step in self.forward]
         lines += [f"{step.name} = {step.rhs}" for step in self.backward]
         return "\n".join(lines)
+
+
+def _tidy(expr: Basic) -> Basic:
+    """Matrix expressions flattened (nested products, identities) by SymPy's doit."""
+    return expr.doit() if isinstance(expr, MatrixExpr) else expr
 
 
 def shape_like(wrt) -> Callable[[list], object]:

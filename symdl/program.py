@@ -12,7 +12,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import sympy
-from sympy import Add, Basic, Mul, Pow, Symbol
+from sympy import Add, Basic, Lambda, Mul, Pow, Symbol
+from sympy.matrices.expressions import (
+    HadamardPower,
+    HadamardProduct,
+    Identity,
+    MatAdd,
+    MatMul,
+    MatrixExpr,
+    MatrixSymbol,
+    OneMatrix,
+    Transpose,
+    ZeroMatrix,
+)
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+from symdl.ops.matrix import elementwise
 
 
 class UnsupportedExpression(TypeError):
@@ -30,7 +45,10 @@ class Step:
         return f"{self.name} = {self.rhs}"
 
 
-_ALGEBRA = (Add, Mul, Pow)
+# Sums, products and powers (of scalars or matrices) stay inside the step that uses them once.
+_ALGEBRA = (Add, Mul, Pow, MatAdd, MatMul, Transpose, HadamardProduct, HadamardPower)
+# Matrix leaves: symbols, and constants whose arguments are only their dimensions.
+_MATRIX_LEAVES = (MatrixSymbol, Identity, ZeroMatrix, OneMatrix)
 
 
 @dataclass(frozen=True)
@@ -103,9 +121,10 @@ def build_program(
         ValueError: a name in `names` is already a symbol of the expression, or a named
             subexpression does not occur in it.
     """
-    outputs = [as_expr(out) for out in outputs]
+    outputs = [canonical(as_expr(out)) for out in outputs]
+    names = {canonical(as_expr(k, "names")): v for k, v in (names or {}).items()}
     graph = _Graph(outputs)
-    taken = {str(s) for s in graph.symbols}
+    taken = {str(s) for s in graph.symbols | graph.matrices | graph.dimensions}
     named = _check_names(names or {}, graph, taken)
     taken |= {str(s) for s in named.values()}
     out_names = _output_names(outputs, output_names, named, taken)
@@ -119,18 +138,18 @@ def build_program(
     def visit(node: Basic, is_step: bool) -> Basic:
         if node in replaced:
             return replaced[node]
-        args_are_steps = not isinstance(node, _ALGEBRA)
+        args_are_steps = not isinstance(node, _ALGEBRA)  # f(w x + b): z = w x + b, a = f(z)
         new_args = [
-            arg.xreplace(leaves)
+            _replace_leaves(arg, leaves)
             if graph.inline(arg)
-            else visit(arg, args_are_steps or graph.uses[arg] > 1 or arg in named)
+            else visit(arg, args_are_steps or _is_step(arg, graph, named))
             for arg in node.args
         ]
         rebuilt = node.func(*new_args) if new_args != list(node.args) else node
         if not is_step:
             replaced[node] = rebuilt
             return rebuilt
-        name = named.get(node) or out_names.get(node) or next(fresh)
+        name = _shaped_like(node, named.get(node) or out_names.get(node) or next(fresh))
         steps.append(Step(name, rebuilt))
         sources[name] = node
         replaced[node] = name
@@ -139,11 +158,12 @@ def build_program(
     result = []
     for out in outputs:
         if graph.inline(out):  # a bare symbol or constant: give it a step so it has a name
-            steps.append(Step(out_names.get(out) or next(fresh), out.xreplace(leaves)))
+            name = _shaped_like(out, out_names.get(out) or next(fresh))
+            steps.append(Step(name, _replace_leaves(out, leaves)))
             result.append(steps[-1].name)
         else:
             result.append(visit(out, True))
-    symbols = sorted((leaves.get(s, s) for s in graph.symbols), key=str)
+    symbols = sorted((leaves.get(s, s) for s in graph.symbols | graph.matrices), key=str)
     return Program(tuple(steps), tuple(result), tuple(symbols), sources)
 
 
@@ -154,6 +174,8 @@ class _Graph:
     def __init__(self, outputs: Iterable[Basic]):
         self.uses: Counter = Counter()
         self.symbols: set[Symbol] = set()
+        self.matrices: set[MatrixSymbol] = set()
+        self.dimensions: set[Symbol] = set()
         self.constant: dict[Basic, bool] = {}
         for out in outputs:
             self._walk(out)
@@ -167,10 +189,16 @@ class _Graph:
                 continue
             if node in self.constant:
                 continue
-            if node.is_Atom:
-                self.constant[node] = not isinstance(node, Symbol)
+            if node.is_Atom or isinstance(node, _MATRIX_LEAVES + (Lambda,)):
+                leaf = isinstance(node, Symbol | MatrixSymbol)
+                self.constant[node] = not leaf
                 if isinstance(node, Symbol):
                     self.symbols.add(node)
+                elif isinstance(node, MatrixSymbol):
+                    self.matrices.add(node)
+                    self.dimensions |= {
+                        s for d in node.shape for s in sympy.sympify(d).free_symbols
+                    }
                 continue
             stack.append((node, True))
             for arg in node.args:
@@ -183,10 +211,56 @@ class _Graph:
 
     def inline(self, node: Basic) -> bool:
         """Atoms, constants and negated or scaled atoms stay inside the steps that use them."""
-        if node.is_Atom or self.constant.get(node, False):
+        if node.is_Atom or isinstance(node, _MATRIX_LEAVES) or self.constant.get(node, False):
             return True
         args = node.args
         return isinstance(node, Mul) and len(args) == 2 and args[0].is_Number and args[1].is_Atom
+
+
+def canonical(expr: Basic) -> Basic:
+    """`expr` with every elementwise function over one shared variable, so that equal
+    functions compare equal (SymPy's applyfunc makes a new Dummy each time)."""
+    if not expr.has(ElementwiseApplyFunction):
+        return expr
+    memo: dict[Basic, Basic] = {}
+
+    def rebuild(node):
+        if node in memo:
+            return memo[node]
+        if node.is_Atom or isinstance(node, _MATRIX_LEAVES + (Lambda,)):
+            result = node
+        else:
+            args = [rebuild(a) for a in node.args]
+            if isinstance(node, ElementwiseApplyFunction):
+                result = elementwise(node.function, args[1])
+            else:
+                result = node.func(*args) if args != list(node.args) else node
+        memo[node] = result
+        return result
+
+    return rebuild(expr)
+
+
+def _replace_leaves(expr: Basic, leaves: Mapping[Symbol, Symbol]) -> Basic:
+    """`expr` with scalar leaves replaced; matrix symbols (and their dimensions) untouched."""
+    if not leaves or isinstance(expr, _MATRIX_LEAVES):
+        return expr
+    if expr.is_Atom:
+        return leaves.get(expr, expr)
+    args = [_replace_leaves(a, leaves) for a in expr.args]
+    return expr.func(*args) if args != list(expr.args) else expr
+
+
+def _is_step(node: Basic, graph: _Graph, named) -> bool:
+    """Function applications, shared nodes and named nodes get steps of their own."""
+    return not isinstance(node, _ALGEBRA) or graph.uses[node] > 1 or node in named
+
+
+def _shaped_like(node: Basic, name: Symbol) -> Basic:
+    """The step name for `node`: a MatrixSymbol of its shape when it is a matrix."""
+    if isinstance(node, MatrixExpr):
+        return MatrixSymbol(name.name, *node.shape)
+    return name
 
 
 def _check_names(names: Mapping, graph: _Graph, taken: set[str]) -> dict[Basic, Symbol]:

@@ -1,0 +1,200 @@
+r"""Vector-Jacobian products of matrix operations, in matrix notation: one rule per operation.
+
+A rule takes a node, the adjoint $G$ of its value and the expression standing for that value,
+and gives the adjoint contribution of each argument: $G \mapsto G X^\top$ for $W X$,
+$G \mapsto G \circ f'(Z)$ for $f(Z)$. symdl's own matrix ops carry their rule as a `vjp` method;
+`pullback` walks a step's right-hand side with them and never names an op itself.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+
+import sympy
+from sympy import Add, Basic, Dummy, Mul
+from sympy.matrices.expressions import (
+    Determinant,
+    HadamardPower,
+    HadamardProduct,
+    Identity,
+    Inverse,
+    MatAdd,
+    MatMul,
+    MatPow,
+    MatrixExpr,
+    MatrixSymbol,
+    Trace,
+    Transpose,
+)
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.matexpr import MatrixElement
+
+from symdl.ops.matrix import ENTRY, as_elementwise, elementwise, hadamard
+
+
+class UnsupportedMatrixOp(TypeError):
+    """A matrix operation with no vector-Jacobian rule."""
+
+
+def _matadd(*parts):
+    parts = [p for p in parts if not (getattr(p, "is_ZeroMatrix", False) or p == 0)]
+    return MatAdd(*parts).doit(deep=False) if len(parts) > 1 else parts[0]
+
+
+def _matmul(*factors):
+    return MatMul(*factors).doit(deep=False)
+
+
+def _product(factors):
+    return _matmul(*factors) if factors else None
+
+
+def _vjp_matadd(node, G, out):
+    return [(arg, G) for arg in node.args]
+
+
+def _vjp_matmul(node, G, out):
+    coeff, mats = node.as_coeff_matrices()
+    result = []
+    for i, factor in enumerate(mats):
+        left, right = _product(mats[:i]), _product(mats[i + 1 :])
+        parts = [coeff] if coeff != 1 else []
+        parts += [left.T] if left is not None else []
+        parts += [G] + ([right.T] if right is not None else [])
+        result.append((factor, _matmul(*parts)))
+    if coeff != 1:  # the scalar factor: <G, M> = tr(Gᵀ M)
+        result.append((coeff, Trace(_matmul(G.T, *mats))))
+    return result
+
+
+def _vjp_transpose(node, G, out):
+    return [(node.arg, G.T)]
+
+
+def _vjp_inverse(node, G, out):
+    return [(node.arg, -_matmul(out.T, G, out.T))]
+
+
+def _vjp_matpow(node, G, out):
+    base, exp = node.args
+    if not (exp.is_Integer and exp > 0):
+        raise UnsupportedMatrixOp(f"{node}: only positive integer matrix powers have a rule here")
+    n = int(exp)
+    terms = [_matmul(*([base.T] * j), G, *([base.T] * (n - 1 - j))) for j in range(n)]
+    return [(base, _matadd(*terms))]
+
+
+def _vjp_hadamard_product(node, G, out):
+    args = node.args
+    return [(a, hadamard(G, *args[:i], *args[i + 1 :])) for i, a in enumerate(args)]
+
+
+def _vjp_hadamard_power(node, G, out):
+    base, exp = node.args
+    if exp.free_symbols:
+        raise UnsupportedMatrixOp(f"{node}: the exponent of a Hadamard power must be a number")
+    return [(base, exp * hadamard(G, HadamardPower(base, exp - 1)))]
+
+
+def _vjp_elementwise(node, G, out):
+    x = ENTRY
+    body = node.function.expr.xreplace({node.function.variables[0]: x})
+    derivative = body.diff(x)
+    value = Dummy("y")  # f' written through f's own value when it can be: σ' = σ(1 − σ)
+    through_value = derivative.xreplace({body: value})
+    if not through_value.has(x) and out is not None:
+        local = as_elementwise(through_value.xreplace({value: x}), out)
+    else:
+        local = as_elementwise(derivative, node.expr)
+    return [(node.expr, hadamard(G, local))]
+
+
+def _vjp_trace(node, G, out):
+    return [(node.arg, G * Identity(node.arg.shape[0]))]
+
+
+def _vjp_determinant(node, G, out):
+    return [(node.arg, (G * out) * Inverse(node.arg).T)]
+
+
+def _vjp_matrix_element(node, G, out):
+    matrix, i, j = node.args
+    if matrix.shape != (1, 1):
+        raise UnsupportedMatrixOp(f"{node}: only the entry of a 1x1 matrix has a rule here")
+    return [(matrix, G * Identity(1))]
+
+
+RULES: dict[type, Callable] = {
+    MatAdd: _vjp_matadd,
+    MatMul: _vjp_matmul,
+    Transpose: _vjp_transpose,
+    Inverse: _vjp_inverse,
+    MatPow: _vjp_matpow,
+    HadamardProduct: _vjp_hadamard_product,
+    HadamardPower: _vjp_hadamard_power,
+    ElementwiseApplyFunction: _vjp_elementwise,
+    elementwise: _vjp_elementwise,
+    Trace: _vjp_trace,
+    Determinant: _vjp_determinant,
+    MatrixElement: _vjp_matrix_element,
+}
+
+
+def rule_for(node: Basic) -> Callable:
+    """The vector-Jacobian rule of `node`: its own `vjp`, or the table's entry for its class."""
+    if hasattr(node, "vjp"):
+        return lambda node, G, out: [(a, node.vjp(i, G, out)) for i, a in enumerate(node.args)]
+    for cls in type(node).__mro__:
+        if cls in RULES:
+            return RULES[cls]
+    raise UnsupportedMatrixOp(
+        f"no vector-Jacobian rule for {type(node).__name__} in {node}; add one to "
+        "symdl.vjp.RULES or give the op a vjp(index, G, out) method"
+    )
+
+
+def pullback(rhs: Basic, G, out, active: set) -> dict[Basic, list]:
+    """Adjoint contributions to each active symbol of `rhs`, given the adjoint `G` of its value.
+
+    `out` is the symbol standing for the value of `rhs` (rules such as the inverse's reuse it).
+    Scalar sub-expressions (coefficients, functions of scalars) use SymPy's diff.
+    """
+    contributions: dict[Basic, list] = defaultdict(list)
+
+    def visit(node, adjoint, value):
+        if node in active:
+            contributions[node].append(adjoint)
+            return
+        if not (node.free_symbols & active):
+            return
+        if isinstance(node, MatrixExpr) or node.has(MatrixExpr) and not _is_scalar_algebra(node):
+            for arg, part in rule_for(node)(node, adjoint, value):
+                visit(arg, part, None)
+            return
+        for arg in dict.fromkeys(node.args):  # scalar algebra: ∂node/∂arg by a stand-in symbol
+            if arg.free_symbols & active:
+                stand_in = Dummy("a")
+                local = node.xreplace({arg: stand_in}).diff(stand_in).xreplace({stand_in: arg})
+                visit(arg, adjoint * local, None)
+
+    visit(rhs, G, out)
+    return contributions
+
+
+def _is_scalar_algebra(node) -> bool:
+    return isinstance(node, Add | Mul | sympy.Pow | sympy.Function) and not isinstance(
+        node, MatrixExpr
+    )
+
+
+def total(parts: list):
+    """The sum of adjoint contributions: MatAdd for matrices, Add for scalars."""
+    if isinstance(parts[0], MatrixExpr):
+        return _matadd(*parts)
+    return Add(*parts)
+
+
+def is_matrix_step(rhs: Basic) -> bool:
+    """Whether a step involves matrices (and so goes through `pullback`)."""
+    return isinstance(rhs, MatrixExpr) or bool(rhs.atoms(MatrixSymbol))
