@@ -37,10 +37,9 @@ __all__ = [
 
 NOTATIONS = ("bar", "partial", "delta")
 ENVIRONMENTS = ("align", "aligned")
-_QUAD = 2.0
 _L = Symbol("L")
 _NEWLINE = "\\\\"
-_EQUALS = 3.0
+_EQUALS = 3.0  # the width of " = " in `latex_width` units
 
 
 @dataclass(frozen=True)

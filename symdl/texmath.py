@@ -202,6 +202,7 @@ def split_top(tex: str, separator: str) -> list[str]:
 
 
 _CDOT = r"\cdot"
+_IMPLICIT = ("", r"\,")  # products without a visible sign: a continuation line shows \cdot
 _TERM = re.compile(r" ([+-]) ")
 _FACTOR = re.compile(r"\s*(\\cdot|\\circ|\\odot|\\otimes|\\times|\\,)\s*|\s+")
 _OPERATOR_LAST = re.compile(
@@ -262,7 +263,7 @@ def _pack(parts: list[tuple[str, str]], width: float) -> list[str]:
         budget = width - (_SPACES["quad"] if lines else 0)
         if current and latex_width(joined) > budget:
             lines.append(current)
-            current = f"{op or _CDOT} {piece}"
+            current = f"{_CDOT if op in _IMPLICIT else op} {piece}"
         else:
             current = joined.strip() if current else (f"{op} {piece}" if op else piece)
     lines.append(current)
