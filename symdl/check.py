@@ -72,7 +72,8 @@ class EntryCheck:
         return self.abs_error / self.tolerance if self.tolerance > 0 else np.inf
 
     def label(self) -> str:
-        return f"{self.wrt}" + (f" {list(self.index)}" if self.index else "")
+        """The variable, with its [row, column] when it is an entry of a matrix."""
+        return f"{self.wrt}" + (f" {list(self.index)}" if len(self.index) == 2 else "")
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ class GradCheck:
         return (
             f"gradient check {verdict} ({self.method}, {len(self.points)} point"
             f"{'s' * (len(self.points) != 1)}, rtol {self.rtol:g}): worst entry {w.label()}: "
-            f"symbolic {w.symbolic:.10g}, numeric {w.numeric:.10g}, abs error {w.abs_error:.2e}, "
+            f"symbolic {_number(w.symbolic)}, numeric {_number(w.numeric)}, abs error {w.abs_error:.2e}, "
             f"rel error {w.rel_error:.2e}, tolerance {w.tolerance:.2e}, at {_point_text(w.point)}"
         )
 
@@ -142,8 +143,8 @@ class GradCheck:
             rows.append(
                 (
                     e.label(),
-                    f"{e.symbolic:.10g}",
-                    f"{e.numeric:.10g}",
+                    _number(e.symbolic),
+                    _number(e.numeric),
                     f"{e.abs_error:.2e}",
                     f"{e.rel_error:.2e}",
                     f"{e.tolerance:.2e}",
@@ -156,9 +157,7 @@ class GradCheck:
             "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
         ]
         lines += [f"note: {n}" for n in self.notes]
-        lines += [f"rejected {_point_text(p)}: {why}" for p, why in self.rejected[:10]]
-        if len(self.rejected) > 10:
-            lines.append(f"... and {len(self.rejected) - 10} more rejected points")
+        lines += rejections(self.rejected)
         return "\n".join(lines)
 
     def assert_ok(self) -> GradCheck:
@@ -171,28 +170,24 @@ class GradCheck:
         return self.summary()
 
     def _repr_html_(self) -> str:
+        def row(cells, tag="td"):
+            return "<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells) + "</tr>"
+
+        head = row(("entry", "symbolic", "numeric", "abs error", "rel error", ""), "th")
         rows = "".join(
-            "<tr>"
-            + "".join(
-                f"<td>{html.escape(str(c))}</td>"
-                for c in (
+            row(
+                (
                     e.label(),
-                    f"{e.symbolic:.10g}",
-                    f"{e.numeric:.10g}",
+                    _number(e.symbolic),
+                    _number(e.numeric),
                     f"{e.abs_error:.2e}",
                     f"{e.rel_error:.2e}",
-                    "ok" if e.ok else "<b>MISMATCH</b>",
+                    "ok" if e.ok else "MISMATCH",
                 )
             )
-            .replace("&lt;b&gt;", "<b>")
-            .replace("&lt;/b&gt;", "</b>")
-            + "</tr>"
             for e in self.per_entry()
         )
-        head = "".join(
-            f"<th>{h}</th>" for h in ("entry", "symbolic", "numeric", "abs error", "rel error", "")
-        )
-        return f"<p>{html.escape(self.summary())}</p><table><tr>{head}</tr>{rows}</table>"
+        return f"<p>{html.escape(self.summary())}</p><table>{head}{rows}</table>"
 
     def _repr_latex_(self) -> str:
         w = self.worst
@@ -201,6 +196,22 @@ class GradCheck:
             rf"$${status}\ \text{{{self.method}}}:\ \max \frac{{|g - \hat g|}}{{\max(1, |g|)}} = "
             rf"{_latex_number(self.max_error)}\ \text{{(worst: {sympy.latex(w.wrt)})}}$$"
         )
+
+
+def rejections(rejected) -> list[str]:
+    """Rejected points counted by reason, each with its first example."""
+    kinds: dict[str, list] = {}
+    for point, why in rejected:
+        kinds.setdefault(why.split(" (")[0], []).append((point, why))
+    return [
+        f"{len(cases)} candidate point{'s' * (len(cases) > 1)} rejected, {kind}: e.g. {_point_text(cases[0][0])}"
+        + (f" ({cases[0][1].split(' (', 1)[1]}" if " (" in cases[0][1] else "")
+        for kind, cases in kinds.items()
+    ]
+
+
+def _number(x: float) -> str:
+    return f"{x + 0.0:.10g}"  # + 0.0: no "-0"
 
 
 def _latex_number(x: float) -> str:

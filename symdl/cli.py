@@ -1,22 +1,157 @@
-"""The `symdl` command line."""
+"""The `symdl` command line: derive gradients, verify hand-written ones, check them numerically.
+
+Exit codes: 0 when the claim or the check holds, 1 when it does not (the counterexample or the
+worst entry is printed), 2 on bad input. Formulas are parsed safely, never executed.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+import sympy
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="symdl", description=__doc__)
+EXAMPLES = """\
+examples:
+  symdl grad "mse(sigma(w*x + b), y)" --wrt w b
+  symdl grad "log(1 + exp(z))" --wrt z --latex
+  symdl verify "sigma(z)" --wrt z --claimed "sigma(z)*(1 - sigma(z))"
+  symdl verify "(w*x - y)^2" --wrt w --claimed '2 (w x - y) x'
+  symdl check "relu(w*x + b)*y" --wrt w b --method complex
+"""
+
+
+class InputError(ValueError):
+    """A command-line argument that is not usable (exit code 2)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="symdl",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="derive, check and export a small network's gradient")
     demo.add_argument("-o", "--out", default="symdl-demo", help="folder for the files it writes")
-    args = parser.parse_args(argv)
+
+    def job(name: str, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name, help=help, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        sub.add_argument("expr", metavar="EXPR", help="the function, Python syntax or LaTeX")
+        sub.add_argument(
+            "--wrt",
+            nargs="+",
+            required=True,
+            metavar="NAME",
+            help="variables (a name like W stands for W_00, W_01, ...)",
+        )
+        return sub
+
+    grad = job("grad", "the gradient of EXPR in closed form")
+    grad.add_argument("--latex", action="store_true", help="print LaTeX")
+    verify = job("verify", "is CLAIMED the derivative of EXPR? (exit 0 yes, 1 no)")
+    verify.add_argument(
+        "--claimed",
+        required=True,
+        metavar="TEXT",
+        help="the claimed derivative, Python syntax or LaTeX",
+    )
+    check = job("check", "compare the gradient with numerical differentiation (exit 0 ok, 1 not)")
+    check.add_argument("--method", choices=("central", "complex", "richardson"), default="central")
+    check.add_argument("--points", type=int, default=5, help="random points (default 5)")
+    for sub in (verify, check):
+        sub.add_argument("--at", nargs="+", default=(), metavar="NAME=VALUE", help="a point")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = _parser().parse_args(argv)
     if args.command == "demo":
         from symdl.demo import run
 
         run(args.out)
-    return 0
+        return 0
+    try:
+        return _run(args)
+    except (ValueError, TypeError) as error:  # ParseError, InputError, UnsupportedExpression, ...
+        print(f"symdl {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
+    from symdl.calculus import grad
+    from symdl.check import check_grad
+    from symdl.parse import parse
+    from symdl.verify import verify
+
+    f = parse(args.expr)
+    if not isinstance(f, sympy.Basic) or isinstance(f, sympy.MatrixBase):
+        raise InputError("EXPR must be a scalar expression")
+    wrt, labels = _variables(f, args.wrt)
+    at = _point(f, args.at) if getattr(args, "at", ()) else None
+    if args.command == "grad":
+        _print_gradient(grad(f, wrt), wrt, labels, args.latex)
+        return 0
+    if args.command == "verify":
+        verdict = verify(f, wrt, args.claimed, at=at)
+        print(verdict.explain() if not verdict else f"{verdict} ({verdict.method})")
+        return 0 if verdict else 1
+    if args.points < 1:
+        raise InputError("--points must be at least 1")
+    result = check_grad(f, wrt, method=args.method, at=at, points=args.points)
+    print(result.report())
+    return 0 if result else 1
+
+
+def _variables(f, names: list[str]):
+    """The --wrt names as a Symbol, a Matrix (a family such as W_00, W_01, ...) or a list of
+    symbols, and a label for each part of the gradient."""
+    from symdl.parse import namespace_of
+
+    values = namespace_of(f).values
+    found = []
+    for name in names:
+        value = values.get(name)
+        if value is None:
+            if not name.isidentifier():
+                raise InputError(f"--wrt {name}: not a name")
+            value = sympy.Symbol(name, real=True)  # absent from EXPR: its derivative is 0
+        if not isinstance(value, sympy.Symbol | sympy.MatrixBase):
+            raise InputError(f"--wrt {name}: a constant, not a variable")
+        found.append(value)
+    if len(found) == 1:
+        return found[0], names
+    symbols = [s for v in found for s in (list(v) if isinstance(v, sympy.MatrixBase) else [v])]
+    return symbols, [s.name for s in symbols]
+
+
+def _point(f, pairs) -> dict:
+    point = {}
+    names = {s.name: s for s in f.free_symbols}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or name not in names:
+            raise InputError(
+                f"--at {pair}: expected NAME=VALUE with NAME one of {', '.join(sorted(names))}"
+            )
+        try:
+            point[names[name]] = float(value)
+        except ValueError:
+            raise InputError(f"--at {pair}: {value!r} is not a number") from None
+    return point
+
+
+def _print_gradient(gradient, wrt, labels: list[str], latex: bool) -> None:
+    parts = list(zip(wrt, gradient, strict=True)) if isinstance(wrt, list) else [(wrt, gradient)]
+    for (w, g), label in zip(parts, labels, strict=True):
+        if latex:
+            print(rf"\frac{{\partial f}}{{\partial {sympy.latex(w)}}} = {sympy.latex(g)}")
+        else:
+            print(f"d/d{label} = {g.tolist() if isinstance(g, sympy.MatrixBase) else g}")
 
 
 if __name__ == "__main__":

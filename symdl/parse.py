@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import sympy
 from sympy import Basic, ImmutableMatrix, Integer, MatrixBase, Rational, Symbol
 from sympy.matrices.expressions import MatrixExpr
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from symdl.ops import declared
 
@@ -120,6 +121,8 @@ def namespace_of(*exprs, new_symbols: bool = False) -> Namespace:
             if isinstance(part, Basic):
                 symbols |= {s for s in part.free_symbols if isinstance(s, Symbol)}
                 matrices |= part.atoms(sympy.MatrixSymbol)
+    for m in matrices:  # dimensions, such as the n of 1/n in a mean
+        symbols |= {s for d in m.shape for s in sympy.sympify(d).free_symbols}
     values: dict[str, object] = {"pi": sympy.pi, "E": sympy.E, "π": sympy.pi}
     values.update(_families(symbols))
     aliases: dict[str, list[Symbol]] = {}
@@ -384,6 +387,10 @@ def _op(cls) -> Callable:
             isinstance(a, MatrixBase) for a in result.args
         ):
             return _elementwise(cls)(build, *args)
+        symbolic = any(isinstance(a, MatrixExpr) and not isinstance(a, MatrixBase) for a in args)
+        if isinstance(result, MatrixExpr) and not isinstance(result, MatrixBase) and not symbolic:
+            result = result.doit()  # an op of explicit matrices: write its entries out
+            result = result.as_explicit() if isinstance(result, MatrixExpr) else result
         return ImmutableMatrix(result) if isinstance(result, MatrixBase) else result
 
     return apply
@@ -400,6 +407,8 @@ def _maps_entries(cls, args) -> bool:
         result = cls(probe, *args[1:])
     except (TypeError, ValueError):
         return False
+    if isinstance(result, ElementwiseApplyFunction):
+        return True
     return isinstance(result, sympy.Function) and isinstance(result.args[0], MatrixBase)
 
 

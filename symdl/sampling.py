@@ -60,7 +60,8 @@ def _switches(node: Basic) -> list[Basic]:
         return [node.args[0]]
     if isinstance(node, sympy.Max | sympy.Min):
         a = node.args
-        return [a[i] - a[j] for i in range(len(a)) for j in range(i + 1, len(a))]
+        differences = [a[i] - a[j] for i in range(len(a)) for j in range(i + 1, len(a))]
+        return [-d if d.could_extract_minus_sign() else d for d in differences]
     if isinstance(node, sympy.Piecewise):
         conditions = [c for _, c in node.args if isinstance(c, Basic)]
         return [
@@ -265,7 +266,8 @@ def _entry_name(m: sympy.MatrixSymbol, i: int, j: int) -> str:
 
 def explicit(f, wrt, sizes: Mapping | None = None):
     """`f`, `wrt` and a function writing any object the same way, with every MatrixSymbol
-    written out as a Matrix of real symbols (``X`` becomes the entries ``X_{0,0}``, ...).
+    written out as a Matrix of real symbols (``X`` becomes the entries ``X_{0,0}``, ...);
+    the function's `sizes` maps each symbolic dimension to the size it was given.
 
     Symbolic dimensions get distinct small sizes (2, 3, 4, ... unless `sizes` says), so that a
     forgotten transpose shows as a wrong shape or a wrong entry. Without MatrixSymbols,
@@ -275,7 +277,12 @@ def explicit(f, wrt, sizes: Mapping | None = None):
     matrices = {m for p in parts for m in p.atoms(sympy.MatrixSymbol)}
     matrices |= {p for p in parts if isinstance(p, sympy.MatrixSymbol)}
     if not matrices:
-        return f, wrt, lambda obj: obj
+
+        def unchanged(obj):
+            return obj
+
+        unchanged.sizes = {}
+        return f, wrt, unchanged
     dims = sorted({d for m in matrices for d in m.shape if not d.is_number}, key=str)
     size = {d: 2 + k for k, d in enumerate(dims)} | dict(sizes or {})
     table = {}
@@ -302,6 +309,7 @@ def explicit(f, wrt, sizes: Mapping | None = None):
         out = out.replace(lambda e: isinstance(e, MatrixElement) and e.parent in table, entry)
         return out.xreplace(table).doit()
 
+    write.sizes = size
     f_out = write(f)
     if isinstance(f_out, MatrixBase) and f_out.shape == (1, 1):
         f_out = f_out[0, 0]
@@ -367,7 +375,9 @@ class Sampler:
         for (source, q), v in zip(self.kinks, self._kink_values(values), strict=True):
             bad = ~(np.abs(v) > KINK_MARGIN)
             for i in np.flatnonzero(bad):
-                why[i] = why[i] or f"at the kink of {_short(source)} ({_short(q)} = {v[i]:.2g})"
+                why[i] = (
+                    why[i] or f"at the kink of {_short(source)} ({_short(q)} = {v[i] + 0.0:.2g})"
+                )
         for (source, q, positive), v in zip(self.domains, self._domain_values(values), strict=True):
             bad = ~(v > 0) if positive else ~(np.abs(v) > 1e-300)
             for i in np.flatnonzero(bad):

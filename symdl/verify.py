@@ -95,7 +95,7 @@ class Verdict:
         return "\n".join(lines)
 
     def _words(self) -> str:
-        d = f"the derivative of {_text(self.f, 60)} with respect to {_text(self.wrt, 40)}"
+        d = f"the derivative of {_text(self.f, 60)} with respect to {_variables(self.wrt)}"
         if self.equal:
             if self.method == "symbolic":
                 return f"EQUAL: the claim is {d}; their difference simplifies to 0."
@@ -124,6 +124,14 @@ class Verdict:
             f'<p style="color:{color}"><b>{html.escape(self._words())}</b></p>'
             f"<p>{html.escape(self.details)}</p><p>{html.escape(self.to_latex())}</p>"
         )
+
+
+def _variables(wrt) -> str:
+    if isinstance(wrt, sympy.MatrixBase):
+        return f"the {wrt.rows}x{wrt.cols} matrix of {wrt[0]} .. {wrt[-1]}"
+    if isinstance(wrt, list | tuple):
+        return "(" + ", ".join(map(str, wrt)) + ")" if len(wrt) <= 6 else f"({wrt[0]} .. {wrt[-1]})"
+    return str(wrt)
 
 
 def _text(obj, width: int = 400) -> str:
@@ -172,16 +180,24 @@ def verify(
     f, wrt, write = explicit(f, wrt)
     if isinstance(claimed, str):
         claimed = parse(claimed, namespace_of(f_given, wrt_given))
-    claimed = write(claimed)
+    claimed_given, claimed = claimed, write(claimed)
     wrt_entries = wrt_entries_of(wrt)
     derivation = derive(f, wrt)
     true = derivation.closed_form()
     true_entries = [sympy.sympify(e) for e in _flat(true)]
-    shown = dict(f=f_given, wrt=wrt_given, claimed=claimed, true=true)
+    in_matrix_notation = _matrix_gradient(f_given, wrt_given) if write.sizes else None
+    shown = dict(
+        f=f_given,
+        wrt=wrt_given,
+        claimed=claimed_given if in_matrix_notation is not None else claimed,
+        true=true if in_matrix_notation is None else in_matrix_notation,
+    )
     try:
         claim = claimed_entries(claimed, wrt_entries, _matrix_shape(wrt_entries))
     except ShapeMismatch as mismatch:
         return Verdict(False, "shape", reason=str(mismatch), **shown)
+    if not at and _same_matrix_expression(claimed_given, in_matrix_notation):
+        return Verdict(True, "symbolic", **shown)
     compiled = derivation.compile()
     symbols = symbols_of(f, wrt_entries, compiled)
     extra = sorted(set().union(*(e.free_symbols for e in claim)) - set(symbols), key=str)
@@ -190,10 +206,35 @@ def verify(
     exact = {s: sympy.Rational(v) for s, v in fixed.items()}
     if _symbolically_equal(claim, true_entries, exact):
         method = "symbolic" if not fixed else "symbolic, at the given point"
+        if write.sizes:  # proved for these sizes only
+            method += ", with " + ", ".join(f"{d} = {v}" for d, v in write.sizes.items())
         return Verdict(True, method, **shown)
     return _numerically(
         f, claim, derivation, compiled, wrt_entries, symbols, fixed, points, seed, shown
     )
+
+
+def _matrix_gradient(f, wrt):
+    """The gradient in matrix notation (a b^T), when symdl's matrix calculus gives one."""
+    from symdl.calculus import grad
+
+    try:
+        result = grad(f, wrt)
+    except (TypeError, ValueError, NotImplementedError, AttributeError):
+        return None
+    return result if isinstance(result, sympy.MatrixExpr) else None
+
+
+def _same_matrix_expression(claimed, true) -> bool:
+    """Whether two matrix expressions are equal as expressions (so for every size)."""
+    if true is None or not isinstance(claimed, sympy.MatrixExpr) or claimed.shape != true.shape:
+        return False
+    try:
+        with _time_limit(SYMBOLIC_BUDGET):
+            difference = (claimed - true).doit()
+            return difference == 0 or isinstance(difference, sympy.ZeroMatrix)
+    except (_OutOfTime, TypeError, ValueError, sympy.ShapeError):
+        return False
 
 
 def _flat(obj) -> list:
