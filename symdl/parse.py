@@ -24,13 +24,13 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from symdl.ops import declared
 
-MAX_LENGTH = 20_000  # characters; a two-layer network's gradient in matrix notation is far less
+MAX_LENGTH = 10_000  # characters; a two-layer network's gradient in matrix notation is far less
 MAX_DEPTH = 60  # nested brackets
 MAX_BITS = 10_000  # size of any number the text makes SymPy compute (2**10000 has 3011 digits)
 MAX_ENTRIES = 10_000  # entries of a matrix, and multiply-adds of one matrix product / 20
 MAX_VECTOR = 200  # entries of a vector given whole to an op (softmax of n entries has n^2 parts)
 MAX_ARGS = 100  # arguments of one call
-TIME_LIMIT = 4.0  # seconds to build the formula (each step is bounded; this bounds their sum)
+TIME_LIMIT = 2.5  # seconds to build the formula (each step is bounded; this bounds their sum)
 
 
 class ParseError(ValueError):

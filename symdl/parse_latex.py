@@ -44,6 +44,7 @@ _FUNCTION_COMMANDS = {
     r"\cosh": "cosh", r"\sin": "sin", r"\cos": "cos", r"\tan": "tan", r"\max": "max",
     r"\min": "min", r"\sigma": "sigmoid", r"\operatorname{sgn}": "sign",
 }  # fmt: skip
+_LONGEST_NAME = 40
 _OPEN = {"(": ")", "[": "]", r"\{": r"\}", "{": "}"}
 _MATRICES = {"matrix", "pmatrix", "bmatrix", "Bmatrix", "smallmatrix"}
 
@@ -378,6 +379,8 @@ class _Parser:
             name = self.take()
             while len(self.peek()) == 1 and self.peek().isalpha() and self.glued():
                 name += self.take()
+                if len(name) > _LONGEST_NAME:  # no function is called that: stop looking
+                    break
         else:
             return None
         if name.lower() == "relu":
