@@ -1,30 +1,24 @@
 """Numerical gradient checks: central differences, complex step and Richardson extrapolation
 of the compiled function, against symdl's gradient or one the caller gives, at points chosen
-away from kinks and outside no domain (sampling in symdl/sampling.py).
+away from kinks and inside every domain (symdl/sampling.py).
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import sympy
-from sympy import Basic, MatrixBase, Symbol
-from sympy.matrices.expressions import MatrixExpr
+from sympy import Symbol
 
 from symdl.calculus import derive
-from symdl.parse import namespace_of, parse
-from symdl.sampling import (
-    Sampler,
-    complex_function,
-    explicit,
-    intermediate_scale,
-    lambdified,
-    numeric_point,
-    scalar_function,
-)
+from symdl.claims import explicit, symbols_of, wrt_entries_of
+from symdl.names import namespace_of
+from symdl.numeric import complex_function, gradient_function, intermediate_scale, scalar_function
+from symdl.parse import parse
+from symdl.sampling import Sampler, numeric_point
 
 METHODS = ("central", "complex", "richardson")
 _EPS = np.finfo(float).eps
@@ -399,126 +393,3 @@ def _no_point(rejected, fixed) -> str:
         return "the function has no symbols to sample"
     where = "the given point is" if fixed else "every random point tried was"
     return f"{where} rejected: {rejected[0][1]}; pass at= a point away from it"
-
-
-def wrt_entries_of(wrt) -> list[tuple[Symbol, tuple[int, ...]]]:
-    """Each entry of `wrt` with its index: () for a Symbol, (k,) in a list, (i, j) in a Matrix."""
-    if isinstance(wrt, MatrixBase):
-        return [(wrt[i, j], (i, j)) for i in range(wrt.rows) for j in range(wrt.cols)]
-    if isinstance(wrt, list | tuple):
-        return [(w, (k,)) for k, w in enumerate(wrt)]
-    return [(wrt, ())]
-
-
-def symbols_of(f: Basic, wrt_entries, compiled) -> list[Symbol]:
-    """The user's symbols of `f` (in the compiled function's order), then any other of `wrt`."""
-    user = {s.name: s for s in sympy.sympify(f).free_symbols if isinstance(s, Symbol)}
-    user |= {w.name: w for w, _ in wrt_entries}
-    ordered = [user[a.name] for a in compiled.args]
-    return ordered + [w for w in dict.fromkeys(w for w, _ in wrt_entries) if w not in ordered]
-
-
-def gradient_function(compiled, wrt_entries, grad, symbols) -> Callable:
-    """`values -> [array per entry]`: symdl's compiled gradient, or the caller's `grad`."""
-    if grad is None:
-        names = {str(a) for a in compiled.args}
-
-        def own(values):
-            by_name = {s.name: v for s, v in values.items() if s.name in names}
-            shape = np.shape(next(iter(values.values())))
-            with np.errstate(all="ignore"):
-                grads = compiled(by_name)[1]
-            if isinstance(grads, list | tuple):
-                return [np.broadcast_to(g, shape) for g in grads]
-            grads = np.asarray(grads, dtype=float)
-            if grads.ndim == len(shape):
-                return [np.broadcast_to(grads, shape)]
-            return [np.broadcast_to(g, shape) for g in grads.reshape((-1, *shape))]
-
-        return own
-    entries = claimed_entries(grad, wrt_entries, _matrix_shape(wrt_entries))
-    extra = set().union(*(e.free_symbols for e in entries)) - set(symbols)
-    if extra:
-        raise ValueError(f"grad: uses {', '.join(sorted(map(str, extra)))}, which f does not have")
-    return lambdified(symbols, entries)
-
-
-def claimed_entries(claimed, wrt_entries, shape) -> list[Basic]:
-    """`claimed` (SymPy objects) as one expression per entry of the variables.
-
-    `shape` is () for one Symbol, the length for a sequence, (rows, cols) for a Matrix; a
-    column, a row or a flat list of the right length stands for a vector.
-
-    Raises:
-        ShapeMismatch: the claim's shape is not that of the variables.
-    """
-    flat = _flat_claim(claimed)
-    given = _shape_of(claimed)
-    if (
-        isinstance(shape, tuple)
-        and len(shape) == 2
-        and isinstance(given, tuple)
-        and len(given) == 2
-    ):
-        vectors = 1 in shape and 1 in given
-        if given != shape and not (vectors and len(flat) == len(wrt_entries)):
-            raise ShapeMismatch(given, shape)
-    if len(flat) != len(wrt_entries):
-        raise ShapeMismatch(given, shape)
-    return [sympy.sympify(e) for e in flat]
-
-
-def _matrix_shape(wrt_entries):
-    indices = [index for _, index in wrt_entries]
-    if indices and len(indices[0]) == 2:
-        return (max(i for i, _ in indices) + 1, max(j for _, j in indices) + 1)
-    if indices and len(indices[0]) == 1:
-        return len(indices)
-    return ()
-
-
-class ShapeMismatch(ValueError):
-    """A claimed gradient whose shape differs from that of the variables."""
-
-    def __init__(self, claimed, expected):
-        self.claimed, self.expected = claimed, expected
-        hint = ""
-        if isinstance(claimed, tuple) and isinstance(expected, tuple) and claimed == expected[::-1]:
-            hint = "; is a transpose missing (or extra)?"
-        super().__init__(
-            f"the claim has shape {_shape_text(claimed)} but the gradient has shape {_shape_text(expected)}{hint}"
-        )
-
-
-def _shape_text(shape) -> str:
-    if shape == ():
-        return "scalar"
-    if isinstance(shape, int):
-        return f"{shape} entries"
-    return "x".join(map(str, shape))
-
-
-def _shape_of(obj):
-    if isinstance(obj, MatrixBase):
-        return obj.shape
-    if isinstance(obj, list | tuple):
-        return len(obj)
-    if isinstance(obj, MatrixExpr):
-        return obj.shape
-    return ()
-
-
-def _flat_claim(claimed) -> list:
-    if isinstance(claimed, MatrixExpr) and not isinstance(claimed, MatrixBase):
-        raise ValueError("the claim is a matrix expression; pass explicit entries or text")
-    if isinstance(claimed, MatrixBase):
-        return list(claimed)
-    if isinstance(claimed, list | tuple):
-        out = []
-        for c in claimed:
-            if isinstance(c, MatrixBase | list | tuple):
-                out += _flat_claim(c)
-            else:
-                out.append(c)
-        return out
-    return [claimed]

@@ -110,7 +110,7 @@ def _run(args) -> int:
 def _variables(f, names: list[str]):
     """The --wrt names as a Symbol, a Matrix (a family such as W_00, W_01, ...) or a list of
     symbols, and a label for each part of the gradient."""
-    from symdl.parse import namespace_of
+    from symdl.names import namespace_of
 
     values = namespace_of(f).values
     found = []

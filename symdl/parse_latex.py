@@ -17,7 +17,9 @@ from dataclasses import dataclass
 import sympy
 from sympy import Integer
 
-from symdl.parse import MAX_DEPTH, Builder, Namespace, ParseError
+from symdl.formula import Builder
+from symdl.names import Namespace
+from symdl.parse import MAX_DEPTH, ParseError
 
 _TOKEN = re.compile(
     r"(?P<space>\s+)|(?P<command>\\[A-Za-z]+)|(?P<escaped>\\[^A-Za-z])"

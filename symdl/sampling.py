@@ -1,6 +1,5 @@
-"""Points for numerical checks: random, away from kinks, inside every domain, covering branches;
-and the numeric forms the checks evaluate there (batched NumPy, complex-capable for complex step).
-"""
+"""Points for numerical checks: random, away from kinks, inside every domain, and on both sides
+of each branch of a piecewise function (ReLU, max, |x|, Heaviside, Piecewise)."""
 
 from __future__ import annotations
 
@@ -9,10 +8,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import numpy as np
 import sympy
 from sympy import Basic, Dummy, MatrixBase, Symbol
-from sympy.matrices.expressions import MatrixExpr
-from sympy.matrices.expressions.matexpr import MatrixElement
-from sympy.printing.numpy import SciPyPrinter
 
+from symdl.claims import entry_name
 from symdl.codegen import SymdlNumPyPrinter
 from symdl.ops import Op
 
@@ -127,104 +124,6 @@ def lambdified(
     return evaluate
 
 
-def scalar_function(compiled) -> Callable:
-    """The value part of a compiled derivation, on `{user symbol: array}` (matched by name)."""
-    names = [str(a) for a in compiled.args]
-
-    def value(values: Mapping[Symbol, np.ndarray]) -> np.ndarray:
-        by_name = {s.name: v for s, v in values.items() if s.name in names}
-        with np.errstate(all="ignore"):
-            return np.asarray(compiled(by_name)[0], dtype=float)
-
-    return value
-
-
-class _ComplexStepPrinter(SciPyPrinter):
-    """NumPy code that takes complex input; each branch of a piecewise function is chosen by the
-    real part (Martins, Sturdza and Alonso 2003), which is the function's analytic continuation
-    away from its kinks."""
-
-    def _real(self, expr) -> str:
-        return f"{self._module_format('numpy.real')}({self._print(expr)})"
-
-    def _print_Abs(self, expr):
-        x = self._print(expr.args[0])
-        return f"{self._module_format('numpy.where')}({self._real(expr.args[0])} >= 0, {x}, -({x}))"
-
-    def _print_Max(self, expr, pick=">="):
-        code = self._print(expr.args[0])
-        for arg in expr.args[1:]:
-            where = self._module_format("numpy.where")
-            code = f"{where}({self._module_format('numpy.real')}({code}) {pick} {self._real(arg)}, {code}, {self._print(arg)})"
-        return code
-
-    def _print_Min(self, expr):
-        return self._print_Max(expr, pick="<=")
-
-    def _print_Heaviside(self, expr):
-        at_zero = self._print(expr.pargs[1]) if len(expr.pargs) > 1 else "0.5"
-        return f"{self._module_format('numpy.heaviside')}({self._real(expr.args[0])}, {at_zero})"
-
-    def _print_sign(self, expr):
-        return f"{self._module_format('numpy.sign')}({self._real(expr.args[0])})"
-
-    def _print_Relational(self, expr):
-        ops = {
-            "==": "equal",
-            "!=": "not_equal",
-            "<": "less",
-            "<=": "less_equal",
-            ">": "greater",
-            ">=": "greater_equal",
-        }
-        return f"{self._module_format('numpy.' + ops[expr.rel_op])}({self._real(expr.lhs)}, {self._real(expr.rhs)})"
-
-
-_NOT_ANALYTIC = (
-    sympy.re,
-    sympy.im,
-    sympy.conjugate,
-    sympy.arg,
-    sympy.floor,
-    sympy.ceiling,
-    sympy.frac,
-    sympy.Mod,
-)
-
-
-def complex_function(f: Basic, symbols: Sequence[Symbol]) -> tuple[Callable, str]:
-    """`f` on complex arrays, for complex-step differentiation, and a note on how.
-
-    Raises:
-        ValueError: `f` contains a function with no analytic continuation (re, floor, ...).
-    """
-    form = elementary(f)
-    bad = [n for n in nodes([form]) if isinstance(n, _NOT_ANALYTIC)]
-    if bad:
-        raise ValueError(
-            f"complex step cannot differentiate {bad[0]} (no analytic continuation); "
-            "use method='central' or 'richardson'"
-        )
-    piecewise = [n for n in nodes([f]) if _switches(n)]
-    fn = sympy.lambdify(
-        list(symbols), form, modules=["scipy", "numpy"], printer=_ComplexStepPrinter
-    )
-
-    def value(values: Mapping[Symbol, np.ndarray]) -> np.ndarray:
-        args = [np.asarray(values[s], dtype=complex) for s in symbols]
-        shape = np.broadcast_shapes(*(a.shape for a in args)) if args else ()
-        with np.errstate(all="ignore"):
-            return np.broadcast_to(np.asarray(fn(*args), dtype=complex), shape)
-
-    note = "complex step, h = 1e-20 times max(1, |x|)"
-    if piecewise:
-        shown = ", ".join(str(n)[:40] for n in piecewise[:3])
-        note += (
-            f"; piecewise parts ({shown}) take the branch of the real part, valid away from kinks"
-        )
-    return value, note
-
-
 def numeric_point(at: Mapping, symbols: Sequence[Symbol]) -> dict[Symbol, float]:
     """`at` (keys: symbols, their names, Matrices or MatrixSymbols) as {symbol: float}."""
     by_name = {s.name: s for s in symbols}
@@ -235,7 +134,7 @@ def numeric_point(at: Mapping, symbols: Sequence[Symbol]) -> dict[Symbol, float]
             values = np.asarray(value, dtype=float)
             if keys is None:
                 keys = [
-                    by_name.get(_entry_name(key, i, j))
+                    by_name.get(entry_name(key, i, j))
                     for i in range(key.shape[0])
                     for j in range(key.shape[1])
                 ]
@@ -255,76 +154,6 @@ def numeric_point(at: Mapping, symbols: Sequence[Symbol]) -> dict[Symbol, float]
                 raise ValueError(f"at: the value of {k} is {v}, not a finite number")
             point[by_name[name]] = v
     return point
-
-
-# --------------------------------------------------------------------------- matrix symbols
-
-
-def _entry_name(m: sympy.MatrixSymbol, i: int, j: int) -> str:
-    return f"{m.name}_{{{i},{j}}}"
-
-
-def explicit(f, wrt, sizes: Mapping | None = None):
-    """`f`, `wrt` and a function writing any object the same way, with every MatrixSymbol
-    written out as a Matrix of real symbols (``X`` becomes the entries ``X_{0,0}``, ...);
-    the function's `sizes` maps each symbolic dimension to the size it was given.
-
-    Symbolic dimensions get distinct small sizes (2, 3, 4, ... unless `sizes` says), so that a
-    forgotten transpose shows as a wrong shape or a wrong entry. Without MatrixSymbols,
-    everything is returned as it is.
-    """
-    parts = [p for p in _flatten(f) + _flatten(wrt) if isinstance(p, Basic)]
-    matrices = {m for p in parts for m in p.atoms(sympy.MatrixSymbol)}
-    matrices |= {p for p in parts if isinstance(p, sympy.MatrixSymbol)}
-    if not matrices:
-
-        def unchanged(obj):
-            return obj
-
-        unchanged.sizes = {}
-        return f, wrt, unchanged
-    dims = sorted({d for m in matrices for d in m.shape if not d.is_number}, key=str)
-    size = {d: 2 + k for k, d in enumerate(dims)} | dict(sizes or {})
-    table = {}
-    for m in sorted(matrices, key=str):
-        sized = m.xreplace(size)
-        rows, cols = (int(d) for d in sized.shape)
-        table[sized] = sympy.ImmutableMatrix(
-            rows, cols, lambda i, j, m=m: Symbol(_entry_name(m, i, j), real=True)
-        )
-
-    def entry(e):
-        return table[e.parent][e.i, e.j]
-
-    def write(obj):
-        if isinstance(obj, list | tuple):
-            return type(obj)(write(x) for x in obj)
-        if not isinstance(obj, Basic):
-            return obj
-        out = obj.xreplace(size)
-        if isinstance(out, MatrixExpr):
-            out = out.xreplace(table).doit()
-            return out.as_explicit() if isinstance(out, MatrixExpr) else out
-        out = out.doit()  # (a^T X b)[0, 0] is a Sum over indices: write out its terms
-        out = out.replace(lambda e: isinstance(e, MatrixElement) and e.parent in table, entry)
-        return out.xreplace(table).doit()
-
-    write.sizes = size
-    f_out = write(f)
-    if isinstance(f_out, MatrixBase) and f_out.shape == (1, 1):
-        f_out = f_out[0, 0]
-    return f_out, write(wrt), write
-
-
-def _flatten(obj) -> list:
-    if isinstance(obj, MatrixBase):
-        return list(obj)
-    if isinstance(obj, list | tuple):
-        return [x for o in obj for x in _flatten(o)]
-    return [obj]
-
-
-# --------------------------------------------------------------------------- sampling
 
 
 def _draw(symbol: Symbol, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -473,30 +302,3 @@ class Sampler:
 def _short(expr, width: int = 60) -> str:
     text = str(expr)
     return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def intermediate_scale(program, symbols: Sequence[Symbol]) -> Callable:
-    """`values -> max |input or step value|` per point: the scale of f's rounding errors.
-
-    A loss near 0 computed as a difference of terms near 5 carries errors of eps * 5, not
-    eps * |loss|; the steps of the program show those terms.
-    """
-    steps = []
-    for step in program.steps:
-        args = sorted(step.rhs.free_symbols, key=str)
-        fn = sympy.lambdify(args, step.rhs, modules=["scipy", "numpy"], printer=SymdlNumPyPrinter)
-        steps.append((step.name.name, [a.name for a in args], fn))
-
-    def scale(values: Mapping[Symbol, np.ndarray]) -> np.ndarray:
-        env = {s.name: np.asarray(v, dtype=float) for s, v in values.items()}
-        shape = np.broadcast_shapes(*(v.shape for v in env.values())) if env else ()
-        biggest = np.zeros(shape)
-        with np.errstate(all="ignore"):
-            for v in env.values():
-                biggest = np.fmax(biggest, np.abs(v))
-            for name, args, fn in steps:
-                env[name] = np.asarray(fn(*(env[a] for a in args)), dtype=float)
-                biggest = np.fmax(biggest, np.abs(env[name]))
-        return biggest
-
-    return scale

@@ -20,24 +20,18 @@ import sympy
 from sympy import Basic, Symbol
 
 from symdl.calculus import derive
-from symdl.check import (
+from symdl.claims import (
     ShapeMismatch,
-    _matrix_shape,
     claimed_entries,
-    gradient_function,
+    explicit,
+    matrix_shape,
     symbols_of,
     wrt_entries_of,
 )
-from symdl.parse import namespace_of, parse
-from symdl.sampling import (
-    Sampler,
-    elementary,
-    explicit,
-    lambdified,
-    nodes,
-    numeric_point,
-    scalar_function,
-)
+from symdl.names import namespace_of
+from symdl.numeric import gradient_function, lambdified, scalar_function
+from symdl.parse import parse
+from symdl.sampling import Sampler, elementary, nodes, numeric_point
 
 SYMBOLIC_BUDGET = 1.5  # seconds for the symbolic attempt, then numbers decide
 POINTS = 64
@@ -193,7 +187,7 @@ def verify(
         true=true if in_matrix_notation is None else in_matrix_notation,
     )
     try:
-        claim = claimed_entries(claimed, wrt_entries, _matrix_shape(wrt_entries))
+        claim = claimed_entries(claimed, wrt_entries, matrix_shape(wrt_entries))
     except ShapeMismatch as mismatch:
         return Verdict(False, "shape", reason=str(mismatch), **shown)
     if not at and _same_matrix_expression(claimed_given, in_matrix_notation):
