@@ -272,64 +272,60 @@ def check_grad(
     compiled = derivation.compile()
     symbols = symbols_of(f, wrt_entries, compiled)
     value = scalar_function(compiled)
-    if grad is not None:
-        grad = write(
-            parse(grad, namespace_of(f_given, wrt_given)) if isinstance(grad, str) else grad
-        )
-    gradient = gradient_function(compiled, wrt_entries, grad, symbols)
-    notes = []
+    if isinstance(grad, str):
+        grad = parse(grad, namespace_of(f_given, wrt_given))
+    gradient = gradient_function(compiled, wrt_entries, write(grad), symbols)
+    notes = ()
     if method == "complex":
-        value_c, note = complex_function(f, symbols)
-        notes.append(note)
-    rtol = _DEFAULT_RTOL[method] if rtol is None else rtol
-
-    def finite(values):
-        shifted = _shifted(values, wrt_entries, _offsets(values, wrt_entries, method))
-        return [value(values), *gradient(values), value(shifted).reshape(len(value(values)), -1)]
-
-    def crossing(values):
-        if method == "complex":
-            return [None] * len(next(iter(values.values())))
-        return sampler.same_side(
-            values, _shifted(values, wrt_entries, _offsets(values, wrt_entries, method))
-        )
-
-    sampler = Sampler([f], symbols, seed=seed)
+        complex_value, note = complex_function(f, symbols)
+        notes = (note,)
     fixed = numeric_point(at, symbols) if at else None
-    base, rejected = sampler.points(
-        1 if fixed else points,
-        fixed=fixed,
-        valid=finite if method != "complex" else lambda v: [value(v), *gradient(v)],
-        also=crossing,
-    )
-    if not len(base[symbols[0]]):
-        raise ValueError("check_grad: " + _no_point(rejected, fixed))
+    base, rejected = _points(f, symbols, value, gradient, wrt_entries, method, fixed, points, seed)
     offsets = _offsets(base, wrt_entries, method)
     if method == "complex":
-        numeric, spread = _complex_step(value_c, base, wrt_entries, offsets)
+        numeric, spread = _complex_step(complex_value, base, wrt_entries, offsets)
     else:
         numeric, spread = _differences(value, base, wrt_entries, offsets, method)
     symbolic = np.stack([np.asarray(g, dtype=float) for g in gradient(base)], axis=1)
     scale = np.maximum(1.0, intermediate_scale(derivation.program, symbols)(base))[:, None]
     rounding = _ROUNDING[method] * _EPS * scale / np.abs(offsets).min(axis=-1)
     rounding += 1000 * _EPS * np.maximum(scale, np.max(np.abs(symbolic), axis=1, keepdims=True))
+    rtol = _DEFAULT_RTOL[method] if rtol is None else rtol
     tolerance = atol + rtol * np.maximum(np.abs(symbolic), np.abs(numeric)) + 4 * spread + rounding
-    entries, chosen = [], []
-    for p in range(symbolic.shape[0]):
-        point = {s: float(base[s][p]) for s in symbols}
-        chosen.append(point)
-        for k, (w, index) in enumerate(wrt_entries):
-            entries.append(
-                EntryCheck(
-                    w,
-                    index,
-                    point,
-                    float(symbolic[p, k]),
-                    float(numeric[p, k]),
-                    float(tolerance[p, k]),
-                )
-            )
-    return GradCheck(tuple(entries), tuple(chosen), method, rtol, tuple(rejected), tuple(notes))
+    chosen = [{s: float(base[s][p]) for s in symbols} for p in range(symbolic.shape[0])]
+    entries = [
+        EntryCheck(
+            w, index, point, float(symbolic[p, k]), float(numeric[p, k]), float(tolerance[p, k])
+        )
+        for p, point in enumerate(chosen)
+        for k, (w, index) in enumerate(wrt_entries)
+    ]
+    return GradCheck(tuple(entries), tuple(chosen), method, rtol, tuple(rejected), notes)
+
+
+def _points(f, symbols, value, gradient, wrt_entries, method, fixed, points, seed):
+    """Admissible points: off kinks, inside domains, f and its gradient finite, and (for
+    differences) every step on the same side of every kink with f finite there."""
+    sampler = Sampler([f], symbols, seed=seed)
+
+    def finite(values):
+        arrays = [value(values), *gradient(values)]
+        if method != "complex":
+            shifted = _shifted(values, wrt_entries, _offsets(values, wrt_entries, method))
+            arrays.append(value(shifted).reshape(len(arrays[0]), -1))
+        return arrays
+
+    def crossing(values):
+        if method == "complex":  # an imaginary step crosses nothing
+            return [None] * len(next(iter(values.values())))
+        shifted = _shifted(values, wrt_entries, _offsets(values, wrt_entries, method))
+        return sampler.same_side(values, shifted)
+
+    n = 1 if fixed else points
+    base, rejected = sampler.points(n, fixed=fixed, valid=finite, also=crossing)
+    if not len(base[symbols[0]]):
+        raise ValueError("check_grad: " + _no_point(rejected, fixed))
+    return base, rejected
 
 
 # Rounding error of a difference quotient, in units of eps M / h, M the largest input or

@@ -51,6 +51,11 @@ class Counterexample:
     claimed: float
     true: float
 
+    @property
+    def entry(self) -> Symbol:
+        """The variable whose derivative differs (its position in `wrt` is `index`)."""
+        return self.wrt
+
     def __str__(self) -> str:
         at = ", ".join(f"{s} = {v:.6g}" for s, v in self.point.items())
         entry = f"entry {list(self.index)} (d/d{self.wrt})" if self.index else f"d/d{self.wrt}"
@@ -339,9 +344,9 @@ def _terms(e: Basic, memo: dict, cap: int) -> int:
 
 
 def _numerically(f, claim, derivation, compiled, wrt_entries, symbols, fixed, points, seed, shown):
+    """The verdict of the claim against the compiled gradient at random points (or `fixed`)."""
     value = scalar_function(compiled)
     true_fn = gradient_function(compiled, wrt_entries, None, symbols)
-    claim_fn = lambdified(symbols, claim)
     sampler = Sampler([f, *claim], symbols, seed=seed)
     base, rejected = sampler.points(
         points, fixed=fixed or None, valid=lambda v: [value(v), *true_fn(v)], cover=True
@@ -350,44 +355,44 @@ def _numerically(f, claim, derivation, compiled, wrt_entries, symbols, fixed, po
     if n == 0:
         why = rejected[0][1] if rejected else "the function has no symbols"
         raise ValueError(f"verify: no point where f and its gradient are finite ({why})")
-    claimed = np.stack([np.asarray(c, dtype=float) for c in claim_fn(base)])
+    claimed = np.stack([np.asarray(c, dtype=float) for c in lambdified(symbols, claim)(base)])
     true = np.stack([np.asarray(t, dtype=float) for t in true_fn(base)])
     with np.errstate(all="ignore"):
         error = np.abs(claimed - true) / np.maximum(1.0, np.maximum(np.abs(claimed), np.abs(true)))
     error = np.where(np.isfinite(claimed), error, np.inf)
-    suspects = np.argwhere(error > _SCREEN)
-    order = np.argsort(-error[tuple(suspects.T)]) if suspects.size else []
-    counterexample = None
-    for k, p in (suspects[i] for i in list(order)[:8]):
-        point = {s: float(base[s][p]) for s in symbols}
-        precise = _precise(derivation, claim[k], k, point)
-        if precise is None:  # could not evaluate precisely: trust float64 when far apart
-            if error[k, p] > 1e-6:
-                counterexample = _counterexample(wrt_entries, k, point, claimed[k, p], true[k, p])
-                break
-            continue
-        c, t = precise
-        if not (np.isfinite(c) and abs(c - t) <= 1e-20 * max(1.0, abs(c), abs(t))):
-            counterexample = _counterexample(wrt_entries, k, point, c, t)
-            break
+    points_of = [{s: float(base[s][p]) for s in symbols} for p in range(n)]
+    counterexample = _confirmed(error, claimed, true, points_of, derivation, claim, wrt_entries)
     finite = error[np.isfinite(error)]
     worst = float(finite.max()) if finite.size else float("inf")
     where = "the given point" if fixed and n == 1 and len(fixed) == len(symbols) else f"{n} points"
-    method = f"numeric, {where}, max error {worst:.1e}"
     covered, kinks = sampler.coverage(base)
     details = f"Compared at {where} (seed {seed})"
-    if kinks:
-        details += f", on both sides of {covered} of {kinks} branch conditions"
-    details += "."
+    details += f", on both sides of {covered} of {kinks} branch conditions." if kinks else "."
     notes = (f"{len(rejected)} random points rejected, e.g. {rejected[0][1]}",) if rejected else ()
     return Verdict(
         counterexample is None,
-        method,
+        f"numeric, {where}, max error {worst:.1e}",
         counterexample=counterexample,
         details=details,
         notes=notes,
         **shown,
     )
+
+
+def _confirmed(error, claimed, true, points, derivation, claim, wrt_entries):
+    """The worst float64 disagreement that 40-digit arithmetic confirms, as a Counterexample."""
+    suspects = np.argwhere(error > _SCREEN)
+    order = np.argsort(-error[tuple(suspects.T)]) if suspects.size else []
+    for k, p in (suspects[i] for i in list(order)[:8]):
+        precise = _precise(derivation, claim[k], k, points[p])
+        if precise is None:  # could not evaluate precisely: trust float64 when far apart
+            if error[k, p] > 1e-6:
+                return _counterexample(wrt_entries, k, points[p], claimed[k, p], true[k, p])
+            continue
+        c, t = precise
+        if not (np.isfinite(c) and abs(c - t) <= 1e-20 * max(1.0, abs(c), abs(t))):
+            return _counterexample(wrt_entries, k, points[p], c, t)
+    return None
 
 
 def _counterexample(wrt_entries, k, point, claimed, true) -> Counterexample:
