@@ -84,6 +84,42 @@ class Builder:
             self.fail("matrix product too large", position)
         return self._sympy(lambda: a * b, position)
 
+    def total(self, terms: list[tuple[object, int, int]]):
+        """The sum of (value, sign, position) terms. Scalars are added in one n-ary Add: a
+        chain of binary additions costs time quadratic in the number of terms."""
+        scalars, matrix = [], None
+        for value, sign, position in terms:
+            self.tick(position)
+            value = self.as_value(value, position)
+            if _is_scalar(value):
+                scalars.append(value if sign > 0 else -value)
+            elif matrix is None:
+                matrix = value if sign > 0 else self.neg(value, position)
+            else:
+                matrix = self.add(matrix, value, position, sign)
+        scalar = self._sympy(lambda: sympy.Add(*scalars), terms[0][2]) if scalars else None
+        if matrix is None:
+            return scalar
+        return matrix if scalar is None else self.add(matrix, scalar, terms[0][2])
+
+    def product(self, factors: list[tuple[object, bool, int]]):
+        """The product of (value, divides, position) factors, in order for matrices; scalar
+        factors are multiplied in one n-ary Mul (they commute with everything)."""
+        scalars, matrix = [], None
+        for value, divides, position in factors:
+            self.tick(position)
+            value = self.as_value(value, position)
+            if divides:
+                value = self.div(Integer(1), value, position)
+            if _is_scalar(value):
+                scalars.append(value)
+            else:
+                matrix = value if matrix is None else self.mul(matrix, value, position)
+        scalar = self._sympy(lambda: sympy.Mul(*scalars), factors[0][2]) if scalars else None
+        if matrix is None:
+            return scalar
+        return matrix if scalar is None else self.mul(scalar, matrix, factors[0][2])
+
     def div(self, a, b, position: int):
         a, b = self.as_value(a, position), self.as_value(b, position)
         if not _is_scalar(b):

@@ -54,7 +54,7 @@ def parse(text: str, namespace=None):
             something unknown; the message points at the position.
 
     >>> parse("2*(a - y)*x")
-    x*(2*a - 2*y)
+    2*x*(a - y)
     >>> parse(r"\\frac{1}{2} \\sigma(z)^2")
     sigmoid(z)**2/2
     """

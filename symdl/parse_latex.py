@@ -176,33 +176,33 @@ class _Parser:
         self.depth += 1
         if self.depth > MAX_DEPTH:
             self.fail(f"the formula is nested more than {MAX_DEPTH} deep")
-        value = self.term()
+        p = self.position()
+        terms = [(self.term(), 1, p)]
         while self.peek() in ("+", "-"):
             p = self.position()
             sign = 1 if self.take() == "+" else -1
-            value = self.build.add(value, self.term(), p, sign)
+            terms.append((self.term(), sign, p))
         self.depth -= 1
-        return value
+        return terms[0][0] if len(terms) == 1 else self.build.total(terms)
 
     def term(self):
-        value = self.unary()
+        """Factors joined by products, quotients (one n-ary product) and \\odot (in order)."""
+        p = self.position()
+        factors = [(self.unary(), False, p)]
         while True:
             op, p = self.peek(), self.position()
-            if op in ("*", "/", r"\odot"):
+            if op in ("*", "/"):
                 self.take()
-                right = self.unary()
-                if op == "*":
-                    value = self.build.mul(value, right, p)
-                elif op == "/":
-                    value = self.build.div(value, right, p)
-                else:
-                    value = self.build.call(
-                        self.namespace.functions["hadamard"], [value, right], "odot", p
-                    )
+                factors.append((self.unary(), op == "/", p))
+            elif op == r"\odot":
+                self.take()
+                left = self.build.product(factors)
+                hadamard = self.namespace.functions["hadamard"]
+                factors = [(self.build.call(hadamard, [left, self.unary()], "odot", p), False, p)]
             elif self.starts_atom():
-                value = self.build.mul(value, self.power(), p)
+                factors.append((self.power(), False, p))
             else:
-                return value
+                return factors[0][0] if len(factors) == 1 else self.build.product(factors)
 
     def unary(self):
         p, negative = self.position(), False

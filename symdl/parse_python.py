@@ -22,6 +22,21 @@ _BINARY = {
 }
 
 
+_CHAINS = {ast.Add: 0, ast.Sub: 0, ast.Mult: 1, ast.MatMult: 1, ast.Div: 1}  # op -> level
+
+
+def _chain(node: ast.BinOp) -> list[tuple[ast.operator | None, ast.expr]]:
+    """a - b + c as [(None, a), (Sub, b), (Add, c)]: a left-deep chain of one precedence level,
+    built as one sum (or product) instead of a chain of binary operations."""
+    level = _CHAINS[type(node.op)]
+    links = []
+    while isinstance(node, ast.BinOp) and _CHAINS.get(type(node.op)) == level:
+        links.append((node.op, node.right))
+        node = node.left
+    links.append((None, node))
+    return links[::-1]
+
+
 def parse_python(text: str, namespace: Namespace):
     """`text` in Python syntax as SymPy objects; only arithmetic, names, calls, lists and .T.
 
@@ -100,6 +115,8 @@ class _Evaluator:
         return done[id(root)]
 
     def children(self, node) -> list:
+        if isinstance(node, ast.BinOp) and type(node.op) in _CHAINS:
+            return [operand for _, operand in _chain(node)]
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
             return [node.left, node.right]
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
@@ -131,6 +148,14 @@ class _Evaluator:
 
     def combine(self, node, values: list):
         b, p = self.build, self.pos(node)
+        if isinstance(node, ast.BinOp) and type(node.op) in _CHAINS:
+            links = _chain(node)
+            at = [self.pos(operand) for _, operand in links]
+            if type(node.op) in (ast.Add, ast.Sub):
+                signs = [-1 if isinstance(op, ast.Sub) else 1 for op, _ in links]
+                return b.total(list(zip(values, signs, at, strict=True)))
+            divides = [isinstance(op, ast.Div) for op, _ in links]
+            return b.product(list(zip(values, divides, at, strict=True)))
         if isinstance(node, ast.BinOp):
             return _BINARY[type(node.op)](b, *values, p)
         if isinstance(node, ast.UnaryOp):

@@ -39,6 +39,7 @@ _DIGITS = 40
 _SCREEN = 1e-9  # float64 disagreement that is looked at in 40 digits
 _MAX_SYMBOLIC_NODES = 3000
 _MAX_EXPANDED_TERMS = 5000
+_MAX_DENOMINATORS = 8  # together() multiplies them all out
 
 
 @dataclass(frozen=True)
@@ -302,12 +303,16 @@ def _is_zero(difference: Basic, deadline: float) -> bool:
             return False
         if _expanded_terms(form) <= _MAX_EXPANDED_TERMS and sympy.expand(form) == 0:
             return True
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline or _denominators(form) > _MAX_DENOMINATORS:
             return False
         numerator = sympy.fraction(sympy.together(form))[0]
         if _expanded_terms(numerator) <= _MAX_EXPANDED_TERMS and sympy.expand(numerator) == 0:
             return True
     return False
+
+
+def _denominators(expr: Basic) -> int:
+    return sum(1 for n in nodes([expr]) if isinstance(n, sympy.Pow) and n.exp.is_negative)
 
 
 def _expanded_terms(expr: Basic, cap: int = 10**7) -> int:
