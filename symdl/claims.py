@@ -13,6 +13,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 
 
 def entry_name(m: sympy.MatrixSymbol, i: int, j: int) -> str:
+    """The name of the symbol standing for entry (i, j) of `m`: ``X_{0,1}``."""
     return f"{m.name}_{{{i},{j}}}"
 
 
@@ -119,6 +120,7 @@ def claimed_entries(claimed, wrt_entries, shape) -> list[Basic]:
 
 
 def matrix_shape(wrt_entries):
+    """The shape of the variables: (rows, cols) for a Matrix, the length for a list, () else."""
     indices = [index for _, index in wrt_entries]
     if indices and len(indices[0]) == 2:
         return (max(i for i, _ in indices) + 1, max(j for _, j in indices) + 1)

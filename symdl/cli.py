@@ -1,8 +1,6 @@
 """The `symdl` command line: derive gradients, verify hand-written ones, check them numerically.
-
 Exit codes: 0 when the claim or the check holds, 1 when it does not (the counterexample or the
-worst entry is printed), 2 on bad input. Formulas are parsed safely, never executed.
-"""
+worst entry is printed), 2 on bad input. Formulas are parsed safely, never executed."""
 
 from __future__ import annotations
 

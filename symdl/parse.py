@@ -1,10 +1,6 @@
-"""Safe parsing of formulas written as text: Python syntax or LaTeX, never evaluated as code.
-
-`parse` checks the text (length, nesting, control characters) and hands it to the Python-syntax
-parser (symdl/parse_python.py: `ast.parse` and a whitelist) or the LaTeX parser
-(symdl/parse_latex.py). Both build SymPy objects through the guarded operations of
-symdl/formula.py and resolve names in a namespace (symdl/names.py).
-"""
+"""Safe parsing of formulas written as text, Python syntax or LaTeX, never evaluated as code:
+`parse` checks the text, then hands it to symdl/parse_python.py or symdl/parse_latex.py, which
+build SymPy objects through symdl/formula.py with names from symdl/names.py."""
 
 from __future__ import annotations
 

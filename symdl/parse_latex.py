@@ -1,12 +1,6 @@
-r"""LaTeX formulas as SymPy objects, by a small recursive-descent parser that executes nothing.
-
-It reads what people write for gradients: $\sigma(z)\,(1-\sigma(z))$, $\frac{2}{N}(\hat y - y)$,
-$\delta x^\top$, $a \odot b$, $\operatorname{ReLU}(z)$, $\sigma'(z)$, pmatrix/bmatrix. Names are
-matched against the spellings of the function's symbols (their names and their LaTeX, so
-$w^{(1)}_{11}$ is the symbol printed that way). SymPy's own `parse_latex` (lark backend) is not
-used for untrusted text: its Earley parser took 3.4 s on 673 characters of juxtaposed symbols
-and ran out of memory on 1,300, and it knows neither \sigma nor \operatorname.
-"""
+r"""LaTeX formulas as SymPy objects, by a small recursive-descent parser that executes nothing:
+$\sigma(z)\,(1-\sigma(z))$, $\frac{2}{N}(a - y)$, $\delta x^\top$, $a \odot b$, $\sigma'(z)$,
+pmatrix; names match the spellings (name or LaTeX) of the function's symbols."""
 
 from __future__ import annotations
 
@@ -20,6 +14,10 @@ from sympy import Integer
 from symdl.formula import Builder
 from symdl.names import Namespace
 from symdl.parse import MAX_DEPTH, ParseError
+
+# SymPy's own parse_latex (lark backend) is not used for untrusted text: its Earley parser took
+# 3.4 s on 673 characters of juxtaposed symbols and ran out of memory on 1,300 (SymPy 1.14), and
+# it knows neither \sigma nor \operatorname.
 
 _TOKEN = re.compile(
     r"(?P<space>\s+)|(?P<command>\\[A-Za-z]+)|(?P<escaped>\\[^A-Za-z])"

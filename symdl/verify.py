@@ -1,9 +1,6 @@
-"""Verification of hand-written gradients: equal to d f / d wrt, or not, with a counterexample.
-
-First symbolically (the difference brought to 0 by cheap canonical forms within a time budget),
-otherwise numerically at random points that visit both sides of every kink, with any apparent
-difference confirmed at 40 significant digits before it is reported.
-"""
+"""Verification of hand-written gradients: equal to d f / d wrt, or not, with a counterexample;
+symbolically first (cheap canonical forms, a time budget), else at random points on both sides
+of every kink, each apparent difference confirmed in 40-digit arithmetic before it is reported."""
 
 from __future__ import annotations
 
