@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import sympy
@@ -69,8 +69,9 @@ class Namespace:
         return f"the formula may use the names of the function's symbols ({shown})"
 
 
-def namespace_of(*exprs, new_symbols: bool = False) -> Namespace:
-    """The names a formula about `exprs` may use: their symbols, families, constants, functions.
+def namespace_of(*exprs, new_symbols: bool = False, where: Mapping | None = None) -> Namespace:
+    """The names a formula about `exprs` may use: their symbols, families, constants, functions,
+    and the definitions `where` (``{"delta": p - y}``).
 
     >>> import sympy
     >>> a = sympy.symbols("a0:3")
@@ -100,6 +101,10 @@ def namespace_of(*exprs, new_symbols: bool = False) -> Namespace:
     values.update({m.name: m for m in matrices})
     values.update({s.name: s for s in symbols})
     values.setdefault("e", sympy.E)
+    for name, value in (where or {}).items():
+        if not (isinstance(name, str) and name.isidentifier() and not name.startswith("__")):
+            raise ValueError(f"where: {name!r} is not a name (a Python identifier)")
+        values[name] = ImmutableMatrix(value) if isinstance(value, MatrixBase) else value
     return Namespace(values, dict(FUNCTIONS), new_symbols)
 
 

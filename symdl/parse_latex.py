@@ -128,12 +128,12 @@ def _spellings(namespace: Namespace) -> dict[str, list[tuple[tuple[str, ...], ob
     """Each value's spellings as token sequences, by first token, longest first."""
     table: dict[str, list] = {}
     for name, value in namespace.values.items():
-        spellings = {name}
+        spellings = {name, sympy.latex(sympy.Symbol(name))}  # delta is also \delta
         if isinstance(value, sympy.Symbol | sympy.MatrixSymbol) or value in (sympy.pi, sympy.E):
             spellings.add(sympy.latex(value))
         for spelling in spellings:
             key = tuple(t.text for t in tokenize(spelling))
-            if key and not (len(key) > 1 and all(len(k) == 1 and k.isalpha() for k in key)):
+            if key:
                 table.setdefault(key[0], []).append((key, value))
     for entries in table.values():
         entries.sort(key=lambda e: -len(e[0]))

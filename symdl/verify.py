@@ -99,7 +99,8 @@ class Verdict:
             return f"EQUAL ({self.method}): the claim agrees with {d} at every point tried."
         if self.counterexample is not None:
             return f"DIFFERENT ({self.method}): the claim is not {d}; {self.counterexample}."
-        return f"DIFFERENT: the claim is not {d}: {self.reason}."
+        end = "" if self.reason.endswith((".", "?")) else "."
+        return f"DIFFERENT: the claim is not {d}: {self.reason}{end}"
 
     def to_latex(self) -> str:
         """$$\\partial f/\\partial w = <true> \\qquad \\text{claimed: } <claim>$$."""
@@ -142,7 +143,14 @@ def _latex(obj, width: int = 4000) -> str:
 
 
 def verify(
-    f, wrt, claimed, *, at: Mapping | None = None, points: int = POINTS, seed: int = 0
+    f,
+    wrt,
+    claimed,
+    *,
+    at: Mapping | None = None,
+    where: Mapping[str, object] | None = None,
+    points: int = POINTS,
+    seed: int = 0,
 ) -> Verdict:
     """Decide whether `claimed` equals the derivative of `f` with respect to `wrt`.
 
@@ -156,6 +164,8 @@ def verify(
             ``x``, and symdl's functions.
         at: a point ``{symbol or name: value}`` where alone the claim is made; symbols it leaves
             out are drawn at random.
+        where: names a text claim may use besides the symbols of `f`, such as
+            ``{"delta": p - y}`` for ``"delta*x.T"``.
         points: how many random points the numerical comparison uses.
         seed: seed of the random points (verdicts are reproducible).
 
@@ -176,7 +186,7 @@ def verify(
     f_given, wrt_given = f, wrt
     f, wrt, write = explicit(f, wrt)
     if isinstance(claimed, str):
-        claimed = parse(claimed, namespace_of(f_given, wrt_given))
+        claimed = parse(claimed, namespace_of(f_given, wrt_given, where=where))
     claimed_given, claimed = claimed, write(claimed)
     wrt_entries = wrt_entries_of(wrt)
     derivation = derive(f, wrt)

@@ -105,6 +105,10 @@ def test_latex_spellings_of_symbols_with_tex_names():
     assert _parse("x_1 + w_1_11", names) == x1 + w  # Python names: non-word characters -> _
     assert _parse(r"\sigma_B^2", names) == sigma_b**2  # the symbol squared, not a sigmoid
     assert _parse(r"\sigma(\sigma_B)", names) == sd.sigmoid(sigma_b)
+    lr = sympy.Symbol("lr", real=True)
+    names = namespace_of(lr * X)
+    assert _parse(r"2 lr\, x", names) == 2 * lr * X  # a name of several letters, written glued
+    assert _parse(r"\mathrm{lr} x", names) == lr * X
 
 
 def test_matrices_in_latex_and_python():

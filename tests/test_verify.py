@@ -247,6 +247,20 @@ def test_tiny_float_differences_are_confirmed_in_high_precision():
     assert not almost  # a real difference, however small, is reported
 
 
+def test_claims_may_use_names_defined_with_where():
+    """δ = p − y for a linear softmax layer: ∂L/∂W = δ xᵀ, written with δ."""
+    x, W = vector("x", 2), matrix("W", 3, 2)
+    f = sd.cross_entropy(list(W * x), 1)
+    delta = sd.softmax(list(W * x)) - Matrix([0, 1, 0])
+    assert sd.verify(f, W, "delta*x.T", where={"delta": delta})
+    assert sd.verify(f, W, r"\delta\, x^\top", where={"delta": delta})
+    assert not sd.verify(f, W, "x*delta.T", where={"delta": delta})
+    with pytest.raises(sd.ParseError, match="unknown name 'delta'"):
+        sd.verify(f, W, "delta*x.T")
+    with pytest.raises(ValueError, match="not a name"):
+        sd.verify(f, W, "x", where={"__class__": delta})
+
+
 def test_bad_claim_text_raises_parse_error():
     x = Symbol("x", real=True)
     with pytest.raises(sd.ParseError, match="unknown name 'q'"):
