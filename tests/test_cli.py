@@ -12,7 +12,9 @@ import pytest
 
 from symdl.cli import main
 
-SCRIPT = Path(sys.executable).with_name("symdl")
+SCRIPT = Path(sys.executable).with_name("symdl")  # the console script next to this Python
+if not SCRIPT.exists() and shutil.which("symdl"):
+    SCRIPT = Path(shutil.which("symdl"))
 
 
 def run(*args: str, module: bool = False) -> subprocess.CompletedProcess:
@@ -21,7 +23,7 @@ def run(*args: str, module: bool = False) -> subprocess.CompletedProcess:
 
 
 needs_script = pytest.mark.skipif(
-    not SCRIPT.exists() and shutil.which("symdl") is None,
+    not SCRIPT.exists(),
     reason="the console script is not installed (pip install -e .)",
 )
 
