@@ -64,16 +64,29 @@ def parse(text: str, namespace=None):
         raise ParseError(f"expected text, got {type(text).__name__}")
     _check_text(text)
     if looks_like_latex(text):
-        return parse_latex(text, namespace)
+        return _finite(parse_latex(text, namespace), text)
     try:
-        return parse_python(text, namespace)
+        return _finite(parse_python(text, namespace), text)
     except ParseError as python_error:
         if not python_error.reason.startswith("not valid Python syntax"):
             raise
         try:  # "2(a - y)x" is not Python, but it is LaTeX
-            return parse_latex(text, namespace)
+            return _finite(parse_latex(text, namespace), text)
         except ParseError:
             raise python_error from None
+
+
+def _finite(result, text: str):
+    """`result`, unless it contains an infinity or nan (log(0), a division by x - x, ...)."""
+    import sympy
+
+    parts = result if isinstance(result, list) else [result]
+    for part in parts:
+        if isinstance(part, list):
+            _finite(part, text)
+        elif isinstance(part, sympy.Basic) and part.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
+            raise ParseError("the formula is not finite (a division by zero, log(0), ...)", text)
+    return result
 
 
 def _check_text(text: str) -> None:

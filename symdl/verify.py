@@ -187,6 +187,8 @@ def verify(
     f, wrt, write = explicit(f, wrt)
     if isinstance(claimed, str):
         claimed = parse(claimed, namespace_of(f_given, wrt_given, where=where))
+    elif isinstance(claimed, Basic | sympy.MatrixBase):
+        claimed = claimed.doit()  # Derivative(x**2, x) claims 2 x
     claimed_given, claimed = claimed, write(claimed)
     wrt_entries = wrt_entries_of(wrt)
     derivation = derive(f, wrt)
@@ -367,7 +369,7 @@ def _numerically(f, claim, derivation, compiled, wrt_entries, symbols, fixed, po
     if n == 0:
         why = rejected[0][1] if rejected else "the function has no symbols"
         raise ValueError(f"verify: no point where f and its gradient are finite ({why})")
-    claimed = np.stack([np.asarray(c, dtype=float) for c in lambdified(symbols, claim)(base)])
+    claimed = np.stack([_real(c) for c in _claim_function(symbols, claim)(base)])
     true = np.stack([np.asarray(t, dtype=float) for t in true_fn(base)])
     with np.errstate(all="ignore"):
         error = np.abs(claimed - true) / np.maximum(1.0, np.maximum(np.abs(claimed), np.abs(true)))
@@ -389,6 +391,24 @@ def _numerically(f, claim, derivation, compiled, wrt_entries, symbols, fixed, po
         notes=notes,
         **shown,
     )
+
+
+def _claim_function(symbols, claim):
+    try:
+        return lambdified(symbols, claim)
+    except Exception as error:  # a printer refusing an object: name it, as for any bad input
+        raise ValueError(
+            f"claimed: cannot evaluate {str(claim)[:80]} numerically ({str(error)[:120]}); "
+            "give the derivative in closed form"
+        ) from None
+
+
+def _real(values) -> np.ndarray:
+    """Float values; a complex value with an imaginary part (sqrt(-1)) is nan, not its real part."""
+    values = np.asarray(values)
+    if np.iscomplexobj(values):
+        values = np.where(values.imag == 0, values.real, np.nan)
+    return values.astype(float)
 
 
 def _confirmed(error, claimed, true, points, derivation, claim, wrt_entries):

@@ -195,7 +195,8 @@ INJECTIONS = [  # SENTINEL stands for the path of a file no injection may create
 ]
 HUGE = ["9**9**9", "10**10**10", r"9^{9^{9}}", "2**(2**64)", "(1/3)**(10**6)", "1e99999999*x",
         "Matrix([[x]*100]*100)**8", "softmax([x]*5000)", "ones(100, 100)*ones(100, 100)",
-        "max(" + "x, " * 500 + "x)", "(x + 1)**(10**9)", "x**(10**100)"]  # fmt: skip
+        "max(" + "x, " * 500 + "x)", "(x + 1)**(10**9)", "x**(10**100)", "log(0)*x", "x/(x - x)",
+        "sqrt(-1)*x", "+".join(f"1/(x + {k})" for k in range(600))]  # fmt: skip
 DEEP = [
     "(" * 100_000,
     "x" * 100_000,

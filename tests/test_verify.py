@@ -265,6 +265,17 @@ def test_bad_claim_text_raises_parse_error():
     x = Symbol("x", real=True)
     with pytest.raises(sd.ParseError, match="unknown name 'q'"):
         sd.verify(x**2, x, "2*q")
+    with pytest.raises(sd.ParseError, match="not finite"):
+        sd.verify(x**2, x, "log(0)*x")
+
+
+def test_odd_claims_are_different_or_refused_by_name():
+    x = Symbol("x", real=True)
+    assert sd.verify(x**2, x, sympy.Derivative(x**2, x))  # an unevaluated derivative is done
+    assert not sd.verify(x**2, x, "sqrt(-1)*x")  # complex: nan, not its real part 0
+    assert not sd.verify(x**2, x, sympy.oo)
+    with pytest.raises(ValueError, match=r"cannot evaluate \[g\(x\)\] numerically"):
+        sd.verify(x**2, x, sympy.Function("g")(x))
 
 
 def test_two_layer_network_gradient(rng):
