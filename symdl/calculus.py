@@ -7,10 +7,20 @@ from collections.abc import Mapping, Sequence
 
 import sympy
 from sympy import Basic, Matrix, Symbol
-from sympy.matrices.expressions import MatrixExpr
+from sympy.matrices.expressions import (
+    HadamardProduct,
+    Identity,
+    MatAdd,
+    MatMul,
+    MatrixExpr,
+    MatrixSymbol,
+    Transpose,
+)
+from sympy.matrices.expressions.diagonal import DiagMatrix
 
 from symdl.backward import backward
-from symdl.derivation import Derivation, shape_like
+from symdl.derivation import Derivation, _tidy, shape_like
+from symdl.ops.matrix import hadamard
 from symdl.program import UnsupportedExpression, _Graph, as_expr, build_program
 
 
@@ -64,7 +74,12 @@ def jacobian(F, wrt) -> Matrix:
     Matrix([
     [y, x],
     [1, 1]])
+
+    For a column-vector matrix expression `F` and a column MatrixSymbol `wrt`, the result is a
+    matrix expression: ``sd.jacobian(A*x, x) == A``.
     """
+    if isinstance(wrt, MatrixSymbol) or isinstance(F, MatrixExpr):
+        return _matrix_jacobian(F, wrt)
     entries = _vector_entries(F)
     symbols = _wrt_symbols(wrt)
     real = _real_versions([*entries, *symbols])
@@ -88,10 +103,57 @@ def hessian(f, wrt) -> Matrix:
     [2*y, 2*x],
     [2*x,   0]])
     """
+    if isinstance(wrt, MatrixSymbol):  # ∇²f in matrix notation: xᵀAx -> A + Aᵀ
+        return _matrix_jacobian(grad(f, wrt), wrt)
     symbols = _wrt_symbols(wrt)
     rows = jacobian(derive(f, symbols).closed_form(), symbols)
     n = len(symbols)  # mirror the upper triangle: exactly symmetric, as the Hessian of a C^2 f
     return Matrix(n, n, lambda i, j: rows[min(i, j), max(i, j)])
+
+
+def _matrix_jacobian(F, x):
+    """∂F/∂xᵀ for column vectors F and x, in matrix notation.
+
+    The gradient of vᵀF for a fresh vector v is Jᵀv; J is read off that linear function of v.
+    """
+    if not (isinstance(x, MatrixSymbol) and x.shape[1] == 1):
+        raise UnsupportedExpression(f"wrt: {x} must be a column-vector MatrixSymbol here")
+    if not (isinstance(F, MatrixExpr) and F.shape[1] == 1):
+        raise UnsupportedExpression(f"F: {F} must be a column-vector matrix expression here")
+    v = MatrixSymbol("_jacobian_seed", F.shape[0], 1)
+    transposed = grad(v.T * F, x)
+    return _tidy(_coefficient(transposed, v).T)
+
+
+def _coefficient(R, v):
+    """M with R = M v, for R a matrix expression linear in the column vector v."""
+    if R == v:
+        return Identity(v.shape[0])
+    if not R.has(v):
+        raise UnsupportedExpression(f"jacobian: {R} does not depend on the seed linearly")
+    if isinstance(R, MatAdd):
+        return MatAdd(*(_coefficient(term, v) for term in R.args)).doit(deep=False)
+    if isinstance(R, Transpose) and R.shape == (1, 1):
+        return _coefficient(R.arg, v)  # a 1x1 matrix is its own transpose
+    if isinstance(R, MatMul):
+        coeff, factors = R.as_coeff_matrices()
+        holders = [i for i, f in enumerate(factors) if f.has(v)]
+        if len(holders) == 1:
+            i = holders[0]
+            if i < len(factors) - 1 and factors[i].shape == (1, 1):
+                factors = factors[:i] + factors[i + 1 :] + [factors[i]]  # a 1x1 factor commutes
+                i = len(factors) - 1
+            if i == len(factors) - 1:
+                return MatMul(coeff, *factors[:-1], _coefficient(factors[-1], v)).doit(deep=False)
+    if isinstance(R, HadamardProduct):
+        holders = [a for a in R.args if a.has(v)]
+        others = [a for a in R.args if not a.has(v)]
+        if len(holders) == 1:
+            if R.shape == (1, 1):  # entrywise product of 1x1 matrices is the product
+                return _coefficient(MatMul(*others, holders[0]).doit(deep=False), v)
+            diagonal = DiagMatrix(hadamard(*others)) if len(others) > 1 else DiagMatrix(others[0])
+            return MatMul(diagonal, _coefficient(holders[0], v)).doit(deep=False)
+    raise UnsupportedExpression(f"jacobian: cannot read a matrix off {R}")
 
 
 def _scalar(f, what: str) -> Basic:

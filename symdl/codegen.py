@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import sympy
-from sympy import Basic, Symbol
+from sympy import Basic, Identity, MatMul, MatrixSymbol, OneMatrix, S, Symbol, Transpose
 from sympy.printing.numpy import SciPyPrinter
+from sympy.printing.precedence import PRECEDENCE
 
 from symdl.derivation import Derivation
 
@@ -24,8 +25,88 @@ class SymdlNumPyPrinter(SciPyPrinter):
 
     def _print_Heaviside(self, expr):
         arg = self._print(expr.args[0])
-        at_zero = self._print(expr.pargs[1]) if len(expr.pargs) > 1 else "0.5"
-        return f"{self._module_format('numpy.heaviside')}({arg}, {at_zero})"
+        at_zero = expr.pargs[1] if len(expr.pargs) > 1 else S.Half
+        if at_zero in (0, 1):  # a comparison, as a person writes ReLU'; faster than heaviside
+            op = "greater" if at_zero == 0 else "greater_equal"
+            return f"{self._module_format(f'numpy.{op}')}({arg}, 0).astype(float)"
+        return f"{self._module_format('numpy.heaviside')}({arg}, {self._print(at_zero)})"
+
+    # Matrix expressions: products with @, elementwise operations broadcast, and the all-ones
+    # matrix never built: b 1ᵀ broadcasts b, X 1 sums the rows of X.
+    def _print_MatMul(self, expr):
+        coeff, factors = expr.as_coeff_matrices()
+        code, shape = None, None
+        for f in factors:
+            if isinstance(f, Identity):
+                continue
+            if isinstance(f, OneMatrix):
+                if code is None:
+                    code, shape = "ONES", f.shape
+                    continue
+                summed = code if shape[1] == 1 else self._sum(code, 1)
+                shape = (shape[0], f.shape[1])
+                code = summed if shape[1] == 1 else self._broadcast(summed, shape)
+                continue
+            printed = self.parenthesize(f, PRECEDENCE["Mul"], strict=False)
+            if code == "ONES":
+                summed = printed if f.shape[0] == 1 else self._sum(printed, 0)
+                code = summed if shape[0] == 1 else self._broadcast(summed, (shape[0], f.shape[1]))
+            elif code is None:
+                code = printed
+            else:
+                code = f"{code} @ {printed}"
+            shape = (shape[0] if shape else f.shape[0], f.shape[1])
+        if code == "ONES":
+            code = f"{self._module_format('numpy.ones')}({self._print(shape)})"
+        if code is None:
+            code = f"{self._module_format('numpy.eye')}({self._print(expr.shape[0])})"
+        return code if coeff == 1 else f"{self.parenthesize(coeff, PRECEDENCE['Mul'])}*({code})"
+
+    def _sum(self, code, axis):
+        return f"({code}).sum(axis={axis}, keepdims=True)"
+
+    def _broadcast(self, code, shape):
+        return f"{self._module_format('numpy.broadcast_to')}({code}, {self._print(shape)})"
+
+    def _elementwise_operand(self, arg):
+        """A term or factor of an elementwise operation; c·1 (the all-ones matrix) is just c."""
+        coeff, mats = arg.as_coeff_matrices() if isinstance(arg, MatMul) else (S.One, [arg])
+        if len(mats) == 1 and isinstance(mats[0], OneMatrix):
+            return f"({self._print(coeff)})"
+        return f"({self._print(arg)})"
+
+    def _print_MatAdd(self, expr):
+        return "(" + " + ".join(self._elementwise_operand(a) for a in expr.args) + ")"
+
+    def _print_HadamardProduct(self, expr):
+        return "(" + "*".join(self._elementwise_operand(a) for a in expr.args) + ")"
+
+    def _print_HadamardPower(self, expr):
+        base, exp = expr.args
+        return f"({self._print(base)})**({self._print(exp)})"
+
+    def _print_Determinant(self, expr):
+        return f"{self._module_format('numpy.linalg.det')}({self._print(expr.arg)})"
+
+    def _print_Trace(self, expr):
+        arg = expr.arg
+        if isinstance(arg, MatMul):  # tr(AᵀB) = sum(A ∘ B): no n x n product
+            coeff, mats = arg.as_coeff_matrices()
+            if len(mats) == 2 and isinstance(mats[0], Transpose):
+                a, b = self._print(mats[0].arg), self._print(mats[1])
+                return f"{self.parenthesize(coeff, PRECEDENCE['Mul'])}*(({a})*({b})).sum()"
+        return f"{self._module_format('numpy.trace')}({self._print(arg)})"
+
+    def _print_Transpose(self, expr):
+        return f"({self._print(expr.arg)}).T"
+
+    def _print_ElementwiseApplyFunction(self, expr):
+        marker = Symbol("_symdl_entry_")
+        body = expr.function.expr.xreplace({expr.function.variables[0]: marker})
+        return f"({self._print(body).replace('_symdl_entry_', '(' + self._print(expr.expr) + ')')})"
+
+    def _print_MatrixElement(self, expr):
+        return f"({self._print(expr.parent)})[{self._print(expr.i)}, {self._print(expr.j)}]"
 
     def _print_Max(self, expr):
         return self._nested("numpy.maximum", expr.args)
@@ -106,33 +187,67 @@ def op_count(assignments: Sequence[Assignment]) -> int:
     return sum(sympy.count_ops(a.rhs) for a in assignments)
 
 
+class ShapeError(ValueError):
+    """An input array does not have the shape its matrix symbol declares."""
+
+
 class CompiledDerivation:
     """`f(*values)` or `f(**by_name)` or `f({symbol: value})` -> (value, gradient).
 
-    Inputs may be NumPy arrays; everything broadcasts elementwise, so a batch of inputs gives
-    a batch of values and per-example gradients (each shaped like the broadcast inputs).
+    Scalar derivations broadcast elementwise: a batch of inputs gives a batch of values and
+    per-example gradients. Matrix derivations take a 2-D array per MatrixSymbol; symbolic
+    dimensions (a batch size N) are read from the arrays, so any batch size works.
     """
 
     def __init__(self, derivation: Derivation, cse: bool = True):
         self.derivation = derivation
         self.args = derivation.program.leaves
+        self.matrices = [a for a in self.args if isinstance(a, MatrixSymbol)]
+        self.dimensions = _dimensions(self.matrices)
         forward = [Assignment(s.name, numeric_form(s.rhs)) for s in derivation.forward]
         backward = [Assignment(s.name, numeric_form(s.rhs)) for s in derivation.backward]
         self.forward_op_count = op_count(forward)
+        # SymPy's cse is for scalars: on matrix programs it would build the all-ones matrices
+        # that the printer otherwise turns into broadcasts and sums.
+        cse = cse and not self.matrices
         body = eliminate_common(forward + backward) if cse else forward + backward
         self.op_count = op_count(body)
         outputs = [derivation.output, *derivation.gradient_symbols.values()]
-        self.source = _source(self.args, body, outputs)
+        self.source = _source(self.args, self.dimensions, body, outputs)
         namespace: dict = {}
         exec(compile(self.source, "<symdl generated>", "exec"), namespace)  # noqa: S102 - our own generated source
         self._function = namespace["value_and_grad"]
 
     def __call__(self, *values, **by_name):
         values = self._arguments(values, by_name)
+        if self.matrices:
+            value, *grads = self._function(*values, *self._bind_dimensions(values))
+            return _scalar_value(value), self._shaped([np.asarray(g, dtype=float) for g in grads])
         value, *grads = self._function(*values)
         shape = np.broadcast_shapes(*(np.shape(v) for v in values), np.shape(value))
         grads = [np.broadcast_to(np.asarray(g, dtype=float), shape) for g in grads]
         return np.broadcast_to(np.asarray(value, dtype=float), shape)[()], self._shaped(grads)
+
+    def _bind_dimensions(self, values) -> list[int]:
+        """The value of each symbolic dimension, read from the arrays and checked."""
+        bound: dict = {}
+        for symbol, value in zip(self.args, values, strict=True):
+            if not isinstance(symbol, MatrixSymbol):
+                continue
+            if value.ndim != 2:
+                raise ShapeError(
+                    f"{symbol} must be a 2-D array of shape {symbol.shape}; got shape {value.shape}"
+                )
+            for axis, (dim, size) in enumerate(zip(symbol.shape, value.shape, strict=True)):
+                expected = sympy.sympify(dim).xreplace(bound)
+                if expected.is_Integer and int(expected) != size:
+                    raise ShapeError(
+                        f"{symbol} has shape {symbol.shape}, so axis {axis} must have size "
+                        f"{expected}; got an array of shape {value.shape}"
+                    )
+                if isinstance(dim, Symbol) and dim not in bound:
+                    bound[dim] = sympy.Integer(size)
+        return [int(bound[d]) for d in self.dimensions]
 
     def _shaped(self, grads):
         wrt_shape = self.derivation.shape
@@ -161,21 +276,52 @@ class CompiledDerivation:
         return [np.asarray(by_name[str(s)], dtype=float) for s in self.args]
 
 
-def _source(args: Sequence[Symbol], body: list[Assignment], outputs: list[Basic]) -> str:
-    symbols = list(args) + [a.target for a in body]
+def _scalar_value(value):
+    value = np.asarray(value, dtype=float)
+    return float(value.reshape(())) if value.size == 1 else value
+
+
+def _dimensions(matrices) -> list[Symbol]:
+    """The symbolic dimensions of the matrix inputs, in order of first appearance."""
+    dims: list[Symbol] = []
+    for M in matrices:
+        for d in M.shape:
+            d = sympy.sympify(d)
+            if isinstance(d, Symbol) and d not in dims:
+                dims.append(d)
+            elif not d.is_Integer and not isinstance(d, Symbol):
+                raise ShapeError(f"{M}: dimension {d} is not a number or a symbol")
+    return dims
+
+
+def _source(args, dimensions, body: list[Assignment], outputs: list[Basic]) -> str:
+    symbols = list(args) + list(dimensions) + [a.target for a in body]
     names = python_names(symbols, reserved={"numpy", "scipy", "value_and_grad"})
     printer = SymdlNumPyPrinter({"fully_qualified_modules": True, "inline": True})
-    rename = {s: Symbol(n) for s, n in names.items()}
-    lines = [f"def value_and_grad({', '.join(names[a] for a in args)}):"]
+    dims = {d: Symbol(names[d], integer=True, positive=True) for d in dimensions}
+    rename = {s: _renamed(s, names[s], dims) for s in symbols if s not in dims} | dims
+    params = [names[a] for a in args] + [names[d] for d in dimensions]
+    lines = [f"def value_and_grad({', '.join(params)}):"]
     for a in body:
         lines.append(f"    {names[a.target]} = {printer.doprint(a.rhs.xreplace(rename))}")
-    returned = ", ".join(printer.doprint(sympy.sympify(o).xreplace(rename)) for o in outputs)
+    returned = ", ".join(_printed_output(printer, o, rename) for o in outputs)
     lines.append(f"    return ({returned},)")
-    header = [
-        "import numpy",
-        *(f"import {m}" for m in sorted(printer.module_imports) if m != "numpy"),
-    ]
+    modules = sorted(m for m in printer.module_imports if m != "numpy")
+    header = ["import numpy", *(f"import {m}" for m in modules)]
     return "\n".join(header + ["", ""] + lines) + "\n"
+
+
+def _renamed(symbol, name, dims):
+    if isinstance(symbol, MatrixSymbol):
+        return MatrixSymbol(name, *(sympy.sympify(d).xreplace(dims) for d in symbol.shape))
+    return Symbol(name)
+
+
+def _printed_output(printer, output, rename) -> str:
+    output = sympy.sympify(output).xreplace(rename)
+    if getattr(output, "is_ZeroMatrix", False):
+        return f"{printer._module_format('numpy.zeros')}({printer._print(output.shape)})"
+    return printer.doprint(output)
 
 
 def compile_derivation(derivation: Derivation, cse: bool = True) -> CompiledDerivation:

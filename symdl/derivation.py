@@ -10,8 +10,24 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import sympy
-from sympy import Basic, Identity, Matrix, MatrixExpr, MatrixSymbol, Mul, S, Symbol, ZeroMatrix
+from sympy import (
+    Basic,
+    HadamardProduct,
+    Identity,
+    MatAdd,
+    MatMul,
+    Matrix,
+    MatrixExpr,
+    MatrixSymbol,
+    Mul,
+    S,
+    Symbol,
+    Transpose,
+    ZeroMatrix,
+)
+from sympy.matrices.expressions.matexpr import MatrixElement
 
+from symdl.ops.matrix import hadamard
 from symdl.program import Program, Step
 from symdl.vjp import total
 
@@ -180,9 +196,31 @@ class Derivation:
         return "\n".join(lines)
 
 
+_TIDY = (MatMul, MatAdd, Transpose, HadamardProduct)
+
+
 def _tidy(expr: Basic) -> Basic:
-    """Matrix expressions flattened (nested products, identities) by SymPy's doit."""
-    return expr.doit() if isinstance(expr, MatrixExpr) else expr
+    """Matrix products and sums flattened (nested products, identities, double transposes),
+    nothing else evaluated: an entry of a product stays an entry, not an index sum."""
+    if not isinstance(expr, MatrixExpr):
+        return expr
+    memo: dict[Basic, Basic] = {}
+
+    def rebuild(node):
+        if node not in memo:
+            if node.is_Atom or isinstance(node, MatrixSymbol):
+                memo[node] = node
+            else:
+                args = [rebuild(a) for a in node.args]
+                # MatrixElement's func would evaluate the entry into an index sum
+                build = MatrixElement if isinstance(node, MatrixElement) else node.func
+                new = build(*args) if args != list(node.args) else node
+                if isinstance(new, HadamardProduct):
+                    new = hadamard(*new.args)
+                memo[node] = new.doit(deep=False) if isinstance(new, _TIDY) else new
+        return memo[node]
+
+    return rebuild(expr)
 
 
 def shape_like(wrt) -> Callable[[list], object]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import sympy
 from sympy import Add, Basic, Dummy, Mul
@@ -125,29 +126,67 @@ def _vjp_matrix_element(node, G, out):
     return [(matrix, G * Identity(1))]
 
 
-RULES: dict[type, Callable] = {
-    MatAdd: _vjp_matadd,
-    MatMul: _vjp_matmul,
-    Transpose: _vjp_transpose,
-    Inverse: _vjp_inverse,
-    MatPow: _vjp_matpow,
-    HadamardProduct: _vjp_hadamard_product,
-    HadamardPower: _vjp_hadamard_power,
-    ElementwiseApplyFunction: _vjp_elementwise,
-    elementwise: _vjp_elementwise,
-    Trace: _vjp_trace,
-    Determinant: _vjp_determinant,
-    MatrixElement: _vjp_matrix_element,
+@dataclass(frozen=True)
+class Rule:
+    """A vector-Jacobian rule and an example scalar function that exercises it (for the tests:
+    a rule joins the test suite by being added to RULES)."""
+
+    vjp: Callable
+    example: Callable[[], tuple]
+
+
+_n, _m = sympy.symbols("n m", integer=True, positive=True)
+_X, _Y = MatrixSymbol("X", _n, _n), MatrixSymbol("Y", _n, _n)
+_A, _B, _C = (MatrixSymbol(name, _n, _n) for name in "ABC")
+_SIZES = {_n: 2}
+
+
+def _probe(M):
+    """<C, M>: a scalar that depends on every entry of M."""
+    return Trace(_C.T * M)
+
+
+RULES: dict[type, Rule] = {
+    MatAdd: Rule(_vjp_matadd, lambda: (_probe(_X + _Y.T), [_X, _Y], _SIZES)),
+    MatMul: Rule(_vjp_matmul, lambda: (_probe(_A * _X * _B / _n), [_A, _X, _B], _SIZES)),
+    Transpose: Rule(_vjp_transpose, lambda: (_probe(_A * _X.T), [_X], _SIZES)),
+    Inverse: Rule(_vjp_inverse, lambda: (_probe(Inverse(_X)), [_X], _SIZES)),
+    MatPow: Rule(_vjp_matpow, lambda: (_probe(MatPow(_X, 3)), [_X], _SIZES)),
+    HadamardProduct: Rule(
+        _vjp_hadamard_product, lambda: (_probe(HadamardProduct(_X, _Y, _A)), [_X, _Y], _SIZES)
+    ),
+    HadamardPower: Rule(_vjp_hadamard_power, lambda: (_probe(HadamardPower(_X, 3)), [_X], _SIZES)),
+    ElementwiseApplyFunction: Rule(
+        _vjp_elementwise, lambda: (_probe(_X.applyfunc(sympy.tanh)), [_X], _SIZES)
+    ),
+    elementwise: Rule(
+        _vjp_elementwise,
+        lambda: (_probe(elementwise(lambda x: sympy.exp(-(x**2)) * x, _X)), [_X], _SIZES),
+    ),
+    Trace: Rule(_vjp_trace, lambda: (Trace(_A * _X * _X), [_X], _SIZES)),
+    Determinant: Rule(_vjp_determinant, lambda: (sympy.log(Determinant(_X)), [_X], _SIZES)),
+    MatrixElement: Rule(
+        _vjp_matrix_element,
+        lambda: (
+            sympy.tanh(
+                MatrixElement(MatrixSymbol("a", _n, 1).T * _X * MatrixSymbol("b", _n, 1), 0, 0)
+            ),
+            [_X],
+            _SIZES,
+        ),
+    ),
 }
 
 
 def rule_for(node: Basic) -> Callable:
     """The vector-Jacobian rule of `node`: its own `vjp`, or the table's entry for its class."""
     if hasattr(node, "vjp"):
-        return lambda node, G, out: [(a, node.vjp(i, G, out)) for i, a in enumerate(node.args)]
+        return lambda node, G, out: [
+            (a, node.vjp(i, G, out)) for i, a in enumerate(node.args) if a.free_symbols
+        ]
     for cls in type(node).__mro__:
         if cls in RULES:
-            return RULES[cls]
+            return RULES[cls].vjp
     raise UnsupportedMatrixOp(
         f"no vector-Jacobian rule for {type(node).__name__} in {node}; add one to "
         "symdl.vjp.RULES or give the op a vjp(index, G, out) method"

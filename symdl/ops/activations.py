@@ -10,7 +10,7 @@ import sympy
 from sympy import Function, Heaviside, Piecewise, Rational, erf, exp, log, pi, sqrt
 from sympy.core.function import ArgumentIndexError
 
-from symdl.ops.base import Op
+from symdl.ops.base import Op, on_matrices
 
 _ONE_PERCENT = Rational(1, 100)
 
@@ -39,7 +39,7 @@ class leaky_relu(Op):
     latex_name = r"\operatorname{LeakyReLU}"
 
     def __new__(cls, x, alpha=_ONE_PERCENT, **kwargs):
-        return Function.__new__(cls, x, alpha, **kwargs)
+        return on_matrices(cls, (x, alpha)) or Function.__new__(cls, x, alpha, **kwargs)
 
     def definition(self):
         x, alpha = self.args
@@ -110,7 +110,7 @@ class elu(Op):
     latex_name = r"\operatorname{ELU}"
 
     def __new__(cls, x, alpha=sympy.S.One, **kwargs):
-        return Function.__new__(cls, x, alpha, **kwargs)
+        return on_matrices(cls, (x, alpha)) or Function.__new__(cls, x, alpha, **kwargs)
 
     def definition(self):
         x, alpha = self.args

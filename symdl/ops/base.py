@@ -12,6 +12,7 @@ from typing import ClassVar
 import sympy
 from sympy import Function, Matrix
 from sympy.core.logic import fuzzy_and
+from sympy.matrices.expressions import MatrixExpr
 
 _DECLARED: dict[str, type[Op]] = {}
 
@@ -24,6 +25,16 @@ class Op(Function):
     """
 
     latex_name: ClassVar[str] = ""
+
+    def __new__(cls, *args, **kwargs):
+        return on_matrices(cls, args) or Function.__new__(cls, *args, **kwargs)
+
+    @classmethod
+    def matrix_form(cls, *args):
+        """This op applied to matrix arguments; by default entry by entry on the first."""
+        from symdl.ops.matrix import ENTRY, elementwise
+
+        return elementwise(sympy.Lambda(ENTRY, cls(ENTRY, *args[1:])), args[0])
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -57,6 +68,14 @@ class Op(Function):
         """Format a call of NumPy or SciPy function `name` on printed `args`."""
         printed = ", ".join(a if isinstance(a, str) else printer._print(a) for a in args)
         return f"{printer._module_format(name)}({printed})"
+
+
+def on_matrices(cls, args):
+    """`cls.matrix_form(*args)` when an argument is a matrix expression (a MatrixSymbol,
+    a product of them, ...), else None: `sd.sigmoid(Z)` acts on each entry of Z."""
+    if any(isinstance(a, MatrixExpr) for a in args):
+        return cls.matrix_form(*args)
+    return None
 
 
 def declared() -> dict[str, type[Op]]:

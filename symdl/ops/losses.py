@@ -14,17 +14,27 @@ from sympy import Abs, Function, Heaviside, Integer, Piecewise, S, log, sign
 from sympy.core.function import ArgumentIndexError
 
 from symdl.ops.activations import sigmoid
-from symdl.ops.base import Op, flatten_vector, is_vector
+from symdl.ops.base import Op, flatten_vector, is_vector, on_matrices
 from symdl.ops.vector import _vector_latex, log_softmax, logsumexp, softmax
 
 
 class _MeanLoss(Op):
     """Mean over entries of an elementwise loss `term(prediction, target, *params)`."""
 
+    matrix_class: ClassVar[str] = ""  # its form for matrices, in symdl.ops.matrix
+
+    @classmethod
+    def matrix_form(cls, *args):
+        from symdl.ops import matrix
+
+        return getattr(matrix, cls.matrix_class)(*args)
+
     defaults: ClassVar[tuple] = ()
     short_name: ClassVar[str] = ""
 
     def __new__(cls, *args, **kwargs):
+        if matrix := on_matrices(cls, args):
+            return matrix
         if len(args) >= 2 and (is_vector(args[0]) or is_vector(args[1])):
             pred = flatten_vector(args[0], cls.__name__)
             target = flatten_vector(args[1], cls.__name__)
@@ -97,6 +107,8 @@ class _MeanLoss(Op):
 class mse(_MeanLoss):
     r"""Mean squared error $\frac{1}{n}\sum_i (\hat{y}_i - y_i)^2$."""
 
+    matrix_class = "MatMSE"
+
     latex_name = r"\operatorname{MSE}"
 
     @staticmethod
@@ -117,6 +129,8 @@ class binary_cross_entropy(_MeanLoss):
     Its NumPy form clamps each log at -100, as PyTorch does, so a probability of exactly 0 or 1
     gives a finite loss.
     """
+
+    matrix_class = "MatBCE"
 
     latex_name = r"\operatorname{BCE}"
 
@@ -148,6 +162,8 @@ class binary_cross_entropy_with_logits(_MeanLoss):
     Equal to `binary_cross_entropy(sigmoid(z), y)`, but finite for logits of +-1000.
     """
 
+    matrix_class = "MatBCEWithLogits"
+
     latex_name = r"\operatorname{BCE}_{\text{logits}}"
 
     @staticmethod
@@ -165,6 +181,8 @@ class binary_cross_entropy_with_logits(_MeanLoss):
 
 class huber(_MeanLoss):
     r"""Huber loss: $\frac{1}{2} r^2$ for $|r| \le \delta$, else $\delta(|r| - \frac{\delta}{2})$, $r = \hat{y} - y$."""
+
+    matrix_class = "MatHuber"
 
     latex_name = r"\operatorname{Huber}"
     defaults = (S.One,)
@@ -197,6 +215,8 @@ class huber(_MeanLoss):
 class hinge(_MeanLoss):
     r"""Hinge loss $\frac{1}{n}\sum_i \max(0, 1 - y_i s_i)$ of scores $s$ and labels $y = \pm 1$."""
 
+    matrix_class = "MatHinge"
+
     latex_name = r"\operatorname{hinge}"
 
     @staticmethod
@@ -221,7 +241,15 @@ class cross_entropy(Op):
 
     latex_name = r"\operatorname{CE}"
 
+    @classmethod
+    def matrix_form(cls, Z, Y):
+        from symdl.ops.matrix import MatCrossEntropy
+
+        return MatCrossEntropy(Z, Y)
+
     def __new__(cls, *args, **kwargs):
+        if matrix := on_matrices(cls, args):
+            return matrix
         if len(args) == 2 and is_vector(args[0]):
             z = flatten_vector(args[0], "cross_entropy")
             y = args[1]
@@ -281,6 +309,8 @@ class _Penalty(Op):
     """A norm-based penalty of a parameter vector, stored flat."""
 
     def __new__(cls, *args, **kwargs):
+        if matrix := on_matrices(cls, args):
+            return matrix
         if len(args) == 1 and is_vector(args[0]):
             args = flatten_vector(args[0], cls.__name__)
         if not args:
@@ -303,6 +333,12 @@ class _Penalty(Op):
 class l1(_Penalty):
     r"""L1 penalty $\lVert w \rVert_1 = \sum_i |w_i|$; its derivative at $w_i = 0$ is 0."""
 
+    @classmethod
+    def matrix_form(cls, W):
+        from symdl.ops.matrix import MatL1
+
+        return MatL1(W)
+
     def definition(self):
         return sympy.Add(*(Abs(w) for w in self.args))
 
@@ -318,6 +354,12 @@ class l1(_Penalty):
 
 class l2(_Penalty):
     r"""L2 penalty $\lVert w \rVert_2^2 = \sum_i w_i^2$ (weight decay $\lambda$ adds $2\lambda w$ to the gradient)."""
+
+    @classmethod
+    def matrix_form(cls, W):
+        from symdl.ops.matrix import MatL2
+
+        return MatL2(W)
 
     def definition(self):
         return sympy.Add(*(w**2 for w in self.args))

@@ -12,11 +12,19 @@ from typing import ClassVar
 
 import sympy
 from sympy import Dummy, Expr, Lambda, MatrixBase, S
-from sympy.matrices.expressions import MatrixExpr, OneMatrix
+from sympy.matrices.expressions import MatrixExpr, MatrixSymbol, OneMatrix
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from symdl.ops.activations import sigmoid
-from symdl.ops.losses import binary_cross_entropy_with_logits, cross_entropy, l1, l2, mse
+from symdl.ops.losses import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    hinge,
+    huber,
+    l1,
+    l2,
+    mse,
+)
 from symdl.ops.vector import logsumexp, softmax
 
 ENTRY = Dummy(
@@ -25,9 +33,27 @@ ENTRY = Dummy(
 
 
 def hadamard(*factors):
-    """The elementwise product, flattened (SymPy's HadamardProduct, or the factor alone)."""
-    factors = [f for f in factors if f != 1]
-    return factors[0] if len(factors) == 1 else sympy.HadamardProduct(*factors).doit(deep=False)
+    r"""The elementwise product, flattened; factors $c\mathbb{1}$ come out as scalars:
+    $(c\mathbb{1}) \circ X = c X$."""
+    coeff, rest = S.One, []
+    for f in factors:
+        c, mats = f.as_coeff_matrices() if isinstance(f, sympy.MatMul) else (S.One, [f])
+        if len(mats) == 1 and isinstance(mats[0], OneMatrix):
+            coeff *= c
+        else:
+            rest.append(f)
+    if not rest:
+        return scale(coeff, OneMatrix(*factors[0].shape))
+    flat = [g for f in rest for g in (f.args if isinstance(f, sympy.HadamardProduct) else (f,))]
+    # built, not canonicalised: the adjoint stays first, as in δ ∘ f'(Z)
+    product = flat[0] if len(flat) == 1 else sympy.HadamardProduct(*flat)
+    return scale(coeff, product)
+
+
+def scale(c, M):
+    """`c M` flattened, without evaluating anything inside `c` (SymPy's `*` would call a deep
+    doit, turning an entry of a product into an index sum)."""
+    return M if c == 1 else sympy.MatMul(c, M).doit(deep=False)
 
 
 class elementwise(ElementwiseApplyFunction):
@@ -78,8 +104,9 @@ def as_elementwise(expr: Expr, arg) -> object:
         return arg
     if not expr.has(ENTRY):
         return expr * OneMatrix(*shape)
-    if isinstance(expr, sympy.Add):
-        return sympy.MatAdd(*(as_elementwise(t, arg) for t in expr.args)).doit(deep=False)
+    if isinstance(expr, sympy.Add):  # constants first: 1 - A, as written by hand
+        terms = sorted(expr.args, key=lambda t: t.has(ENTRY))
+        return sympy.MatAdd(*(as_elementwise(t, arg) for t in terms))
     if isinstance(expr, sympy.Mul):
         coeff, rest = expr.as_independent(ENTRY, as_Add=False)
         product = hadamard(*(as_elementwise(f, arg) for f in sympy.Mul.make_args(rest)))
@@ -95,7 +122,9 @@ def _columns(Z) -> list[list]:
 
 
 def _explicit(*args) -> bool:
-    return all(isinstance(a, MatrixBase) for a in args)
+    """Whether every matrix argument is an explicit Matrix (scalar parameters aside)."""
+    matrices = [a for a in args if isinstance(a, MatrixBase | MatrixExpr)]
+    return bool(matrices) and all(isinstance(a, MatrixBase) for a in matrices)
 
 
 class MatrixOp(MatrixExpr):
@@ -143,6 +172,11 @@ class MatSoftmax(MatrixOp):
         k = self.shape[0]  # S ∘ (G − 1 1ᵀ(G ∘ S)): the softmax Jacobian, column by column
         return hadamard(out, G - OneMatrix(k, k) * hadamard(G, out))
 
+    @classmethod
+    def example(cls):
+        Z, C = MatrixSymbol("Z", 3, 2), MatrixSymbol("C", 3, 2)
+        return sympy.Trace(C.T * cls(Z)), [Z], {Z: (-2.0, 2.0), C: (-1.0, 1.0)}
+
     def _numpycode(self, printer):
         return f"{printer._module_format('scipy.special.softmax')}({printer._print(self.args[0])}, axis=0)"
 
@@ -167,6 +201,11 @@ class MatLogSumExp(MatrixOp):
         Z = self.args[0]
         return hadamard(MatSoftmax(Z), OneMatrix(Z.shape[0], 1) * G)
 
+    @classmethod
+    def example(cls):
+        Z, C = MatrixSymbol("Z", 3, 2), MatrixSymbol("C", 1, 2)
+        return sympy.Trace(C.T * cls(Z)), [Z], {Z: (-2.0, 2.0), C: (-1.0, 1.0)}
+
     def _numpycode(self, printer):
         lse = printer._module_format("scipy.special.logsumexp")
         return f"{lse}({printer._print(self.args[0])}, axis=0, keepdims=True)"
@@ -182,10 +221,16 @@ class MatrixLoss(Expr):
 
     def __new__(cls, *args):
         args = list(map(sympy.sympify, args))
-        shapes = [a.shape for a in args]
+        shapes = [a.shape for a in args if isinstance(a, MatrixExpr | MatrixBase)]
         if any(s != shapes[0] for s in shapes):
             raise ValueError(f"{cls.name}: arguments have shapes {shapes}; they must be equal")
         return Expr.__new__(cls, *args)
+
+    @classmethod
+    def example(cls):
+        """A loss on fresh 3x2 matrices, the matrices to differentiate by, and sample ranges."""
+        P, Y = MatrixSymbol("P", 3, 2), MatrixSymbol("Y", 3, 2)
+        return cls(P, Y), [P, Y], {P: (-2.0, 2.0), Y: (-2.0, 2.0)}
 
     def doit(self, **hints):
         args = [a.doit(**hints) for a in self.args] if hints.get("deep", True) else self.args
@@ -211,27 +256,38 @@ class MatrixLoss(Expr):
 
 
 class MatCrossEntropy(MatrixLoss):
-    r"""Softmax cross-entropy of logits $Z$ against targets $Y$ (one example per column),
-    averaged over the $N$ columns: $\frac{1}{N}\sum_j \operatorname{CE}(Z_{:j}, Y_{:j})$."""
+    r"""Softmax cross-entropy of logits $Z$ against targets $Y$, one example per column,
+    averaged over the $N$ columns: $\frac{1}{N}\sum_j \operatorname{logsumexp}(Z_{:j}) - Y_{:j}^\top Z_{:j}$.
+
+    This is $-\frac{1}{N}\sum_j Y_{:j}^\top \log\operatorname{softmax}(Z_{:j})$ whenever each
+    column of $Y$ sums to 1 (one-hot labels or probabilities), and its gradient is the textbook
+    $(\operatorname{softmax}(Z) - Y)/N$ for every $Y$.
+    """
 
     name = "cross_entropy"
     latex_name = r"\operatorname{CE}"
 
+    @classmethod
+    def example(cls):
+        Z, Y = MatrixSymbol("Z", 3, 2), MatrixSymbol("Y", 3, 2)
+        return cls(Z, Y), [Z, Y], {Z: (-2.0, 2.0), Y: (0.0, 1.0)}
+
     def explicit(self, Z, Y):
         cols = list(zip(_columns(Z), _columns(Y), strict=True))
-        return sympy.Add(*(cross_entropy(z, y) for z, y in cols)) / len(cols)
+        terms = [logsumexp(z) - sum(zi * yi for zi, yi in zip(z, y, strict=True)) for z, y in cols]
+        return sympy.Add(*terms) / len(cols)
 
     def vjp(self, index, G, out):
         Z, Y = self.args
-        k, n = Z.shape
-        if index == 0:  # (softmax(Z) ∘ 1 1ᵀY − Y) / N; for one-hot Y simply (softmax(Z) − Y) / N
-            return (G / n) * (hadamard(MatSoftmax(Z), OneMatrix(k, k) * Y) - Y)
-        return (-G / n) * (Z - OneMatrix(k, 1) * MatLogSumExp(Z))
+        n = Z.shape[1]
+        if index == 0:
+            return (G / n) * (MatSoftmax(Z) - Y)
+        return (-G / n) * Z
 
     def _numpycode(self, printer):
         Z, Y = (printer._print(a) for a in self.args)
-        log_softmax = printer._module_format("scipy.special.log_softmax")
-        return f"(-({Y}*{log_softmax}({Z}, axis=0)).sum()/{Z}.shape[1])"
+        lse = printer._module_format("scipy.special.logsumexp")
+        return f"({lse}({Z}, axis=0) - ({Y}*{Z}).sum(axis=0)).mean()"
 
 
 class MatMSE(MatrixLoss):
@@ -273,11 +329,101 @@ class MatBCEWithLogits(MatrixLoss):
         return f"({printer._module_format('numpy.logaddexp')}(0.0, {Z}) - {Y}*{Z}).mean()"
 
 
+class MatBCE(MatrixLoss):
+    r"""Binary cross-entropy of probabilities over every entry (logs clamped at -100 in NumPy)."""
+
+    name = "binary_cross_entropy"
+    latex_name = r"\operatorname{BCE}"
+
+    def explicit(self, P, Y):
+        return binary_cross_entropy(list(P), list(Y))
+
+    @classmethod
+    def example(cls):
+        P, Y = MatrixSymbol("P", 3, 2), MatrixSymbol("Y", 3, 2)
+        return cls(P, Y), [P, Y], {P: (0.05, 0.95), Y: (0.0, 1.0)}
+
+    def vjp(self, index, G, out):
+        P, Y = self.args
+        scale = G / self.count
+        if index == 0:  # (P − Y) ⊘ (P ∘ (1 − P))
+            odds = hadamard(P, OneMatrix(*P.shape) - P)
+            return scale * hadamard(P - Y, sympy.HadamardPower(odds, -1))
+        return scale * elementwise(Lambda(ENTRY, sympy.log(1 - ENTRY) - sympy.log(ENTRY)), P)
+
+    def _numpycode(self, printer):
+        P, Y = (printer._print(a) for a in self.args)
+        log, log1p, maximum = (
+            printer._module_format(f"numpy.{f}") for f in ("log", "log1p", "maximum")
+        )
+        return f"(-({Y}*{maximum}({log}({P}), -100.0) + (1 - {Y})*{maximum}({log1p}(-{P}), -100.0))).mean()"
+
+
+class MatHuber(MatrixLoss):
+    r"""Huber loss over every entry, mean: $\frac{1}{2}r^2$ inside $|r| \le \delta$, linear outside."""
+
+    name = "huber"
+    latex_name = r"\operatorname{Huber}"
+
+    def __new__(cls, P, Y, delta=S.One):
+        return super().__new__(cls, P, Y, delta)
+
+    def explicit(self, P, Y, delta):
+        return huber(list(P), list(Y), delta)
+
+    def vjp(self, index, G, out):
+        P, Y, delta = self.args
+        if index == 2:
+            raise TypeError("huber: delta is a constant here; it has no gradient for matrices")
+        clip = Lambda(
+            ENTRY, sympy.Piecewise((ENTRY, abs(ENTRY) <= delta), (delta * sympy.sign(ENTRY), True))
+        )
+        sign = 1 if index == 0 else -1
+        return (sign * G / self.count) * elementwise(clip, P - Y)
+
+    def _latex(self, printer, exp=None):
+        P, Y, delta = (printer._print(a) for a in self.args)
+        tex = rf"{self.latex_name}_{{{delta}}}\left({P}, {Y}\right)"
+        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+
+    def _numpycode(self, printer):
+        P, Y, d = (printer._print(a) for a in self.args)
+        abs_, where = printer._module_format("numpy.abs"), printer._module_format("numpy.where")
+        r = f"({P} - {Y})"
+        return f"{where}({abs_}({r}) <= {d}, 0.5*{r}**2, {d}*({abs_}({r}) - 0.5*{d})).mean()"
+
+
+class MatHinge(MatrixLoss):
+    r"""Hinge loss over every entry, mean of $\max(0, 1 - Y \circ S)$ for labels $\pm 1$."""
+
+    name = "hinge"
+    latex_name = r"\operatorname{hinge}"
+
+    def explicit(self, S_, Y):
+        return hinge(list(S_), list(Y))
+
+    def vjp(self, index, G, out):
+        scores, Y = self.args
+        margin = OneMatrix(*scores.shape) - hadamard(Y, scores)
+        active = elementwise(Lambda(ENTRY, sympy.Heaviside(ENTRY, 0)), margin)  # 0 at the margin
+        other = Y if index == 0 else scores
+        return (-G / self.count) * hadamard(other, active)
+
+    def _numpycode(self, printer):
+        scores, Y = (printer._print(a) for a in self.args)
+        return f"{printer._module_format('numpy.maximum')}(0.0, 1 - {Y}*{scores}).mean()"
+
+
 class MatL2(MatrixLoss):
     r"""Squared Frobenius norm $\lVert W \rVert_F^2 = \sum_{ij} W_{ij}^2$."""
 
     name = "l2"
     latex_name = ""
+
+    @classmethod
+    def example(cls):
+        W = MatrixSymbol("W", 3, 2)
+        return cls(W), [W], {W: (-2.0, 2.0)}
 
     def explicit(self, W):
         return l2(list(W))
@@ -298,6 +444,11 @@ class MatL1(MatrixLoss):
 
     name = "l1"
     latex_name = ""
+
+    @classmethod
+    def example(cls):
+        W = MatrixSymbol("W", 3, 2)
+        return cls(W), [W], {W: (-2.0, 2.0)}
 
     def explicit(self, W):
         return l1(list(W))

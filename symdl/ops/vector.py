@@ -10,7 +10,7 @@ import sympy
 from sympy import Function, Integer, KroneckerDelta, Matrix, exp, log
 from sympy.core.function import ArgumentIndexError
 
-from symdl.ops.base import Op, flatten_vector, is_vector
+from symdl.ops.base import Op, flatten_vector, is_vector, on_matrices
 
 
 def _stacked(printer, entries) -> str:
@@ -31,6 +31,8 @@ class logsumexp(Op):
     latex_name = r"\operatorname{logsumexp}"
 
     def __new__(cls, *args, **kwargs):
+        if matrix := on_matrices(cls, args):
+            return matrix
         if len(args) == 1 and is_vector(args[0]):
             args = flatten_vector(args[0], "logsumexp")
         return Function.__new__(cls, *args, **kwargs)
@@ -52,6 +54,12 @@ class logsumexp(Op):
         tex = rf"{self.latex_name}\left({_vector_latex(printer, self.args, bracket=False)}\right)"
         return rf"{tex}^{{{exp}}}" if exp is not None else tex
 
+    @classmethod
+    def matrix_form(cls, Z):
+        from symdl.ops.matrix import MatLogSumExp
+
+        return MatLogSumExp(Z)
+
     def _numpycode(self, printer):  # shifts by the max: finite for logits of +-1000
         return self._np(printer, "scipy.special.logsumexp", _stacked(printer, self.args), "axis=0")
 
@@ -60,6 +68,8 @@ class _VectorEntry(Op):
     """Entry `k` (the first argument, from 0) of a vector function of `z` (the rest)."""
 
     def __new__(cls, *args, **kwargs):
+        if matrix := on_matrices(cls, args):
+            return matrix
         if len(args) == 1 and is_vector(args[0]):
             z = flatten_vector(args[0], cls.__name__)
             return Matrix([cls(k, *z) for k in range(len(z))])
@@ -98,6 +108,12 @@ class softmax(_VectorEntry):
 
     latex_name = r"\operatorname{softmax}"
 
+    @classmethod
+    def matrix_form(cls, Z):
+        from symdl.ops.matrix import MatSoftmax
+
+        return MatSoftmax(Z)
+
     def definition(self):
         return exp(self.vector[self.index]) / sympy.Add(*(exp(z) for z in self.vector))
 
@@ -118,6 +134,12 @@ class log_softmax(_VectorEntry):
     r"""Entry $k$ of $\log \operatorname{softmax}(z)_k = z_k - \operatorname{logsumexp}(z)$."""
 
     latex_name = r"\log\operatorname{softmax}"
+
+    @classmethod
+    def matrix_form(cls, Z):
+        from symdl.ops.matrix import MatLogSumExp
+
+        return Z - sympy.OneMatrix(Z.shape[0], 1) * MatLogSumExp(Z)
 
     def definition(self):
         return self.vector[self.index] - log(sympy.Add(*(exp(z) for z in self.vector)))
