@@ -55,18 +55,28 @@ def explicit(f, wrt, sizes: Mapping | None = None):
         if not isinstance(obj, Basic):
             return obj
         out = obj.xreplace(size)
+        # constants (a OneMatrix broadcasting a bias) explicit too: a product holding one would
+        # stay symbolic, its entries index sums
+        table_ = table | {c: c.as_explicit() for c in out.atoms(*_CONSTANTS) if _sized(c)}
         if isinstance(out, MatrixExpr):
-            out = out.xreplace(table).doit()
+            out = out.xreplace(table_).doit()
             return out.as_explicit() if isinstance(out, MatrixExpr) else out
         out = out.doit()  # (a^T X b)[0, 0] is a Sum over indices: write out its terms
         out = out.replace(lambda e: isinstance(e, MatrixElement) and e.parent in table, entry)
-        return out.xreplace(table).doit()
+        return out.xreplace(table_).doit()
 
     write.sizes = size
     f_out = write(f)
     if isinstance(f_out, MatrixBase) and f_out.shape == (1, 1):
         f_out = f_out[0, 0]
     return f_out, write(wrt), write
+
+
+_CONSTANTS = (sympy.OneMatrix, sympy.Identity, sympy.ZeroMatrix)
+
+
+def _sized(m) -> bool:
+    return all(sympy.sympify(d).is_number for d in m.shape)
 
 
 def _flatten(obj) -> list:
