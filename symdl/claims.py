@@ -11,6 +11,8 @@ from sympy import Basic, MatrixBase, Symbol
 from sympy.matrices.expressions import MatrixExpr
 from sympy.matrices.expressions.matexpr import MatrixElement
 
+from symdl.explicit import expand
+
 
 def entry_name(m: sympy.MatrixSymbol, i: int, j: int) -> str:
     """The name of the symbol standing for entry (i, j) of `m`: ``X_{0,1}``."""
@@ -55,28 +57,20 @@ def explicit(f, wrt, sizes: Mapping | None = None):
         if not isinstance(obj, Basic):
             return obj
         out = obj.xreplace(size)
-        # constants (a OneMatrix broadcasting a bias) explicit too: a product holding one would
-        # stay symbolic, its entries index sums
-        table_ = table | {c: c.as_explicit() for c in out.atoms(*_CONSTANTS) if _sized(c)}
+        # computed node by node (`expand`): SymPy's doit leaves a product holding a OneMatrix,
+        # or a HadamardPower, unevaluated, and then its entries become index sums
         if isinstance(out, MatrixExpr):
-            out = out.xreplace(table_).doit()
+            out = expand(out, table)
             return out.as_explicit() if isinstance(out, MatrixExpr) else out
         out = out.doit()  # (a^T X b)[0, 0] is a Sum over indices: write out its terms
         out = out.replace(lambda e: isinstance(e, MatrixElement) and e.parent in table, entry)
-        return out.xreplace(table_).doit()
+        return expand(out, table).doit()
 
     write.sizes = size
     f_out = write(f)
     if isinstance(f_out, MatrixBase) and f_out.shape == (1, 1):
         f_out = f_out[0, 0]
     return f_out, write(wrt), write
-
-
-_CONSTANTS = (sympy.OneMatrix, sympy.Identity, sympy.ZeroMatrix)
-
-
-def _sized(m) -> bool:
-    return all(sympy.sympify(d).is_number for d in m.shape)
 
 
 def _flatten(obj) -> list:
