@@ -3,11 +3,21 @@ or of numbers. This is how matrix results are compared with the scalar path, ent
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Mapping
 
 import numpy as np
 import sympy
-from sympy import Basic, HadamardPower, HadamardProduct, ImmutableMatrix, MatrixBase, MatrixSymbol
+from sympy import (
+    Basic,
+    HadamardPower,
+    HadamardProduct,
+    ImmutableMatrix,
+    MatMul,
+    MatrixBase,
+    MatrixSymbol,
+)
 from sympy.matrices.expressions import MatrixExpr
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
@@ -73,6 +83,8 @@ def _evaluate(node, args):
         return args[1].applyfunc(node.function)
     if isinstance(node, MatrixElement):
         return args[0][args[1], args[2]]
+    if isinstance(node, MatMul) and not any(_symbolic_matrix(a) for a in args):
+        return functools.reduce(operator.mul, args)  # SymPy keeps sqrt(2)*Matrix a MatMul
     rebuilt = node.func(*args)
     if isinstance(rebuilt, MatrixBase) or not isinstance(rebuilt, Basic):
         return rebuilt
@@ -84,6 +96,10 @@ def _evaluate(node, args):
     ):
         return result[0, 0]  # a 1x1 matrix in a scalar context (a trace, a determinant)
     return result
+
+
+def _symbolic_matrix(arg) -> bool:
+    return isinstance(arg, MatrixExpr) and not isinstance(arg, MatrixBase)
 
 
 def _as_sympy(value):
