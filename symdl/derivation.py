@@ -61,8 +61,13 @@ class MatrixAdjoint(MatrixSymbol):
 
 
 def _bar(tex: str) -> str:
-    """The bar on the base letter: \\bar{z}^{(1)}_{2}, not over the indices."""
-    return re.sub(r"^(\\?[A-Za-z]+|.)", lambda m: rf"\bar{{{m.group(1)}}}", tex, count=1)
+    """The bar on the base letter: \\bar{z}^{(1)}_{2}, not over the indices; over an accented
+    or bold letter whole: \\bar{\\hat{x}}."""
+    return re.sub(_BASE, lambda m: rf"\bar{{{m.group(1)}}}", tex, count=1)
+
+
+_ACCENTS = "hat|tilde|check|breve|vec|dot|ddot|mathbf|mathrm|mathit|boldsymbol|bm"
+_BASE = re.compile(rf"^(\\(?:{_ACCENTS})\{{[^{{}}]*\}}|\\?[A-Za-z]+|.)")
 
 
 def adjoint_symbol(v: Basic) -> Basic:

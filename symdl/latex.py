@@ -11,10 +11,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import sympy
-from sympy import Basic, Symbol
+from sympy import Basic, MatAdd, MatMul, Symbol
 from sympy.printing.latex import LatexPrinter
 
-from symdl.derivation import Adjoint
+from symdl.derivation import Adjoint, _bar
 from symdl.texmath import WIDTH, LayoutError, break_expression, latex_width
 
 __all__ = [
@@ -86,6 +86,33 @@ class _Printer(LatexPrinter):
             return super()._print_Transpose(expr)
         return self._raised(self.adjoint(primal), "T")
 
+    def _print_Add(self, expr, order=None):
+        """A sum of matrices with " - 2 λ w", not " + - 2 λ w": SymPy's MatMul.doit leaves
+        coefficients such as Mul(-1, 2, λ) whose sign the MatMul does not report."""
+        if not isinstance(expr, MatAdd):
+            return super()._print_Add(expr, order)
+        tex = ""
+        for i, term in enumerate(self._as_ordered_terms(expr, order=order)):
+            negated = _negated(term) if i > 0 else None
+            tex += "" if i == 0 else " - " if negated is not None else " + "
+            tex += self._print(term if negated is None else negated)
+        return tex
+
+    def _print_Identity(self, expr):
+        """The 1x1 identity (wᵀw - 1, the seed of a 1x1 output) as 1."""
+        return "1" if expr.shape == (1, 1) else super()._print_Identity(expr)
+
+    def _print_OneMatrix(self, expr):
+        r"""$\mathbf{1}_N$, $\mathbf{1}_N^T$ or $\mathbf{1}_{m \times n}$ (SymPy prints "1")."""
+        rows, cols = (self._print(d) for d in expr.shape)
+        if expr.shape == (1, 1):
+            return r"\mathbf{1}"
+        if expr.shape[1] == 1:
+            return rf"\mathbf{{1}}_{{{rows}}}"
+        if expr.shape[0] == 1:
+            return rf"\mathbf{{1}}_{{{cols}}}^{{T}}"
+        return rf"\mathbf{{1}}_{{{rows} \times {cols}}}"
+
     @staticmethod
     def _raised(tex: str, exp: str) -> str:
         return (
@@ -106,7 +133,7 @@ class _Printer(LatexPrinter):
         return self.partial(self.output, primal)
 
     def _bar(self, primal: Basic) -> str:
-        return re.sub(r"^(\\?[A-Za-z]+|.)", r"\\bar{\1}", self._print(primal), count=1)
+        return _bar(self._print(primal))
 
     def partial(self, u: Basic, v: Basic) -> str:
         return rf"\frac{{\partial {self._print(u)}}}{{\partial {self._print(v)}}}"
@@ -114,6 +141,17 @@ class _Printer(LatexPrinter):
 
 _PRE_ACTIVATION = re.compile(r"^([zZ])(?![A-Za-z])")
 _LAYER = re.compile(r"\^\{?\((\d+)\)\}?")
+
+
+def _negated(term: Basic) -> Basic | None:
+    """-term when `term` reads with a leading minus sign, else None."""
+    if isinstance(term, MatMul) and not term.args[0].is_Matrix:
+        coeff, rest = term.args[0], term.args[1:]
+        if not coeff.could_extract_minus_sign():
+            return None
+        positive = -coeff  # evaluated: 2*lambda, not Mul(1, 2, lambda)
+        return MatMul(*rest) if positive == 1 else MatMul(positive, *rest)
+    return -term if term.could_extract_minus_sign() else None
 
 
 def _primal(expr) -> Basic | None:

@@ -210,10 +210,15 @@ class _Graph:
         return node in self.constant
 
     def inline(self, node: Basic) -> bool:
-        """Atoms, constants and negated or scaled atoms stay inside the steps that use them."""
+        """Atoms, constants, negated or scaled atoms, transposed matrix symbols and powers of a
+        dimension (1/N) stay inside the steps that use them, as an author writes them."""
         if node.is_Atom or isinstance(node, _MATRIX_LEAVES) or self.constant.get(node, False):
             return True
         args = node.args
+        if isinstance(node, Transpose):
+            return isinstance(node.arg, MatrixSymbol)
+        if isinstance(node, Pow):
+            return node.base in self.dimensions and node.exp.is_Number
         return isinstance(node, Mul) and len(args) == 2 and args[0].is_Number and args[1].is_Atom
 
 

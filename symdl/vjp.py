@@ -95,7 +95,8 @@ def _vjp_hadamard_power(node, G, out):
     base, exp = node.args
     if exp.free_symbols:
         raise UnsupportedMatrixOp(f"{node}: the exponent of a Hadamard power must be a number")
-    return [(base, exp * hadamard(G, HadamardPower(base, exp - 1)))]
+    power = base if exp == 2 else HadamardPower(base, exp - 1)  # not C^{∘1}
+    return [(base, exp * hadamard(G, power))]
 
 
 def _vjp_elementwise(node, G, out):
