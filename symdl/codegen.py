@@ -199,7 +199,7 @@ class CompiledDerivation:
     dimensions (a batch size N) are read from the arrays, so any batch size works.
     """
 
-    def __init__(self, derivation: Derivation, cse: bool = True):
+    def __init__(self, derivation: Derivation, cse: bool = True, extra: Sequence[Basic] = ()):
         self.derivation = derivation
         self.args = derivation.program.leaves
         self.matrices = [a for a in self.args if isinstance(a, MatrixSymbol)]
@@ -212,11 +212,10 @@ class CompiledDerivation:
         cse = cse and not self.matrices
         body = eliminate_common(forward + backward) if cse else forward + backward
         self.op_count = op_count(body)
-        outputs = [derivation.output, *derivation.gradient_symbols.values()]
+        outputs = [derivation.output, *derivation.gradient_symbols.values(), *extra]
         self.source = _source(self.args, self.dimensions, body, outputs)
-        namespace: dict = {}
-        exec(compile(self.source, "<symdl generated>", "exec"), namespace)  # noqa: S102 - our own generated source
-        self._function = namespace["value_and_grad"]
+        self.function = _load(self.source)
+        self._function = self.function
 
     def __call__(self, *values, **by_name):
         values = self._arguments(values, by_name)
@@ -324,6 +323,31 @@ def _printed_output(printer, output, rename) -> str:
     return printer.doprint(output)
 
 
-def compile_derivation(derivation: Derivation, cse: bool = True) -> CompiledDerivation:
-    """Compile `derivation` to NumPy (see CompiledDerivation)."""
-    return CompiledDerivation(derivation, cse=cse)
+def compile_derivation(
+    derivation: Derivation, cse: bool = True, extra: Sequence[Basic] = ()
+) -> CompiledDerivation:
+    """Compile `derivation` to NumPy (see CompiledDerivation).
+
+    `extra` lists forward step names whose values the function also returns, after the
+    gradient (a network's batch statistics, say). The generated function itself is
+    `.function(*inputs, *dimensions)`, inputs in `.args` order, for hot loops.
+    """
+    return CompiledDerivation(derivation, cse=cse, extra=extra)
+
+
+class CompiledProgram:
+    """NumPy code for a program's outputs alone (a forward pass): `.function(*inputs, *dims)`."""
+
+    def __init__(self, program):
+        self.program = program
+        self.args = program.leaves
+        self.dimensions = _dimensions([a for a in self.args if isinstance(a, MatrixSymbol)])
+        body = [Assignment(s.name, numeric_form(s.rhs)) for s in program.steps]
+        self.source = _source(self.args, self.dimensions, body, list(program.outputs))
+        self.function = _load(self.source)
+
+
+def _load(source: str):
+    namespace: dict = {}
+    exec(compile(source, "<symdl generated>", "exec"), namespace)  # noqa: S102 - our own generated source
+    return namespace["value_and_grad"]

@@ -1,1 +1,53 @@
-"""Neural networks: layers, models and the vectorised NumPy kernels they compile to."""
+"""Neural networks: layers, losses and models whose forward pass is a matrix expression,
+derived by the chain rule and compiled to NumPy; plus the vectorised NumPy kernels."""
+
+from symdl.nn import kernels  # generated code calls symdl.nn.kernels.conv2d etc.
+from symdl.nn.layers import (
+    Activation,
+    AvgPool,
+    AvgPool1d,
+    AvgPool2d,
+    BatchNorm,
+    Conv1d,
+    Conv2d,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    LayerNorm,
+    MaxPool,
+    MaxPool1d,
+    MaxPool2d,
+    ShapeError,
+)
+from symdl.nn.losses import MSE, BCEWithLogits, CrossEntropy, Hinge, Huber, Loss, TargetError
+from symdl.nn.model import CompiledModel, Sequential
+
+__all__ = [
+    "MSE",
+    "Activation",
+    "AvgPool",
+    "AvgPool1d",
+    "AvgPool2d",
+    "BCEWithLogits",
+    "BatchNorm",
+    "CompiledModel",
+    "Conv1d",
+    "Conv2d",
+    "CrossEntropy",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "Hinge",
+    "Huber",
+    "Layer",
+    "LayerNorm",
+    "Loss",
+    "MaxPool",
+    "MaxPool1d",
+    "MaxPool2d",
+    "Sequential",
+    "ShapeError",
+    "TargetError",
+    "kernels",
+]

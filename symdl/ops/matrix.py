@@ -45,9 +45,23 @@ def hadamard(*factors):
     if not rest:
         return scale(coeff, OneMatrix(*factors[0].shape))
     flat = [g for f in rest for g in (f.args if isinstance(f, sympy.HadamardProduct) else (f,))]
+    if len(flat) > 1 and all(g == flat[0] for g in flat):
+        # C ∘ C as SymPy's doit writes it, so a later deep doit leaves a named C^{∘2} alone
+        return scale(coeff, sympy.HadamardPower(flat[0], len(flat)))
     # built, not canonicalised: the adjoint stays first, as in δ ∘ f'(Z)
     product = flat[0] if len(flat) == 1 else sympy.HadamardProduct(*flat)
     return scale(coeff, product)
+
+
+def matmul(*factors):
+    """A matrix product, flattened but not evaluated inside (SymPy's `*` calls a deep doit,
+    which rewrites subexpressions that a program or a name refers to)."""
+    return sympy.MatMul(*factors).doit(deep=False)
+
+
+def matadd(*terms):
+    """A matrix sum, flattened but not evaluated inside (see matmul)."""
+    return sympy.MatAdd(*terms).doit(deep=False)
 
 
 def scale(c, M):

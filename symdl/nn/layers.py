@@ -1,0 +1,507 @@
+r"""Layers: each builds its part of the model's matrix expression and owns its parameters.
+
+The batch is a matrix with one example per column (the textbook convention):
+$Z^{(l)} = W^{(l)} A^{(l-1)} + b^{(l)} \mathbf{1}^\top$. Images are columns too, flattened
+channel by channel, so Flatten changes nothing but the shape a layer reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy
+from sympy import HadamardPower, MatrixSymbol, OneMatrix
+
+from symdl.nn.ops import Geometry, avg_pool2d, conv2d, max_pool2d
+from symdl.nn.ops import mean as batch_mean
+from symdl.ops import elu, gelu, leaky_relu, relu, sigmoid, silu, softplus
+from symdl.ops.matrix import MatL1, MatL2, elementwise, hadamard, matadd, matmul, scale
+
+Shape = tuple[int, ...]  # the shape of one example: (features,), (C, L) or (C, H, W)
+
+
+class ShapeError(ValueError):
+    """A layer does not fit the shape of its input."""
+
+
+def _tanh(Z):
+    return elementwise(sympy.tanh, Z)
+
+
+def _identity(Z):
+    return Z
+
+
+ACTIVATIONS: dict[str, Callable] = {
+    "relu": relu,
+    "leaky_relu": leaky_relu,
+    "sigmoid": sigmoid,
+    "tanh": _tanh,
+    "softplus": softplus,
+    "elu": elu,
+    "gelu": gelu,
+    "silu": silu,
+    "linear": _identity,
+}
+
+
+def get_activation(name: str | Callable | None) -> Callable:
+    """The matrix function for an activation name (or a callable applied to a matrix)."""
+    if name is None:
+        return _identity
+    if callable(name):
+        return name
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation {name!r} is not one of {', '.join(sorted(ACTIVATIONS))}")
+    return ACTIVATIONS[name]
+
+
+@dataclass
+class Context:
+    """What a layer needs while the model expression is built."""
+
+    index: int  # the layer's number, for names like W^{(2)}
+    batch: sympy.Symbol  # the symbolic batch size N
+    train: bool  # training (dropout on, batch statistics) or inference
+    inputs: dict = field(default_factory=dict)  # extra input symbols: masks, running statistics
+    outputs: dict = field(default_factory=dict)  # extra outputs: batch statistics
+    penalties: list = field(default_factory=list)
+
+
+class Layer:
+    """A layer: `build` checks and records shapes; `forward` returns the matrix expression."""
+
+    kind = "layer"
+    has_activation_output = False
+
+    def __init__(self, name: str | None = None):
+        self.name = name
+        self.input_shape: Shape | None = None
+        self.output_shape: Shape | None = None
+
+    def build(self, input_shape: Shape) -> Shape:
+        self.input_shape = tuple(input_shape)
+        self.output_shape = self._output_shape(self.input_shape)
+        return self.output_shape
+
+    def _output_shape(self, input_shape: Shape) -> Shape:
+        return input_shape
+
+    def parameters(self, index: int) -> dict[str, MatrixSymbol]:
+        """The layer's trainable matrices, keyed by short name ("W", "b", ...)."""
+        return {}
+
+    def natural_shapes(self) -> dict[str, tuple]:
+        """The shape of each parameter as users hold it (a kernel is (F, C, kh, kw))."""
+        return {}
+
+    def init(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return {}
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Non-trainable arrays (running statistics), their initial values."""
+        return {}
+
+    def forward(self, A, params: dict, context: Context):
+        raise TypeError(f"{type(self).__name__} does not define forward")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def _features(shape: Shape) -> int:
+    return int(np.prod(shape))
+
+
+def _glorot(rng, shape, fan_in, fan_out):
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, size=shape)
+
+
+def _he(rng, shape, fan_in, fan_out):
+    return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape)
+
+
+INITIALISERS = {"glorot": _glorot, "he": _he}
+
+
+def _initialiser(init: str | None, activation_name) -> Callable:
+    if init is None:  # He for the ReLU family, Glorot for the saturating ones
+        init = (
+            "he" if activation_name in ("relu", "leaky_relu", "elu", "gelu", "silu") else "glorot"
+        )
+    if init not in INITIALISERS:
+        raise ValueError(f"init {init!r} is not one of {', '.join(INITIALISERS)}")
+    return INITIALISERS[init]
+
+
+class _Weighted(Layer):
+    """A layer with a weight matrix W, a bias b, an activation and optional L1/L2 penalties."""
+
+    def __init__(self, activation=None, *, bias=True, init=None, l1=0.0, l2=0.0, name=None):
+        super().__init__(name)
+        self.activation_name = (
+            activation if isinstance(activation, str) or activation is None else "custom"
+        )
+        self.activation = get_activation(activation)
+        self.bias, self.init_name, self.l1, self.l2 = bias, init, float(l1), float(l2)
+        self.has_activation_output = activation not in (None, "linear")
+
+    def _penalise(self, W, context: Context):
+        if self.l1:
+            context.penalties.append(self.l1 * MatL1(W))
+        if self.l2:
+            context.penalties.append(self.l2 * MatL2(W))
+
+
+class Dense(_Weighted):
+    r"""Fully connected layer $A = f(W A_{\text{in}} + b\,\mathbf{1}^\top)$ with `units` outputs."""
+
+    kind = "dense"
+
+    def __init__(self, units: int, activation=None, **options):
+        super().__init__(activation, **options)
+        if int(units) < 1:
+            raise ValueError(f"Dense: units must be positive, got {units}")
+        self.units = int(units)
+
+    def _output_shape(self, input_shape):
+        return (self.units,)
+
+    def parameters(self, index):
+        fan_in = _features(self.input_shape)
+        params = {"W": MatrixSymbol(f"W^{{({index})}}", self.units, fan_in)}
+        if self.bias:
+            params["b"] = MatrixSymbol(f"b^{{({index})}}", self.units, 1)
+        return params
+
+    def natural_shapes(self):
+        shapes = {"W": (self.units, _features(self.input_shape))}
+        return shapes | ({"b": (self.units,)} if self.bias else {})
+
+    def init(self, rng):
+        fan_in = _features(self.input_shape)
+        draw = _initialiser(self.init_name, self.activation_name)
+        params = {"W": draw(rng, (self.units, fan_in), fan_in, self.units)}
+        return params | ({"b": np.zeros(self.units)} if self.bias else {})
+
+    def forward(self, A, params, context):
+        W = params["W"]
+        if W.shape[1] != A.shape[0]:
+            raise ShapeError(
+                f"{self.name}: W has shape {W.shape} but its input has {A.shape[0]} rows"
+            )
+        Z = matmul(W, A)
+        if self.bias:
+            Z = matadd(Z, matmul(params["b"], OneMatrix(1, context.batch)))
+        self._penalise(W, context)
+        return Z, self.activation(Z)
+
+
+def _pair(value, what: str, layer: str) -> tuple[int, int]:
+    if isinstance(value, int | np.integer):
+        return int(value), int(value)
+    if isinstance(value, tuple | list) and len(value) == 2:
+        return int(value[0]), int(value[1])
+    raise ValueError(f"{layer}: {what} must be an int or a pair of ints, got {value!r}")
+
+
+class _Windowed:
+    """Geometry of a window over (C, H, W) input, with 1-D layers as height 1."""
+
+    def _geometry(self, input_shape, kernel, stride, padding, layer: str) -> Geometry:
+        if len(input_shape) == 2:  # (C, L): a 1-D layer
+            C, H, W = input_shape[0], 1, input_shape[1]
+        elif len(input_shape) == 3:
+            C, H, W = input_shape
+        else:
+            raise ShapeError(
+                f"{layer}: needs input of shape (C, L) or (C, H, W); got {input_shape}. "
+                "Give the model input_shape=(channels, ...) or put a layer before that makes it"
+            )
+        kh, kw = kernel
+        sh, sw = stride
+        ph, pw = padding
+        g = Geometry(C, H, W, kh, kw, sh, sw, ph, pw)
+        if g.Ho < 1 or g.Wo < 1:
+            raise ShapeError(
+                f"{layer}: a {kh}x{kw} window with stride {stride} and padding {padding} does not "
+                f"fit an input of shape {input_shape}"
+            )
+        return g
+
+
+class Conv2d(_Weighted, _Windowed):
+    r"""2-D convolution with `filters` kernels of size `kernel_size`, stride and zero padding
+    ("valid" = 0, "same" = keep the size, for stride 1 and odd kernels, or an int/pair)."""
+
+    kind = "conv2d"
+    dims = 2
+
+    def __init__(self, filters, kernel_size, stride=1, padding="valid", activation=None, **options):
+        super().__init__(activation, **options)
+        self.filters = int(filters)
+        self.kernel = _pair(kernel_size, "kernel_size", type(self).__name__)
+        self.stride = _pair(stride, "stride", type(self).__name__)
+        self.padding_spec = padding
+
+    def _padding(self):
+        layer = type(self).__name__
+        if self.padding_spec == "valid":
+            return (0, 0)
+        if self.padding_spec == "same":
+            if self.stride != (1, 1) or any(k % 2 == 0 for k in self.kernel):
+                raise ValueError(
+                    f"{layer}: padding='same' needs stride 1 and odd kernel sizes (symmetric zero "
+                    f"padding); got kernel {self.kernel}, stride {self.stride}. Give the padding as "
+                    "an int or a pair instead"
+                )
+            return ((self.kernel[0] - 1) // 2, (self.kernel[1] - 1) // 2)
+        return _pair(self.padding_spec, "padding", layer)
+
+    def _output_shape(self, input_shape):
+        self.geometry = self._geometry(
+            input_shape, self.kernel, self.stride, self._padding(), type(self).__name__
+        )
+        g = self.geometry
+        return (self.filters, g.Ho, g.Wo) if len(input_shape) == 3 else (self.filters, g.Wo)
+
+    def parameters(self, index):
+        g = self.geometry
+        params = {"K": MatrixSymbol(f"K^{{({index})}}", self.filters, g.C * g.kh * g.kw)}
+        return params | {"b": MatrixSymbol(f"b^{{({index})}}", self.filters, 1)}
+
+    def natural_shapes(self):
+        g = self.geometry
+        kernel = (
+            (self.filters, g.C, g.kh, g.kw)
+            if len(self.input_shape) == 3
+            else (self.filters, g.C, g.kw)
+        )
+        return {"K": kernel, "b": (self.filters,)}
+
+    def init(self, rng):
+        g = self.geometry
+        fan_in, fan_out = g.C * g.kh * g.kw, self.filters * g.kh * g.kw
+        draw = _initialiser(self.init_name, self.activation_name)
+        K = draw(rng, (self.filters, g.C * g.kh * g.kw), fan_in, fan_out)
+        return {"K": K.reshape(self.natural_shapes()["K"]), "b": np.zeros(self.filters)}
+
+    def forward(self, A, params, context):
+        g = self.geometry
+        if A.shape[0] != g.C * g.H * g.W:
+            raise ShapeError(
+                f"{self.name}: input has {A.shape[0]} rows, expected {g.C}x{g.H}x{g.W}"
+            )
+        Z = conv2d(A, params["K"], params["b"], g.as_tuple())
+        self._penalise(params["K"], context)
+        return Z, self.activation(Z)
+
+
+class Conv1d(Conv2d):
+    """1-D convolution over input (C, L): `filters` kernels of length `kernel_size`."""
+
+    kind = "conv1d"
+
+    def __init__(self, filters, kernel_size, stride=1, padding="valid", activation=None, **options):
+        pad = padding if isinstance(padding, str) else (0, int(padding))
+        super().__init__(
+            filters, (1, int(kernel_size)), (1, int(stride)), pad, activation, **options
+        )
+
+    def _padding(self):
+        if self.padding_spec == "same":
+            if self.stride[1] != 1 or self.kernel[1] % 2 == 0:
+                raise ValueError("Conv1d: padding='same' needs stride 1 and an odd kernel size")
+            return (0, (self.kernel[1] - 1) // 2)
+        return super()._padding()
+
+
+class _Pool(Layer, _Windowed):
+    op: Callable = max_pool2d
+
+    def __init__(self, size, stride=None, name=None):
+        super().__init__(name)
+        self.size = _pair(size, "size", type(self).__name__)
+        self.stride = self.size if stride is None else _pair(stride, "stride", type(self).__name__)
+
+    def _output_shape(self, input_shape):
+        self.geometry = self._geometry(
+            input_shape, self.size, self.stride, (0, 0), type(self).__name__
+        )
+        g = self.geometry
+        return (g.C, g.Ho, g.Wo) if len(input_shape) == 3 else (g.C, g.Wo)
+
+    def forward(self, A, params, context):
+        Z = type(self).op(A, self.geometry.as_tuple())
+        return Z, Z
+
+
+class MaxPool2d(_Pool):
+    """Max pooling over `size` windows (stride defaults to the size)."""
+
+    kind = "maxpool"
+    op = max_pool2d
+
+
+class AvgPool2d(_Pool):
+    """Average pooling over `size` windows (stride defaults to the size)."""
+
+    kind = "avgpool"
+    op = avg_pool2d
+
+
+class MaxPool1d(MaxPool2d):
+    """1-D max pooling over input (C, L)."""
+
+    def __init__(self, size, stride=None, name=None):
+        super().__init__((1, int(size)), None if stride is None else (1, int(stride)), name)
+
+
+class AvgPool1d(AvgPool2d):
+    """1-D average pooling over input (C, L)."""
+
+    def __init__(self, size, stride=None, name=None):
+        super().__init__((1, int(size)), None if stride is None else (1, int(stride)), name)
+
+
+MaxPool = MaxPool2d
+AvgPool = AvgPool2d
+
+
+class Flatten(Layer):
+    """(C, H, W) to (C·H·W,): examples are stored flattened already, so only the shape changes."""
+
+    kind = "flatten"
+
+    def _output_shape(self, input_shape):
+        return (_features(input_shape),)
+
+    def forward(self, A, params, context):
+        return A, A
+
+
+class Activation(Layer):
+    """An activation on its own, e.g. Activation("relu")."""
+
+    kind = "activation"
+    has_activation_output = True
+
+    def __init__(self, function, name=None):
+        super().__init__(name)
+        self.function = get_activation(function)
+
+    def forward(self, A, params, context):
+        return None, self.function(A)
+
+
+class Dropout(Layer):
+    r"""Inverted dropout: in training $A \circ M / (1 - p)$ with a fresh Bernoulli mask $M$ per
+    step (drawn by the compiled model); the identity at inference."""
+
+    kind = "dropout"
+
+    def __init__(self, rate: float, name=None):
+        super().__init__(name)
+        if not 0 <= rate < 1:
+            raise ValueError(f"Dropout: rate must be in [0, 1), got {rate}")
+        self.rate = float(rate)
+
+    def forward(self, A, params, context):
+        if not context.train or self.rate == 0:
+            return None, A
+        mask = MatrixSymbol(f"M^{{({context.index})}}", A.shape[0], context.batch)
+        context.inputs[f"{self.name}.mask"] = (mask, self.rate)
+        return None, scale(sympy.Float(1 / (1 - self.rate)), hadamard(A, mask))
+
+
+class _Normalise(Layer):
+    """Shared parts of batch and layer normalisation over the features of each example."""
+
+    def __init__(self, eps: float = 1e-5, name=None):
+        super().__init__(name)
+        self.eps = float(eps)
+
+    def _check(self):
+        if len(self.input_shape) != 1:
+            raise ShapeError(
+                f"{self.name or type(self).__name__}: needs flat features, got examples of shape "
+                f"{self.input_shape}; put Flatten() before it"
+            )
+        return self.input_shape[0]
+
+    def parameters(self, index):
+        d = self._check()
+        return {
+            "gamma": MatrixSymbol(f"gamma^{{({index})}}", d, 1),
+            "beta": MatrixSymbol(f"beta^{{({index})}}", d, 1),
+        }
+
+    def natural_shapes(self):
+        d = self._check()
+        return {"gamma": (d,), "beta": (d,)}
+
+    def init(self, rng):
+        d = self._check()
+        return {"gamma": np.ones(d), "beta": np.zeros(d)}
+
+    def _scale_shift(self, X_hat, params, context):
+        ones = OneMatrix(1, context.batch)
+        return matadd(hadamard(matmul(params["gamma"], ones), X_hat), matmul(params["beta"], ones))
+
+
+def _inverse_sqrt(v, eps):
+    shifted = matadd(v, scale(sympy.Float(eps), OneMatrix(*v.shape)))
+    return HadamardPower(shifted, sympy.Rational(-1, 2))
+
+
+class BatchNorm(_Normalise):
+    r"""Batch normalisation of each feature: in training with the batch mean $\mu$ and variance
+    $\sigma^2$ (also tracked as running averages with `momentum`), at inference with the running
+    averages; then $\gamma \circ \hat{x} + \beta$."""
+
+    kind = "batchnorm"
+
+    def __init__(self, momentum: float = 0.1, eps: float = 1e-5, name=None):
+        super().__init__(eps, name)
+        self.momentum = float(momentum)
+
+    def state(self):
+        d = self._check()
+        return {"running_mean": np.zeros(d), "running_var": np.ones(d)}
+
+    def forward(self, A, params, context):
+        d, N = A.shape[0], context.batch
+        ones_row = OneMatrix(1, N)
+        if context.train:
+            mean = batch_mean(A, 1)
+            centred = matadd(A, scale(-1, matmul(mean, ones_row)))
+            var = batch_mean(hadamard(centred, centred), 1)
+            context.outputs[f"{self.name}.mean"] = mean
+            context.outputs[f"{self.name}.var"] = var
+        else:
+            mean = MatrixSymbol(f"mu^{{({context.index})}}", d, 1)
+            var = MatrixSymbol(f"sigma^{{({context.index})}}", d, 1)
+            context.inputs[f"{self.name}.running_mean"] = (mean, None)
+            context.inputs[f"{self.name}.running_var"] = (var, None)
+            centred = matadd(A, scale(-1, matmul(mean, ones_row)))
+        X_hat = hadamard(centred, matmul(_inverse_sqrt(var, self.eps), ones_row))
+        out = self._scale_shift(X_hat, params, context)
+        return out, out
+
+
+class LayerNorm(_Normalise):
+    r"""Layer normalisation: each example normalised over its features, then $\gamma \circ \hat{x} + \beta$."""
+
+    kind = "layernorm"
+
+    def forward(self, A, params, context):
+        ones_col = OneMatrix(A.shape[0], 1)
+        mean = batch_mean(A, 0)
+        centred = matadd(A, scale(-1, matmul(ones_col, mean)))
+        var = batch_mean(hadamard(centred, centred), 0)
+        X_hat = hadamard(centred, matmul(ones_col, _inverse_sqrt(var, self.eps)))
+        out = self._scale_shift(X_hat, params, context)
+        return out, out

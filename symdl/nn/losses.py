@@ -1,0 +1,160 @@
+"""Losses of a model: the symbolic loss of outputs Z against targets Y (both one example per
+column), how label arrays become Y, and what `predict` returns."""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy
+
+from symdl.ops.activations import sigmoid
+from symdl.ops.matrix import (
+    MatBCEWithLogits,
+    MatCrossEntropy,
+    MatHinge,
+    MatHuber,
+    MatMSE,
+    MatSoftmax,
+    elementwise,
+)
+
+
+class TargetError(ValueError):
+    """Labels or targets that do not fit the loss or the model's outputs."""
+
+
+class Loss:
+    """A loss: `expression(Z, Y)`, `targets(y, outputs)` and `predictions(Z)`."""
+
+    name = "loss"
+    is_classifier = False
+
+    def expression(self, Z, Y):
+        raise TypeError(f"{type(self).__name__} does not define expression")
+
+    def predictions(self, Z):
+        return Z
+
+    def targets(self, y, outputs: int) -> np.ndarray:
+        """Targets as a matrix (outputs x N): from (N,) or (N, outputs) arrays."""
+        y = np.asarray(y, dtype=float)
+        if y.ndim == 1 and outputs == 1:
+            return y[None, :]
+        if y.ndim == 2 and y.shape[1] == outputs:
+            return y.T
+        raise TargetError(
+            f"{self.name}: targets of shape {y.shape} do not fit {outputs} outputs; give (N,) "
+            f"for one output or (N, {outputs})"
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class CrossEntropy(Loss):
+    """Softmax cross-entropy on logits, averaged over the batch; labels are class indices
+    (N,) or probability rows (N, classes). `predict` gives softmax probabilities."""
+
+    name = "cross_entropy"
+    is_classifier = True
+
+    def expression(self, Z, Y):
+        return MatCrossEntropy(Z, Y)
+
+    def predictions(self, Z):
+        return MatSoftmax(Z)
+
+    def targets(self, y, outputs):
+        y = np.asarray(y)
+        if y.ndim == 1:
+            if not np.issubdtype(y.dtype, np.integer):
+                if not np.all(np.mod(y, 1) == 0):
+                    raise TargetError(f"{self.name}: labels must be class indices 0..{outputs - 1}")
+                y = y.astype(int)
+            if y.size and (y.min() < 0 or y.max() >= outputs):
+                raise TargetError(
+                    f"{self.name}: labels run from {y.min()} to {y.max()} but the model has "
+                    f"{outputs} outputs (classes 0..{outputs - 1})"
+                )
+            Y = np.zeros((outputs, y.size))
+            Y[y, np.arange(y.size)] = 1.0
+            return Y
+        return super().targets(y, outputs)
+
+
+class BCEWithLogits(Loss):
+    """Binary cross-entropy on logits, averaged over every entry; targets in [0, 1].
+    `predict` gives sigmoid probabilities."""
+
+    name = "binary_cross_entropy_with_logits"
+    is_classifier = True
+
+    def expression(self, Z, Y):
+        return MatBCEWithLogits(Z, Y)
+
+    def predictions(self, Z):
+        return elementwise(sigmoid, Z)
+
+
+class MSE(Loss):
+    """Mean squared error over every entry (regression)."""
+
+    name = "mse"
+
+    def expression(self, Z, Y):
+        return MatMSE(Z, Y)
+
+
+class Huber(Loss):
+    """Huber loss with threshold `delta`, averaged over every entry (robust regression)."""
+
+    name = "huber"
+
+    def __init__(self, delta: float = 1.0):
+        self.delta = float(delta)
+
+    def expression(self, Z, Y):
+        return MatHuber(Z, Y, sympy.Float(self.delta))
+
+    def __repr__(self) -> str:
+        return f"Huber(delta={self.delta})"
+
+
+class Hinge(Loss):
+    """Hinge loss for labels ±1 (labels 0/1 are read as -1/+1); `predict` gives the predicted
+    label as 0 or 1."""
+
+    name = "hinge"
+    is_classifier = True
+
+    def expression(self, Z, Y):
+        return MatHinge(Z, Y)
+
+    def predictions(self, Z):
+        return elementwise(lambda z: sympy.Heaviside(z, 0), Z)
+
+    def targets(self, y, outputs):
+        Y = super().targets(y, outputs)
+        if np.all(np.isin(Y, (0.0, 1.0))):
+            return 2 * Y - 1
+        if not np.all(np.isin(Y, (-1.0, 1.0))):
+            raise TargetError(f"{self.name}: labels must be -1/+1 (or 0/1)")
+        return Y
+
+
+LOSSES = {
+    "cross_entropy": CrossEntropy,
+    "binary_cross_entropy_with_logits": BCEWithLogits,
+    "bce_with_logits": BCEWithLogits,
+    "mse": MSE,
+    "huber": Huber,
+    "hinge": Hinge,
+}
+
+
+def get_loss(loss) -> Loss:
+    """A Loss from an instance or a name ("cross_entropy", "mse", ...)."""
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, str) and loss in LOSSES:
+        return LOSSES[loss]()
+    raise ValueError(f"loss {loss!r} is not a Loss or one of {', '.join(LOSSES)}")

@@ -1,0 +1,324 @@
+"""Sequential models: the layers' matrix expressions joined into one loss, derived by the
+chain rule, and compiled to NumPy functions that train.
+
+    model = nn.Sequential(nn.Dense(128, "relu"), nn.Dense(10), input_shape=784)
+    params = model.init(seed=0)
+    step = model.compile()
+    loss, grads = step.loss_and_grads(params, X, y)   # X rows are examples, as in NumPy
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import sympy
+from sympy import MatrixSymbol
+
+from symdl.calculus import derive
+from symdl.codegen import CompiledProgram
+from symdl.derivation import Derivation
+from symdl.nn.layers import Context, Layer, ShapeError
+from symdl.nn.losses import Loss, get_loss
+from symdl.program import _Graph, build_program, canonical
+
+
+class Sequential:
+    """Layers applied in order, then a loss (by default softmax cross-entropy on logits).
+
+    Args:
+        *layers: Layer objects (or nested Sequential models).
+        loss: a Loss or its name: "cross_entropy", "binary_cross_entropy_with_logits", "mse",
+            "huber", "hinge".
+        input_shape: the shape of one example: features, (C, L) or (C, H, W).
+    """
+
+    def __init__(self, *layers, loss: Loss | str = "cross_entropy", input_shape=None, name=None):
+        flat: list[Layer] = []
+        for layer in layers:
+            flat += layer.layers if isinstance(layer, Sequential) else [layer]
+        if not flat:
+            raise ValueError("Sequential: give at least one layer")
+        self.layers = flat
+        self.loss = get_loss(loss)
+        self.name = name or "model"
+        self.input_shape = None
+        self._name_layers()
+        if input_shape is not None:
+            self.build(input_shape)
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.loss.is_classifier
+
+    def _name_layers(self) -> None:
+        counts: dict[str, int] = {}
+        taken = {layer.name for layer in self.layers if layer.name}
+        for layer in self.layers:
+            if layer.name:
+                continue
+            while True:
+                counts[layer.kind] = counts.get(layer.kind, 0) + 1
+                candidate = f"{layer.kind}_{counts[layer.kind]}"
+                if candidate not in taken:
+                    break
+            layer.name = candidate
+            taken.add(candidate)
+        names = [layer.name for layer in self.layers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Sequential: layer names must be distinct, got {names}")
+
+    def build(self, input_shape) -> Sequential:
+        """Check every layer against the shape of one example; returns the model."""
+        shape = (
+            (int(input_shape),)
+            if isinstance(input_shape, int | np.integer)
+            else tuple(map(int, input_shape))
+        )
+        self.input_shape = shape
+        for layer in self.layers:
+            try:
+                shape = layer.build(shape)
+            except ShapeError:
+                raise
+            except ValueError as error:
+                raise ShapeError(f"{layer.name}: {error}") from None
+        self.output_shape = shape
+        if len(shape) != 1:
+            raise ShapeError(
+                f"the last layer gives examples of shape {shape}; end with Flatten() and Dense"
+            )
+        return self
+
+    def _require_built(self) -> None:
+        if self.input_shape is None:
+            raise ShapeError("the model has no input_shape yet: Sequential(..., input_shape=784)")
+
+    @property
+    def outputs(self) -> int:
+        self._require_built()
+        return self.output_shape[0]
+
+    def parameters(self) -> dict[str, MatrixSymbol]:
+        """Every trainable matrix, keyed "layer.name" (e.g. "dense_1.W")."""
+        self._require_built()
+        symbols = {}
+        for index, layer in enumerate(self.layers, start=1):
+            for key, symbol in layer.parameters(index).items():
+                symbols[f"{layer.name}.{key}"] = symbol
+        return symbols
+
+    def init(self, seed: int = 0) -> dict[str, np.ndarray]:
+        """Initial parameters (Glorot or He, per layer), reproducible from `seed`."""
+        self._require_built()
+        rng = np.random.default_rng(seed)
+        params = {}
+        for layer in self.layers:
+            for key, value in layer.init(rng).items():
+                params[f"{layer.name}.{key}"] = np.asarray(value, dtype=float)
+        return params
+
+    def initial_state(self) -> dict[str, np.ndarray]:
+        return {f"{layer.name}.{k}": v for layer in self.layers for k, v in layer.state().items()}
+
+    def expression(self, train: bool = True):
+        """The loss expression and what goes with it.
+
+        Returns:
+            (loss, outputs, context, names): the scalar loss, the output matrix Z (logits),
+            the context (extra inputs such as dropout masks, extra outputs such as batch
+            statistics), and textbook names {subexpression: "Z^{(l)}", ...}.
+        """
+        self._require_built()
+        N = sympy.Symbol("N", integer=True, positive=True)
+        X = MatrixSymbol("X", int(np.prod(self.input_shape)), N)
+        symbols = self.parameters()
+        context = Context(index=0, batch=N, train=train)
+        names: dict = {}
+        A = X
+        for index, layer in enumerate(self.layers, start=1):
+            context.index = index
+            params = {
+                k.split(".", 1)[1]: v for k, v in symbols.items() if k.startswith(layer.name + ".")
+            }
+            Z, A_next = layer.forward(A, params, context)
+            if Z is not None and Z != A and not isinstance(Z, MatrixSymbol):
+                names.setdefault(Z, f"Z^{{({index})}}")
+            if A_next != Z and A_next != A and not isinstance(A_next, MatrixSymbol):
+                names.setdefault(A_next, f"A^{{({index})}}")
+            A = A_next
+        Y = MatrixSymbol("Y", self.outputs, N)
+        loss = self.loss.expression(A, Y)
+        for penalty in context.penalties:
+            loss = loss + penalty
+        # a layer output that a later sum absorbed (x + y + z flattens) keeps no name
+        present = _Graph([canonical(loss)])
+        names = {k: v for k, v in names.items() if canonical(k) in present}
+        return loss, A, context, names
+
+    def derive(self) -> Derivation:
+        """The backpropagation derivation of the training loss (textbook names Z, A per layer)."""
+        loss, _, _, names = self.expression(train=True)
+        return derive(loss, list(self.parameters().values()), names=names)
+
+    def compile(self, seed: int = 0) -> CompiledModel:
+        """NumPy functions for training and prediction (see CompiledModel)."""
+        return CompiledModel(self, seed=seed)
+
+    def summary(self) -> str:
+        """One line per layer: name, output shape, parameter count."""
+        self._require_built()
+        shapes = {}
+        for layer in self.layers:
+            shapes[layer.name] = layer.natural_shapes()
+        lines = [f"{'layer':<14} {'output':<16} params"]
+        for layer in self.layers:
+            count = sum(int(np.prod(s)) for s in shapes[layer.name].values())
+            lines.append(f"{layer.name:<14} {str(layer.output_shape):<16} {count}")
+        total = sum(int(np.prod(s)) for v in shapes.values() for s in v.values())
+        return "\n".join([*lines, f"total parameters: {total}"])
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(layer) for layer in self.layers)
+        return f"Sequential({inner}, loss={self.loss!r}, input_shape={self.input_shape})"
+
+
+class CompiledModel:
+    """A model compiled to NumPy.
+
+    `loss_and_grads(params, X, y) -> (loss, {name: gradient})` in the current mode
+    (training by default: dropout on, batch statistics, running averages updated),
+    `loss(params, X, y)` and `predict(params, X)` at inference. X has one example per row,
+    shaped (N, *input_shape); gradients have the shapes of the parameters.
+    """
+
+    def __init__(self, model: Sequential, seed: int = 0):
+        model._require_built()
+        self.model = model
+        self.names = list(model.parameters())
+        self.symbols = model.parameters()
+        self.shapes = {
+            f"{layer.name}.{k}": s
+            for layer in model.layers
+            for k, s in layer.natural_shapes().items()
+        }
+        self.state = model.initial_state()
+        self.rng = np.random.default_rng(seed)
+        self.training = True
+        self._train = self._compile_training(train=True)
+        self._eval_grads = None
+        loss, Z, context, _ = model.expression(train=False)
+        self._eval_context = context
+        self._eval = CompiledProgram(build_program([loss]))
+        self._predict = CompiledProgram(build_program([model.loss.predictions(Z)]))
+
+    # modes -------------------------------------------------------------------------------
+    def train(self) -> CompiledModel:
+        self.training = True
+        return self
+
+    def eval(self) -> CompiledModel:
+        self.training = False
+        return self
+
+    # compilation -------------------------------------------------------------------------
+    def _compile_training(self, train: bool):
+        loss, _, context, names = self.model.expression(train=train)
+        extra = list(context.outputs.values())
+        for i, expr in enumerate(extra):
+            names.setdefault(expr, f"s_{{{i + 1}}}")
+        derivation = derive(loss, list(self.symbols.values()), names=names)
+        steps = {source: name for name, source in derivation.program.sources.items()}
+        compiled = derivation.compile(extra=[steps[e] for e in extra])
+        return compiled, context, list(context.outputs)
+
+    # calls -------------------------------------------------------------------------------
+    def _inputs(self, compiled_args, params, X, Y, context):
+        """Arrays in the order of the compiled function's arguments."""
+        by_symbol = {}
+        for name in self.names:
+            value = params[name]
+            symbol = self.symbols[name]
+            if value.shape != self.shapes[name]:
+                raise ShapeError(
+                    f"{name}: expected an array of shape {self.shapes[name]}, got {value.shape}"
+                )
+            by_symbol[symbol] = (
+                value.reshape(symbol.shape) if value.shape != symbol.shape else value
+            )
+        by_name = {s.name: v for s, v in by_symbol.items()}
+        by_name["X"] = X
+        if Y is not None:
+            by_name["Y"] = Y
+        for key, (symbol, rate) in context.inputs.items():
+            if rate is not None:  # a dropout mask
+                by_name[symbol.name] = (
+                    self.rng.random((symbol.shape[0], X.shape[1])) >= rate
+                ).astype(float)
+            else:  # a running statistic
+                by_name[symbol.name] = self.state[key].reshape(-1, 1)
+        missing = [a.name for a in compiled_args if a.name not in by_name]
+        if missing:
+            raise ShapeError(f"internal: no value for the inputs {missing}")
+        return [by_name[a.name] for a in compiled_args]
+
+    def _batch(self, X):
+        X = np.asarray(X, dtype=float)
+        expected = self.model.input_shape
+        if X.shape[1:] != expected and X.reshape(len(X), -1).shape[1] != int(np.prod(expected)):
+            raise ShapeError(
+                f"input: examples of shape {X.shape[1:]} do not fit the model's input shape {expected}"
+            )
+        return X.reshape(len(X), -1).T
+
+    def loss_and_grads(self, params: Mapping[str, np.ndarray], X, y):
+        """The loss and its gradient with respect to every parameter."""
+        compiled, context, extra_keys = self._train if self.training else self._eval_training()
+        Xc = self._batch(X)
+        Y = self.model.loss.targets(y, self.model.outputs)
+        inputs = self._inputs(compiled.args, params, Xc, Y, context)
+        value, *rest = compiled.function(*inputs, Xc.shape[1])
+        grads = {
+            name: np.asarray(g, dtype=float).reshape(self.shapes[name])
+            for name, g in zip(self.names, rest[: len(self.names)], strict=True)
+        }
+        if self.training:
+            statistics = dict(zip(extra_keys, rest[len(self.names) :], strict=True))
+            self._update_state(statistics, Xc.shape[1])
+        return float(value), grads
+
+    def _eval_training(self):
+        if self._eval_grads is None:
+            self._eval_grads = self._compile_training(train=False)
+        return self._eval_grads
+
+    def _update_state(self, statistics, batch: int) -> None:
+        """Running averages of batch statistics; the variance unbiased, as PyTorch keeps it."""
+        for layer in self.model.layers:
+            momentum = getattr(layer, "momentum", None)
+            if momentum is None or f"{layer.name}.mean" not in statistics:
+                continue
+            mean = np.asarray(statistics[f"{layer.name}.mean"]).ravel()
+            var = np.asarray(statistics[f"{layer.name}.var"]).ravel() * batch / max(batch - 1, 1)
+            key = f"{layer.name}.running_"
+            self.state[key + "mean"] = (1 - momentum) * self.state[key + "mean"] + momentum * mean
+            self.state[key + "var"] = (1 - momentum) * self.state[key + "var"] + momentum * var
+
+    def _run(self, compiled: CompiledProgram, params, X, y=None):
+        Xc = self._batch(X)
+        Y = None if y is None else self.model.loss.targets(y, self.model.outputs)
+        inputs = self._inputs(compiled.args, params, Xc, Y, self._eval_context)
+        return compiled.function(*inputs, Xc.shape[1])[0]
+
+    def loss(self, params, X, y) -> float:
+        """The loss at inference (no dropout, running statistics), without gradients."""
+        return float(self._run(self._eval, params, X, y))
+
+    def predict(self, params, X) -> np.ndarray:
+        """Outputs for each example, one row per example: probabilities for classifiers."""
+        return np.asarray(self._run(self._predict, params, X), dtype=float).T
+
+    @property
+    def source(self) -> str:
+        """The generated NumPy source of the training step."""
+        return self._train[0].source

@@ -1,0 +1,522 @@
+r"""Convolution and pooling as symdl matrix ops, with their vector-Jacobian rules.
+
+A batch of feature maps is a matrix with one example per column, each column the maps
+flattened channel by channel (C·H·W rows), so these ops compose with every other matrix
+expression. 1-D layers are the 2-D ops on a height of 1. The rules are the textbook ones:
+the kernel gradient correlates the input with the upstream gradient, the input gradient is the
+full convolution of the upstream gradient with the flipped kernel, and max pooling routes the
+gradient to the arg-max of each window.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import sympy
+from sympy import ImmutableMatrix, Integer, Tuple
+from sympy.matrices.expressions import MatrixExpr
+
+from symdl.ops.matrix import MatrixOp
+
+
+class Geometry(NamedTuple):
+    """Sizes of a window operation: input C x H x W, window kh x kw, stride, zero padding."""
+
+    C: int
+    H: int
+    W: int
+    kh: int
+    kw: int
+    sh: int = 1
+    sw: int = 1
+    ph: int = 0
+    pw: int = 0
+
+    @property
+    def Ho(self) -> int:
+        return (self.H + 2 * self.ph - self.kh) // self.sh + 1
+
+    @property
+    def Wo(self) -> int:
+        return (self.W + 2 * self.pw - self.kw) // self.sw + 1
+
+    def as_tuple(self) -> Tuple:
+        return Tuple(*(Integer(v) for v in self))
+
+    @classmethod
+    def of(cls, args: Tuple) -> Geometry:
+        return cls(*(int(v) for v in args))
+
+    def describe(self) -> str:
+        parts = []
+        if (self.sh, self.sw) != (1, 1):
+            parts.append(f"s={self.sh}" if self.sh == self.sw else f"s=({self.sh},{self.sw})")
+        if (self.ph, self.pw) != (0, 0):
+            parts.append(f"p={self.ph}" if self.ph == self.pw else f"p=({self.ph},{self.pw})")
+        return ",".join(parts)
+
+
+def _columns(M, rows_per_example: int):
+    """The examples (columns) of explicit matrix M as lists of entries."""
+    return [[M[i, n] for i in range(rows_per_example)] for n in range(M.shape[1])]
+
+
+def _module(printer) -> str:
+    return printer._module_format("symdl.nn.kernels")
+
+
+def columns(images):
+    """An (N, ...) array of images as a matrix with one flattened image per column."""
+    return images.reshape(images.shape[0], -1).T
+
+
+def _images(printer, X, shape: str) -> str:
+    """NumPy source: the columns of matrix X as an (N, ...) array of images."""
+    return f"({printer._print(X)}).T.reshape({shape})"
+
+
+def _matrix(code: str, printer) -> str:
+    """NumPy source: an (N, ...) array back to one flattened example per column."""
+    return f"{printer._module_format('symdl.nn.ops.columns')}({code})"
+
+
+class _WindowOp(MatrixOp):
+    @property
+    def geometry(self) -> Geometry:
+        return Geometry.of(self.args[-1])
+
+    def _subscript(self) -> str:
+        text = self.geometry.describe()
+        return f"_{{{text}}}" if text else ""
+
+
+class conv2d(_WindowOp):
+    r"""Convolution (cross-correlation) of a batch $X$ with kernels $K$, plus a bias per map.
+
+    Args: X (C·H·W x N), K (F x C·kh·kw), b (F x 1), geometry. Output (F·Ho·Wo x N).
+    """
+
+    name = "conv2d"
+    latex_name = r"\operatorname{conv}"
+
+    @property
+    def shape(self):
+        g, K = self.geometry, self.args[1]
+        return (K.shape[0] * g.Ho * g.Wo, self.args[0].shape[1])
+
+    def vjp(self, index, G, out):
+        X, K, b, geometry = self.args
+        if index == 0:
+            return conv2d_input_grad(G, K, geometry)
+        if index == 1:
+            return conv2d_kernel_grad(G, X, geometry)
+        return channel_sum(G, K.shape[0])
+
+    def explicit(self, X, K, b, geometry):
+        g = Geometry.of(geometry)
+        F = K.shape[0]
+        columns = []
+        for x in _columns(X, g.C * g.H * g.W):
+            y = []
+            for f in range(F):
+                for oh in range(g.Ho):
+                    for ow in range(g.Wo):
+                        y.append(b[f, 0] + _window_sum(x, K, f, oh, ow, g))
+            columns.append(y)
+        return ImmutableMatrix(columns).T
+
+    def _latex(self, printer, exp=None):
+        X, K, b, _ = (printer._print(a) for a in self.args)
+        tex = rf"\left({K} \star{self._subscript()} {X} + {b}\right)"
+        return rf"{tex}^{{{exp}}}" if exp is not None else tex
+
+    def _numpycode(self, printer):
+        X, K, b, _ = self.args
+        g = self.geometry
+        images = _images(printer, X, f"-1, {g.C}, {g.H}, {g.W}")
+        kernel = f"({printer._print(K)}).reshape({K.shape[0]}, {g.C}, {g.kh}, {g.kw})"
+        y = f"{_module(printer)}.conv2d({images}, {kernel}, ({g.sh}, {g.sw}), ({g.ph}, {g.pw}))"
+        bias = (
+            f"{printer._module_format('numpy.repeat')}({printer._print(b)}, {g.Ho * g.Wo}, axis=0)"
+        )
+        return f"({_matrix(y, printer)} + {bias})"
+
+
+def _padded(x, g: Geometry, c: int, i: int, j: int):
+    """Entry (c, i, j) of the zero-padded input image x (a flat list)."""
+    i, j = i - g.ph, j - g.pw
+    if 0 <= i < g.H and 0 <= j < g.W:
+        return x[(c * g.H + i) * g.W + j]
+    return sympy.S.Zero
+
+
+def _window_sum(x, K, f, oh, ow, g: Geometry):
+    return sympy.Add(
+        *(
+            K[f, (c * g.kh + i) * g.kw + j] * _padded(x, g, c, oh * g.sh + i, ow * g.sw + j)
+            for c in range(g.C)
+            for i in range(g.kh)
+            for j in range(g.kw)
+        )
+    )
+
+
+class conv2d_input_grad(_WindowOp):
+    r"""The input gradient of a convolution: the upstream gradient $G$ (stride-dilated)
+    convolved in full with the kernel flipped in both spatial axes, $\operatorname{rot}_{180}(K)$."""
+
+    name = "conv2d_input_grad"
+    latex_name = r"\operatorname{conv}_{\mathrm{full}}"
+
+    @property
+    def shape(self):
+        g = self.geometry
+        return (g.C * g.H * g.W, self.args[0].shape[1])
+
+    def explicit(self, G, K, geometry):
+        g = Geometry.of(geometry)
+        F = K.shape[0]
+        columns = []
+        for grad in _columns(G, F * g.Ho * g.Wo):
+            x = []
+            for c in range(g.C):
+                for i in range(g.H):
+                    for j in range(g.W):
+                        # full convolution with the flipped kernel, written as the sum over the
+                        # outputs whose window covers input (i, j)
+                        terms = []
+                        for f in range(F):
+                            for a in range(g.kh):
+                                for bb in range(g.kw):
+                                    oh, rh = divmod(i + g.ph - a, g.sh)
+                                    ow, rw = divmod(j + g.pw - bb, g.sw)
+                                    if rh or rw or not (0 <= oh < g.Ho and 0 <= ow < g.Wo):
+                                        continue
+                                    k = K[f, (c * g.kh + a) * g.kw + bb]
+                                    terms.append(grad[(f * g.Ho + oh) * g.Wo + ow] * k)
+                        x.append(sympy.Add(*terms))
+            columns.append(x)
+        return ImmutableMatrix(columns).T
+
+    def vjp(self, index, G, out):
+        raise TypeError("conv2d_input_grad: second derivatives of convolutions are not supported")
+
+    def _latex(self, printer, exp=None):
+        G, K, _ = (printer._print(a) for a in self.args)
+        tex = rf"{self.latex_name}{self._subscript()}\left({G}, \operatorname{{rot}}_{{180}}\left({K}\right)\right)"
+        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+
+    def _numpycode(self, printer):
+        G, K, _ = self.args
+        g = self.geometry
+        F = K.shape[0]
+        grad = _images(printer, G, f"-1, {F}, {g.Ho}, {g.Wo}")
+        kernel = f"({printer._print(K)}).reshape({F}, {g.C}, {g.kh}, {g.kw})"
+        shape = f"(({printer._print(G)}).shape[1], {g.C}, {g.H}, {g.W})"
+        call = (
+            f"{_module(printer)}.conv2d_grad_input({grad}, {kernel}, {shape}, "
+            f"({g.sh}, {g.sw}), ({g.ph}, {g.pw}))"
+        )
+        return _matrix(call, printer)
+
+
+class conv2d_kernel_grad(_WindowOp):
+    r"""The kernel gradient of a convolution: the input correlated with the upstream gradient,
+    summed over the batch."""
+
+    name = "conv2d_kernel_grad"
+    latex_name = r"\operatorname{corr}"
+
+    @property
+    def shape(self):
+        g = self.geometry
+        return (self.args[0].shape[0] // (g.Ho * g.Wo), g.C * g.kh * g.kw)
+
+    def explicit(self, G, X, geometry):
+        g = Geometry.of(geometry)
+        F = G.shape[0] // (g.Ho * g.Wo)
+        xs, gs = _columns(X, g.C * g.H * g.W), _columns(G, F * g.Ho * g.Wo)
+        rows = []
+        for f in range(F):
+            row = []
+            for c in range(g.C):
+                for a in range(g.kh):
+                    for bb in range(g.kw):
+                        row.append(
+                            sympy.Add(
+                                *(
+                                    grad[(f * g.Ho + oh) * g.Wo + ow]
+                                    * _padded(x, g, c, oh * g.sh + a, ow * g.sw + bb)
+                                    for x, grad in zip(xs, gs, strict=True)
+                                    for oh in range(g.Ho)
+                                    for ow in range(g.Wo)
+                                )
+                            )
+                        )
+            rows.append(row)
+        return ImmutableMatrix(rows)
+
+    def vjp(self, index, G, out):
+        raise TypeError("conv2d_kernel_grad: second derivatives of convolutions are not supported")
+
+    def _latex(self, printer, exp=None):
+        G, X, _ = (printer._print(a) for a in self.args)
+        tex = rf"{self.latex_name}{self._subscript()}\left({X}, {G}\right)"
+        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+
+    def _numpycode(self, printer):
+        G, X, _ = self.args
+        g = self.geometry
+        F = self.shape[0]
+        grad = _images(printer, G, f"-1, {F}, {g.Ho}, {g.Wo}")
+        images = _images(printer, X, f"-1, {g.C}, {g.H}, {g.W}")
+        call = (
+            f"{_module(printer)}.conv2d_grad_kernel({grad}, {images}, ({F}, {g.C}, {g.kh}, {g.kw}), "
+            f"({g.sh}, {g.sw}), ({g.ph}, {g.pw}))"
+        )
+        return f"({call}).reshape({F}, -1)"
+
+
+class channel_sum(MatrixOp):
+    r"""Sum of each of $F$ maps over its positions and the batch: the gradient of a bias per map."""
+
+    name = "channel_sum"
+    latex_name = r"\Sigma_{\text{maps}}"
+
+    @property
+    def shape(self):
+        return (self.args[1], sympy.S.One)
+
+    def explicit(self, G, F):
+        F = int(F)
+        per_map = G.shape[0] // F
+        return ImmutableMatrix(
+            [
+                [
+                    sympy.Add(
+                        *(G[f * per_map + p, n] for p in range(per_map) for n in range(G.shape[1]))
+                    )
+                ]
+                for f in range(F)
+            ]
+        )
+
+    def vjp(self, index, G, out):
+        raise TypeError("channel_sum: second derivatives of convolutions are not supported")
+
+    def _numpycode(self, printer):
+        G, F = printer._print(self.args[0]), int(self.args[1])
+        return f"({G}).reshape({F}, -1).sum(axis=1, keepdims=True)"
+
+
+class max_pool2d(_WindowOp):
+    r"""Max pooling over windows (kh x kw, stride) of each map; the gradient goes to the arg-max."""
+
+    name = "max_pool2d"
+    latex_name = r"\operatorname{maxpool}"
+
+    @property
+    def shape(self):
+        g = self.geometry
+        return (g.C * g.Ho * g.Wo, self.args[0].shape[1])
+
+    def explicit(self, X, geometry):
+        g = Geometry.of(geometry)
+        return ImmutableMatrix([_pooled(x, g, sympy.Max) for x in _columns(X, g.C * g.H * g.W)]).T
+
+    def vjp(self, index, G, out):
+        return max_pool2d_grad(G, self.args[0], self.args[1])
+
+    def _latex(self, printer, exp=None):
+        g = self.geometry
+        tex = rf"{self.latex_name}_{{{g.kh}\times{g.kw}{',' if g.describe() else ''}{g.describe()}}}\left({printer._print(self.args[0])}\right)"
+        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+
+    def _numpycode(self, printer):
+        g = self.geometry
+        images = _images(printer, self.args[0], f"-1, {g.C}, {g.H}, {g.W}")
+        return _matrix(
+            f"{_module(printer)}.max_pool2d({images}, ({g.kh}, {g.kw}), ({g.sh}, {g.sw}))", printer
+        )
+
+
+class avg_pool2d(_WindowOp):
+    r"""Average pooling over windows of each map; the gradient is spread evenly over the window."""
+
+    name = "avg_pool2d"
+    latex_name = r"\operatorname{avgpool}"
+
+    @property
+    def shape(self):
+        g = self.geometry
+        return (g.C * g.Ho * g.Wo, self.args[0].shape[1])
+
+    def explicit(self, X, geometry):
+        g = Geometry.of(geometry)
+
+        def mean(*values):
+            return sympy.Add(*values) / len(values)
+
+        return ImmutableMatrix([_pooled(x, g, mean) for x in _columns(X, g.C * g.H * g.W)]).T
+
+    def vjp(self, index, G, out):
+        return avg_pool2d_grad(G, self.args[1])
+
+    _latex = max_pool2d._latex
+
+    def _numpycode(self, printer):
+        g = self.geometry
+        images = _images(printer, self.args[0], f"-1, {g.C}, {g.H}, {g.W}")
+        return _matrix(
+            f"{_module(printer)}.avg_pool2d({images}, ({g.kh}, {g.kw}), ({g.sh}, {g.sw}))", printer
+        )
+
+
+def _pooled(x, g: Geometry, reduce):
+    return [
+        reduce(
+            *(
+                x[(c * g.H + oh * g.sh + i) * g.W + ow * g.sw + j]
+                for i in range(g.kh)
+                for j in range(g.kw)
+            )
+        )
+        for c in range(g.C)
+        for oh in range(g.Ho)
+        for ow in range(g.Wo)
+    ]
+
+
+class max_pool2d_grad(_WindowOp):
+    r"""The gradient of max pooling: each window's upstream gradient routed to its arg-max."""
+
+    name = "max_pool2d_grad"
+    latex_name = r"\operatorname{route}_{\arg\max}"
+
+    @property
+    def shape(self):
+        return self.args[1].shape
+
+    def explicit(self, G, X, geometry):
+        g = Geometry.of(geometry)
+        xs, gs = _columns(X, g.C * g.H * g.W), _columns(G, g.C * g.Ho * g.Wo)
+        result = []
+        for x, grad in zip(xs, gs, strict=True):
+            dx = [sympy.S.Zero] * len(x)
+            for c in range(g.C):
+                for oh in range(g.Ho):
+                    for ow in range(g.Wo):
+                        window = [
+                            (c * g.H + oh * g.sh + i) * g.W + ow * g.sw + j
+                            for i in range(g.kh)
+                            for j in range(g.kw)
+                        ]
+                        # the first maximum in row-major order, as the NumPy kernel and PyTorch
+                        best = max(window, key=lambda k: (x[k], -k))
+                        dx[best] += grad[(c * g.Ho + oh) * g.Wo + ow]
+            result.append(dx)
+        return ImmutableMatrix(result).T
+
+    def vjp(self, index, G, out):
+        raise TypeError("max_pool2d_grad: second derivatives of pooling are not supported")
+
+    def _latex(self, printer, exp=None):
+        G, X, _ = (printer._print(a) for a in self.args)
+        tex = rf"{self.latex_name}\left({G}; {X}\right)"
+        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+
+    def _numpycode(self, printer):
+        G, X, _ = self.args
+        g = self.geometry
+        grad = _images(printer, G, f"-1, {g.C}, {g.Ho}, {g.Wo}")
+        images = _images(printer, X, f"-1, {g.C}, {g.H}, {g.W}")
+        call = f"{_module(printer)}.max_pool2d_grad({grad}, {images}, ({g.kh}, {g.kw}), ({g.sh}, {g.sw}))"
+        return _matrix(call, printer)
+
+
+class avg_pool2d_grad(_WindowOp):
+    r"""The gradient of average pooling: each window's upstream gradient spread evenly."""
+
+    name = "avg_pool2d_grad"
+    latex_name = r"\operatorname{spread}_{\mathrm{avg}}"
+
+    @property
+    def shape(self):
+        g = self.geometry
+        return (g.C * g.H * g.W, self.args[0].shape[1])
+
+    def explicit(self, G, geometry):
+        g = Geometry.of(geometry)
+        result = []
+        for grad in _columns(G, g.C * g.Ho * g.Wo):
+            dx = [sympy.S.Zero] * (g.C * g.H * g.W)
+            for c in range(g.C):
+                for oh in range(g.Ho):
+                    for ow in range(g.Wo):
+                        share = grad[(c * g.Ho + oh) * g.Wo + ow] / (g.kh * g.kw)
+                        for i in range(g.kh):
+                            for j in range(g.kw):
+                                dx[(c * g.H + oh * g.sh + i) * g.W + ow * g.sw + j] += share
+            result.append(dx)
+        return ImmutableMatrix(result).T
+
+    def vjp(self, index, G, out):
+        raise TypeError("avg_pool2d_grad: second derivatives of pooling are not supported")
+
+    def _latex(self, printer, exp=None):
+        tex = rf"{self.latex_name}\left({printer._print(self.args[0])}\right)"
+        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+
+    def _numpycode(self, printer):
+        G, _ = self.args
+        g = self.geometry
+        grad = _images(printer, G, f"-1, {g.C}, {g.Ho}, {g.Wo}")
+        shape = f"(({printer._print(G)}).shape[1], {g.C}, {g.H}, {g.W})"
+        call = f"{_module(printer)}.avg_pool2d_grad({grad}, {shape}, ({g.kh}, {g.kw}), ({g.sh}, {g.sw}))"
+        return _matrix(call, printer)
+
+
+def is_window_op(expr: MatrixExpr) -> bool:
+    return isinstance(expr, _WindowOp)
+
+
+class mean(MatrixOp):
+    r"""The mean of each row (axis 1: over the batch, a column vector) or of each column
+    (axis 0: over the features, a row vector) of a matrix."""
+
+    name = "mean"
+
+    @property
+    def axis(self) -> int:
+        return int(self.args[1])
+
+    @property
+    def shape(self):
+        rows, cols = self.args[0].shape
+        return (rows, sympy.S.One) if self.axis == 1 else (sympy.S.One, cols)
+
+    def explicit(self, A, axis):
+        if int(axis) == 1:
+            return ImmutableMatrix([[sympy.Add(*A.row(i)) / A.shape[1]] for i in range(A.shape[0])])
+        return ImmutableMatrix([[sympy.Add(*A.col(j)) / A.shape[0] for j in range(A.shape[1])]])
+
+    def vjp(self, index, G, out):
+        from sympy.matrices.expressions import OneMatrix
+
+        from symdl.ops.matrix import scale
+
+        rows, cols = self.args[0].shape
+        if self.axis == 1:  # every entry of a row shares its mean: G 1ᵀ / N
+            return scale(1 / cols, G * OneMatrix(1, cols))
+        return scale(1 / rows, OneMatrix(rows, 1) * G)
+
+    def _latex(self, printer, exp=None):
+        over = r"\text{batch}" if self.axis == 1 else r"\text{features}"
+        tex = rf"\operatorname{{mean}}_{{{over}}}\left({printer._print(self.args[0])}\right)"
+        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+
+    def _sympystr(self, printer):
+        return f"mean({printer._print(self.args[0])}, axis={self.axis})"
+
+    def _numpycode(self, printer):
+        return f"({printer._print(self.args[0])}).mean(axis={self.axis}, keepdims=True)"
