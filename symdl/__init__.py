@@ -3,6 +3,8 @@
 The public API is listed in ``__all__``; see docs/api.md.
 """
 
+import symdl.datasets as datasets
+import symdl.nn as nn
 import symdl.optim as optim
 from symdl.backward import UnsupportedOp
 from symdl.calculus import derive, grad, hessian, jacobian
@@ -50,6 +52,7 @@ __all__ = [
     "build_program",
     "check_grad",
     "cross_entropy",
+    "datasets",
     "derive",
     "elu",
     "gelu",
@@ -64,6 +67,7 @@ __all__ = [
     "log_softmax",
     "logsumexp",
     "mse",
+    "nn",
     "optim",
     "relu",
     "sigmoid",
