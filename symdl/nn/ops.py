@@ -85,8 +85,9 @@ class _WindowOp(MatrixOp):
     def geometry(self) -> Geometry:
         return Geometry.of(self.args[-1])
 
-    def _subscript(self) -> str:
-        text = self.geometry.describe()
+    def _subscript(self, *first: str) -> str:
+        """One subscript for the name's own marks and the geometry (two would not compile)."""
+        text = ",".join(part for part in (*first, self.geometry.describe()) if part)
         return f"_{{{text}}}" if text else ""
 
 
@@ -166,7 +167,7 @@ class conv2d_input_grad(_WindowOp):
     convolved in full with the kernel flipped in both spatial axes, $\operatorname{rot}_{180}(K)$."""
 
     name = "conv2d_input_grad"
-    latex_name = r"\operatorname{conv}_{\mathrm{full}}"
+    latex_name = r"\operatorname{conv}"
 
     @property
     def shape(self):
@@ -203,7 +204,10 @@ class conv2d_input_grad(_WindowOp):
 
     def _latex(self, printer, exp=None):
         G, K, _ = (printer._print(a) for a in self.args)
-        tex = rf"{self.latex_name}{self._subscript()}\left({G}, \operatorname{{rot}}_{{180}}\left({K}\right)\right)"
+        sub = self._subscript(r"\mathrm{full}")
+        tex = (
+            rf"{self.latex_name}{sub}\left({G}, \operatorname{{rot}}_{{180}}\left({K}\right)\right)"
+        )
         return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
 
     def _numpycode(self, printer):
@@ -303,6 +307,10 @@ class channel_sum(MatrixOp):
 
     def vjp(self, index, G, out):
         raise TypeError("channel_sum: second derivatives of convolutions are not supported")
+
+    def _latex(self, printer, exp=None):
+        tex = rf"{self.latex_name}\left({printer._print(self.args[0])}\right)"  # F is in G's shape
+        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
 
     def _numpycode(self, printer):
         G, F = printer._print(self.args[0]), int(self.args[1])
