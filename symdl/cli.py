@@ -1,6 +1,6 @@
 """The `symdl` command line: derive gradients, verify hand-written ones, check them numerically.
 Exit codes: 0 when the claim or the check holds, 1 when it does not (the counterexample or the
-worst entry is printed), 2 on bad input. Formulas are parsed safely, never executed."""
+worst entry is printed) or an export fails, 2 on bad input. Formulas are parsed, never executed."""
 
 from __future__ import annotations
 
@@ -16,6 +16,19 @@ examples:
   symdl verify "sigma(z)" --wrt z --claimed "sigma(z)*(1 - sigma(z))"
   symdl verify "(w*x - y)^2" --wrt w --claimed '2 (w x - y) x'
   symdl check "relu(w*x + b)*y" --wrt w b --method complex
+  symdl derive "mse(sigma(w*x + b), y)" --wrt w b --name z="w*x + b" -o neuron.pdf
+"""
+
+DERIVE_EXAMPLES = """\
+examples:
+  symdl derive "mse(sigma(w*x + b), y)" --wrt w b                 # LaTeX on stdout
+  symdl derive "mse(sigma(w*x + b), y)" --wrt w b --name z="w*x + b" --format md
+  symdl derive net.py --notation delta -o net.pdf --title "Backpropagation"
+  symdl derive net.py -o net.png --dpi 200
+
+exit codes: 0 written, 1 the LaTeX engine failed, 2 bad input (also: a PDF asked for where no
+LaTeX engine is installed). A failed export leaves no file behind.
+
 """
 
 
@@ -62,7 +75,52 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--points", type=int, default=5, help="random points (default 5)")
     for sub in (verify, check):
         sub.add_argument("--at", nargs="+", default=(), metavar="NAME=VALUE", help="a point")
+    _derive_parser(commands)
     return parser
+
+
+def _derive_parser(commands) -> None:
+    from symdl.export import ENGINES, FORMATS
+    from symdl.latex import NOTATIONS
+    from symdl.modelfile import CONVENTION
+
+    derive = commands.add_parser(
+        "derive",
+        help="the chain-rule steps of EXPR or of a Python file, as tex, md, pdf or png",
+        description="Derive the gradient of EXPR (Python syntax or LaTeX, parsed, never run) "
+        "or of what FILE.py defines, step by step, and write it as LaTeX, Markdown, PDF or PNG.",
+        epilog=DERIVE_EXAMPLES + CONVENTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    derive.add_argument("expr", metavar="EXPR-or-FILE.py", help="a formula, or a Python file")
+    derive.add_argument(
+        "--wrt",
+        nargs="+",
+        metavar="NAME",
+        help="variables (needed for EXPR; for a FILE instead of its wrt)",
+    )
+    derive.add_argument(
+        "--name",
+        nargs="+",
+        default=(),
+        metavar="NAME=SUBEXPR",
+        help='name a step of EXPR, e.g. z="w*x + b"',
+    )
+    derive.add_argument("-o", "--out", metavar="OUT", help="the file to write (else stdout)")
+    derive.add_argument(
+        "--format", choices=FORMATS, help="default: the suffix of OUT, else tex on stdout"
+    )
+    derive.add_argument(
+        "--notation",
+        choices=NOTATIONS,
+        default="bar",
+        help="adjoints as \\bar{v} (default), \\partial L/\\partial v, or \\delta^{(l)}",
+    )
+    derive.add_argument("--title", help="a heading (files and Markdown)")
+    derive.add_argument("--width", type=float, help="break rows wider than this (default 70)")
+    derive.add_argument("--no-chain", action="store_true", help="values only, no ū ∂u/∂v")
+    derive.add_argument("--dpi", type=int, help="PNG resolution (default 150)")
+    derive.add_argument("--engine", choices=ENGINES, help="PDF: the LaTeX engine to use")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         run(args.out)
         return 0
     try:
-        return _run(args)
+        return _derive(args) if args.command == "derive" else _run(args)
     except (ValueError, TypeError) as error:  # ParseError, InputError, UnsupportedExpression, ...
         print(f"symdl {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -103,6 +161,75 @@ def _run(args) -> int:
     result = check_grad(f, wrt, method=args.method, at=at, points=args.points)
     print(result.report())
     return 0 if result else 1
+
+
+def _derive(args) -> int:
+    from symdl.calculus import derive
+    from symdl.export import LatexFailed, LatexNotFound, export, to_markdown
+    from symdl.modelfile import derivation_from_file
+    from symdl.parse import parse
+
+    fmt = args.format or (args.out and _suffix(args.out)) or "tex"
+    if args.out is None and fmt in ("pdf", "png"):
+        raise InputError(f"--format {fmt} writes a file: give -o OUT.{fmt}")
+    if args.expr.endswith(".py"):
+        if args.name:
+            raise InputError("--name applies to EXPR; in a FILE set names = {...}")
+        derivation = derivation_from_file(args.expr, args.wrt)
+    else:
+        if not args.wrt:
+            raise InputError("EXPR needs --wrt NAME ...")
+        f = parse(args.expr)
+        if not isinstance(f, sympy.Basic) or isinstance(f, sympy.MatrixBase):
+            raise InputError("EXPR must be a scalar expression")
+        wrt, _ = _variables(f, args.wrt)
+        derivation = derive(f, wrt, names=_names(f, args.name))
+    layout = {"notation": args.notation, "chain": not args.no_chain}
+    if args.width is not None:
+        layout["width"] = args.width
+    if args.out is None:
+        print(
+            derivation.to_latex(**layout)
+            if fmt == "tex"
+            else to_markdown(derivation, args.title, **layout)
+        )
+        return 0
+    options = {k: getattr(args, k) for k in ("title", "dpi", "engine") if getattr(args, k)}
+    try:
+        path = export(derivation, args.out, format=fmt, **layout, **options)
+    except LatexNotFound as error:
+        print(f"symdl derive: error: {error}", file=sys.stderr)
+        return 2
+    except LatexFailed as error:
+        print(f"symdl derive: {error}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
+    return 0
+
+
+def _suffix(out: str) -> str:
+    from symdl.export import FORMATS
+
+    suffix = out.rpartition(".")[2].lower() if "." in out else ""
+    if suffix not in FORMATS:
+        raise InputError(
+            f"-o {out}: cannot tell the format from its suffix; end it in "
+            f"{', '.join('.' + f for f in FORMATS)} or give --format"
+        )
+    return suffix
+
+
+def _names(f, pairs) -> dict:
+    """--name z="w*x + b": {w*x + b: "z"}, the subexpression parsed like EXPR."""
+    from symdl.parse import parse
+
+    names = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip() or not text.strip():
+            raise InputError(f'--name {pair}: expected NAME=SUBEXPR, e.g. z="w*x + b"')
+        names[parse(text)] = name.strip()
+    return names
 
 
 def _variables(f, names: list[str]):
