@@ -188,7 +188,7 @@ class GradCheck:
         status = r"\checkmark" if self else r"\times"
         return (
             rf"$${status}\ \text{{{self.method}}}:\ \max \frac{{|g - \hat g|}}{{\max(1, |g|)}} = "
-            rf"{_latex_number(self.max_error)}\ \text{{(worst: {sympy.latex(w.wrt)})}}$$"
+            rf"{_latex_number(self.max_error)}\ (\text{{worst: }} {sympy.latex(w.wrt)})$$"
         )
 
 
