@@ -432,6 +432,10 @@ class _Normalise(Layer):
             )
         return self.input_shape[0]
 
+    def _output_shape(self, input_shape):
+        self._check()
+        return input_shape
+
     def parameters(self, index):
         d = self._check()
         return {

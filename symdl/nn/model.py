@@ -79,10 +79,11 @@ class Sequential:
         for layer in self.layers:
             try:
                 shape = layer.build(shape)
-            except ShapeError:
-                raise
             except ValueError as error:
-                raise ShapeError(f"{layer.name}: {error}") from None
+                message = str(error)
+                if not message.startswith(f"{layer.name}:"):
+                    message = f"{layer.name}: {message}"
+                raise ShapeError(message) from None
         self.output_shape = shape
         if len(shape) != 1:
             raise ShapeError(

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import sympy
 from sympy import ImmutableMatrix, Integer, Tuple
-from sympy.matrices.expressions import MatrixExpr
+from sympy.matrices.expressions import MatrixExpr, MatrixSymbol
 
 from symdl.ops.matrix import MatrixOp
 
@@ -80,6 +80,23 @@ def _matrix(code: str, printer) -> str:
     return f"{printer._module_format('symdl.nn.ops.columns')}({code})"
 
 
+# the examples below feed the test that checks every op's vector-Jacobian rule against
+# sympy.diff of its explicit form: Trace(Cᵀ op(...)) is a scalar whose gradient is the rule
+# applied to C
+_EXAMPLE_CONV = Geometry(C=2, H=4, W=3, kh=2, kw=2, sh=2, sw=1, ph=1, pw=0)  # Ho 3, Wo 2
+_EXAMPLE_POOL = Geometry(C=2, H=4, W=3, kh=2, kw=2, sh=2, sw=1)  # Ho 2, Wo 2
+_UNIT = (-1.0, 1.0)
+
+
+def _example(op, wrt):
+    C = MatrixSymbol("C", *op.shape)
+    return sympy.Trace(C.T * op), list(wrt), {m: _UNIT for m in (*wrt, C)}
+
+
+def _batch(rows: int, name: str = "X"):
+    return MatrixSymbol(name, rows, 2)
+
+
 class _WindowOp(MatrixOp):
     @property
     def geometry(self) -> Geometry:
@@ -112,6 +129,16 @@ class conv2d(_WindowOp):
         if index == 1:
             return conv2d_kernel_grad(G, X, geometry)
         return channel_sum(G, K.shape[0])
+
+    @classmethod
+    def example(cls):
+        g = _EXAMPLE_CONV
+        X, K, b = (
+            _batch(g.C * g.H * g.W),
+            MatrixSymbol("K", 2, g.C * g.kh * g.kw),
+            MatrixSymbol("b", 2, 1),
+        )
+        return _example(cls(X, K, b, g.as_tuple()), wrt=[X, K, b])
 
     def explicit(self, X, K, b, geometry):
         g = Geometry.of(geometry)
@@ -174,6 +201,12 @@ class conv2d_input_grad(_WindowOp):
         g = self.geometry
         return (g.C * g.H * g.W, self.args[0].shape[1])
 
+    @classmethod
+    def example(cls):
+        g = _EXAMPLE_CONV
+        G, K = _batch(2 * g.Ho * g.Wo, "G"), MatrixSymbol("K", 2, g.C * g.kh * g.kw)
+        return _example(cls(G, K, g.as_tuple()), wrt=[G, K])
+
     def explicit(self, G, K, geometry):
         g = Geometry.of(geometry)
         F = K.shape[0]
@@ -198,9 +231,6 @@ class conv2d_input_grad(_WindowOp):
                         x.append(sympy.Add(*terms))
             columns.append(x)
         return ImmutableMatrix(columns).T
-
-    def vjp(self, index, G, out):
-        raise TypeError("conv2d_input_grad: second derivatives of convolutions are not supported")
 
     def _latex(self, printer, exp=None):
         G, K, _ = (printer._print(a) for a in self.args)
@@ -236,6 +266,12 @@ class conv2d_kernel_grad(_WindowOp):
         g = self.geometry
         return (self.args[0].shape[0] // (g.Ho * g.Wo), g.C * g.kh * g.kw)
 
+    @classmethod
+    def example(cls):
+        g = _EXAMPLE_CONV
+        G, X = _batch(2 * g.Ho * g.Wo, "G"), _batch(g.C * g.H * g.W)
+        return _example(cls(G, X, g.as_tuple()), wrt=[G, X])
+
     def explicit(self, G, X, geometry):
         g = Geometry.of(geometry)
         F = G.shape[0] // (g.Ho * g.Wo)
@@ -259,9 +295,6 @@ class conv2d_kernel_grad(_WindowOp):
                         )
             rows.append(row)
         return ImmutableMatrix(rows)
-
-    def vjp(self, index, G, out):
-        raise TypeError("conv2d_kernel_grad: second derivatives of convolutions are not supported")
 
     def _latex(self, printer, exp=None):
         G, X, _ = (printer._print(a) for a in self.args)
@@ -291,6 +324,11 @@ class channel_sum(MatrixOp):
     def shape(self):
         return (self.args[1], sympy.S.One)
 
+    @classmethod
+    def example(cls):
+        G = _batch(6, "G")
+        return _example(cls(G, Integer(3)), wrt=[G])
+
     def explicit(self, G, F):
         F = int(F)
         per_map = G.shape[0] // F
@@ -304,9 +342,6 @@ class channel_sum(MatrixOp):
                 for f in range(F)
             ]
         )
-
-    def vjp(self, index, G, out):
-        raise TypeError("channel_sum: second derivatives of convolutions are not supported")
 
     def _latex(self, printer, exp=None):
         tex = rf"{self.latex_name}\left({printer._print(self.args[0])}\right)"  # F is in G's shape
@@ -327,6 +362,12 @@ class max_pool2d(_WindowOp):
     def shape(self):
         g = self.geometry
         return (g.C * g.Ho * g.Wo, self.args[0].shape[1])
+
+    @classmethod
+    def example(cls):
+        g = _EXAMPLE_POOL
+        X = _batch(g.C * g.H * g.W)
+        return _example(cls(X, g.as_tuple()), wrt=[X])
 
     def explicit(self, X, geometry):
         g = Geometry.of(geometry)
@@ -358,6 +399,12 @@ class avg_pool2d(_WindowOp):
     def shape(self):
         g = self.geometry
         return (g.C * g.Ho * g.Wo, self.args[0].shape[1])
+
+    @classmethod
+    def example(cls):
+        g = _EXAMPLE_POOL
+        X = _batch(g.C * g.H * g.W)
+        return _example(cls(X, g.as_tuple()), wrt=[X])
 
     def explicit(self, X, geometry):
         g = Geometry.of(geometry)
@@ -405,6 +452,12 @@ class max_pool2d_grad(_WindowOp):
     def shape(self):
         return self.args[1].shape
 
+    @classmethod
+    def example(cls):
+        g = _EXAMPLE_POOL
+        G, X = _batch(g.C * g.Ho * g.Wo, "G"), _batch(g.C * g.H * g.W)
+        return _example(cls(G, X, g.as_tuple()), wrt=[G, X])
+
     def explicit(self, G, X, geometry):
         g = Geometry.of(geometry)
         xs, gs = _columns(X, g.C * g.H * g.W), _columns(G, g.C * g.Ho * g.Wo)
@@ -424,9 +477,6 @@ class max_pool2d_grad(_WindowOp):
                         dx[best] += grad[(c * g.Ho + oh) * g.Wo + ow]
             result.append(dx)
         return ImmutableMatrix(result).T
-
-    def vjp(self, index, G, out):
-        raise TypeError("max_pool2d_grad: second derivatives of pooling are not supported")
 
     def _latex(self, printer, exp=None):
         G, X, _ = (printer._print(a) for a in self.args)
@@ -453,6 +503,12 @@ class avg_pool2d_grad(_WindowOp):
         g = self.geometry
         return (g.C * g.H * g.W, self.args[0].shape[1])
 
+    @classmethod
+    def example(cls):
+        g = _EXAMPLE_POOL
+        G = _batch(g.C * g.Ho * g.Wo, "G")
+        return _example(cls(G, g.as_tuple()), wrt=[G])
+
     def explicit(self, G, geometry):
         g = Geometry.of(geometry)
         result = []
@@ -467,9 +523,6 @@ class avg_pool2d_grad(_WindowOp):
                                 dx[(c * g.H + oh * g.sh + i) * g.W + ow * g.sw + j] += share
             result.append(dx)
         return ImmutableMatrix(result).T
-
-    def vjp(self, index, G, out):
-        raise TypeError("avg_pool2d_grad: second derivatives of pooling are not supported")
 
     def _latex(self, printer, exp=None):
         tex = rf"{self.latex_name}\left({printer._print(self.args[0])}\right)"
@@ -502,6 +555,12 @@ class mean(MatrixOp):
     def shape(self):
         rows, cols = self.args[0].shape
         return (rows, sympy.S.One) if self.axis == 1 else (sympy.S.One, cols)
+
+    @classmethod
+    def example(cls):
+        A, R, S = MatrixSymbol("A", 3, 2), MatrixSymbol("R", 3, 1), MatrixSymbol("S", 1, 2)
+        f = sympy.Trace(R.T * cls(A, Integer(1))) + sympy.Trace(S.T * cls(A, Integer(0)))
+        return f, [A], {A: _UNIT, R: _UNIT, S: _UNIT}
 
     def explicit(self, A, axis):
         if int(axis) == 1:

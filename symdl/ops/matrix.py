@@ -12,7 +12,13 @@ from typing import ClassVar
 
 import sympy
 from sympy import Dummy, Expr, Lambda, MatrixBase, S
-from sympy.matrices.expressions import MatrixExpr, MatrixSymbol, OneMatrix
+from sympy.matrices.expressions import (
+    Identity,
+    MatrixExpr,
+    MatrixSymbol,
+    OneMatrix,
+    ZeroMatrix,
+)
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from symdl.ops.activations import sigmoid
@@ -54,20 +60,39 @@ def hadamard(*factors):
 
 
 def matmul(*factors):
-    """A matrix product, flattened but not evaluated inside (SymPy's `*` calls a deep doit,
-    which rewrites subexpressions that a program or a name refers to)."""
-    return sympy.MatMul(*factors).doit(deep=False)
+    """A matrix product, flattened but nothing evaluated: SymPy's `*` and `doit` canonicalise
+    by multiplying again, a deep doit that rewrites subexpressions (the order inside a
+    Hadamard product, say) which a program step or a name refers to."""
+    coeff, matrices = S.One, []
+    for factor in factors:
+        if isinstance(factor, sympy.MatMul):
+            c, mats = factor.as_coeff_matrices()
+            coeff, matrices = coeff * c, matrices + list(mats)
+        elif isinstance(factor, MatrixExpr):
+            matrices.append(factor)
+        else:
+            coeff *= factor
+    shape = (matrices[0].rows, matrices[-1].cols)
+    if any(isinstance(m, ZeroMatrix) for m in matrices) or coeff == 0:
+        return ZeroMatrix(*shape)
+    kept = [m for m in matrices if not isinstance(m, Identity)] or [Identity(shape[0])]
+    if coeff == 1 and len(kept) == 1:
+        return kept[0]
+    return sympy.MatMul(*([] if coeff == 1 else [coeff]), *kept)
 
 
 def matadd(*terms):
-    """A matrix sum, flattened but not evaluated inside (see matmul)."""
-    return sympy.MatAdd(*terms).doit(deep=False)
+    """A matrix sum, flattened but nothing evaluated (see matmul)."""
+    flat = [t for term in terms for t in (term.args if isinstance(term, sympy.MatAdd) else (term,))]
+    kept = [t for t in flat if not isinstance(t, ZeroMatrix)]
+    if not kept:
+        return flat[0]
+    return kept[0] if len(kept) == 1 else sympy.MatAdd(*kept)
 
 
 def scale(c, M):
-    """`c M` flattened, without evaluating anything inside `c` (SymPy's `*` would call a deep
-    doit, turning an entry of a product into an index sum)."""
-    return M if c == 1 else sympy.MatMul(c, M).doit(deep=False)
+    """`c M` flattened, nothing evaluated inside `c` or `M` (see matmul)."""
+    return M if c == 1 else matmul(c, M)
 
 
 class elementwise(ElementwiseApplyFunction):
