@@ -44,7 +44,10 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="derive, check and export a small network's gradient")
+    demo = commands.add_parser(
+        "demo",
+        help="derive a network's backprop, verify, check, train briefly, write .tex/.md/.png",
+    )
     demo.add_argument("-o", "--out", default="symdl-demo", help="folder for the files it writes")
 
     def job(name: str, help: str) -> argparse.ArgumentParser:

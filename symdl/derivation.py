@@ -26,6 +26,8 @@ from sympy import (
     ZeroMatrix,
 )
 from sympy.matrices.expressions.matexpr import MatrixElement
+from sympy.printing.precedence import PRECEDENCE
+from sympy.printing.str import StrPrinter
 
 from symdl.ops.matrix import hadamard
 from symdl.program import Program, Step
@@ -196,9 +198,19 @@ class Derivation:
         return compile_derivation(self, **options)
 
     def __str__(self) -> str:
-        lines = [str(step) for step in self.forward]
-        lines += [f"{step.name} = {step.rhs}" for step in self.backward]
-        return "\n".join(lines)
+        printer = _TextPrinter()
+        steps = [*self.forward, *self.backward]
+        return "\n".join(f"{step.name} = {printer.doprint(step.rhs)}" for step in steps)
+
+
+class _TextPrinter(StrPrinter):
+    """SymPy's text form, with Hadamard products and powers as written by hand: A ∘ B, A∘²."""
+
+    def _print_HadamardProduct(self, expr):
+        return " ∘ ".join(self.parenthesize(a, PRECEDENCE["Mul"]) for a in expr.args)
+
+    def _print_HadamardPower(self, expr):
+        return f"{self.parenthesize(expr.base, PRECEDENCE['Pow'])}∘^({self._print(expr.exp)})"
 
 
 _TIDY = (MatMul, MatAdd, Transpose, HadamardProduct)

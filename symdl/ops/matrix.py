@@ -123,16 +123,26 @@ class elementwise(ElementwiseApplyFunction):
         marker = sympy.Symbol("SYMDLENTRY")
         return printer._print(self.body.xreplace({ENTRY: marker})).replace("SYMDLENTRY", arg_text)
 
+    @property
+    def is_indicator(self) -> bool:
+        """The step function 1[x > 0] (ReLU's derivative, 0 at the kink)."""
+        return self.body == sympy.Heaviside(ENTRY, 0)
+
     def _latex(self, printer, exp=None):
-        tex = self._shown(printer, printer._print(self.expr))
-        if not (self.body.is_Function and self.body.args == (ENTRY,)):
-            tex = rf"\left[{tex}\right]_{{\circ}}"  # an elementwise expression, said so
+        if self.is_indicator:
+            tex = rf"\mathbb{{1}}\left[{printer._print(self.expr)} > 0\right]"
+        else:
+            tex = self._shown(printer, printer._print(self.expr))
+            if not (self.body.is_Function and self.body.args == (ENTRY,)):
+                tex = rf"\left[{tex}\right]_{{\circ}}"  # an elementwise expression, said so
         return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
 
     def _sympystr(self, printer):
+        if self.is_indicator:
+            return f"({printer._print(self.expr)} > 0)"
         if self.body.is_Function and self.body.args == (ENTRY,):
             return self._shown(printer, printer._print(self.expr))
-        return f"elementwise({printer._print(self.function)}, {printer._print(self.expr)})"
+        return f"elementwise({self._shown(printer, printer._print(self.expr))})"
 
 
 def as_elementwise(expr: Expr, arg) -> object:
