@@ -19,6 +19,27 @@ from symdl.train import train
 from symdl.verify import verify
 
 
+def small_network():
+    """A 2-2-1 network written entry by entry (scalar symbols), sigmoid hidden units and a
+    logistic loss on one example: the scalar-path example of docs/latex.md.
+
+    Returns (loss, parameters, names of the intermediates)."""
+    x = sympy.symbols("x_1 x_2", real=True)
+    y = sympy.Symbol("y", real=True)
+    W1 = sympy.Matrix(2, 2, lambda i, j: sympy.Symbol(f"w^{{(1)}}_{{{i + 1}{j + 1}}}", real=True))
+    b1 = sympy.Matrix(2, 1, lambda i, j: sympy.Symbol(f"b^{{(1)}}_{{{i + 1}}}", real=True))
+    w2 = sympy.Matrix(1, 2, lambda i, j: sympy.Symbol(f"w^{{(2)}}_{{{j + 1}}}", real=True))
+    b2 = sympy.Symbol("b^{(2)}", real=True)
+    z1 = W1 * sympy.Matrix(x) + b1
+    a1 = z1.applyfunc(sigmoid)
+    z2 = (w2 * a1)[0] + b2
+    loss = binary_cross_entropy_with_logits(z2, y)
+    names = {z1[i]: f"z^{{(1)}}_{{{i + 1}}}" for i in range(2)}
+    names |= {a1[i]: f"a^{{(1)}}_{{{i + 1}}}" for i in range(2)}
+    names[z2] = "z^{(2)}"
+    return loss, [*W1, *b1, *w2, b2], names
+
+
 def network() -> Sequential:
     """The demo's network: 64 pixels, 32 ReLU units, 10 classes, softmax cross-entropy."""
     return Sequential(Dense(32, "relu"), Dense(10), loss="cross_entropy", input_shape=64)
