@@ -356,3 +356,16 @@ def test_second_derivatives_of_a_convolution_are_refused_by_name():
     assert sd.grad(f, x).shape == x.shape
     with pytest.raises(Exception, match="conv2d_input_grad"):
         sd.hessian(f, x)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "binary_cross_entropy_with_logits"])
+def test_compiled_losses_stay_finite_for_logits_of_1000(loss):
+    model = nn.Sequential(nn.Dense(3), loss=loss, input_shape=2)
+    params = {"dense_1.W": np.array([[1000.0, 0], [-1000.0, 0], [0, 0]]), "dense_1.b": np.zeros(3)}
+    X = np.array([[1.0, 0.0], [-1.0, 0.0]])
+    y = np.array([1, 0]) if loss == "cross_entropy" else np.array([[0.0, 1, 0], [1, 0, 1]])
+    value, grads = model.compile().loss_and_grads(params, X, y)
+    assert np.isfinite(value) and value > 100  # confidently wrong: a large, finite loss
+    assert all(np.all(np.isfinite(g)) for g in grads.values())
+    probabilities = model.compile().predict(params, X)
+    assert np.all(np.isfinite(probabilities))

@@ -256,8 +256,8 @@ class MatLogSumExp(MatrixOp):
         return sympy.Trace(C.T * cls(Z)), [Z], {Z: (-2.0, 2.0), C: (-1.0, 1.0)}
 
     def _numpycode(self, printer):
-        lse = printer._module_format("scipy.special.logsumexp")
-        return f"{lse}({printer._print(self.args[0])}, axis=0, keepdims=True)"
+        lse = printer._module_format("symdl.ops.kernels.logsumexp")
+        return f"{lse}({printer._print(self.args[0])}, axis=0)"
 
 
 class MatrixLoss(Expr):
@@ -335,8 +335,8 @@ class MatCrossEntropy(MatrixLoss):
 
     def _numpycode(self, printer):
         Z, Y = (printer._print(a) for a in self.args)
-        lse = printer._module_format("scipy.special.logsumexp")
-        return f"({lse}({Z}, axis=0) - ({Y}*{Z}).sum(axis=0)).mean()"
+        lse = printer._module_format("symdl.ops.kernels.logsumexp")
+        return f"({lse}({Z}, axis=0) - ({Y}*{Z}).sum(axis=0, keepdims=True)).mean()"
 
 
 class MatMSE(MatrixLoss):
