@@ -86,6 +86,7 @@ class GradCheck:
 
     @property
     def ok(self) -> bool:
+        """Whether every entry at every point is within tolerance (the same as `bool`)."""
         return bool(self)
 
     @property
@@ -100,10 +101,12 @@ class GradCheck:
 
     @property
     def max_abs_error(self) -> float:
+        """The largest |symbolic - numeric| over entries and points."""
         return max(e.abs_error for e in self.entries)
 
     @property
     def max_rel_error(self) -> float:
+        """The largest |symbolic - numeric| / max(|symbolic|, |numeric|)."""
         return max(e.rel_error for e in self.entries)
 
     @property
@@ -121,6 +124,7 @@ class GradCheck:
         return list(worst.values())
 
     def summary(self) -> str:
+        """One line: holds or FAILS, the method, the worst entry with both values and the point."""
         w = self.worst
         verdict = "holds" if self else "FAILS"
         return (

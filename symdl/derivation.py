@@ -135,10 +135,12 @@ class Derivation:
 
     @property
     def forward(self) -> tuple[Step, ...]:
+        """The forward steps `v = rhs`, in the order they run."""
         return self.program.steps
 
     @property
     def backward(self) -> tuple[Step, ...]:
+        """The adjoint steps `v̄ = Σ ū ∂u/∂v`, from the output back to the leaves."""
         return tuple(Step(a.name, self.adjoint_rhs(a)) for a in self.adjoints)
 
     @property

@@ -82,6 +82,7 @@ class Layer:
         self.output_shape: Shape | None = None
 
     def build(self, input_shape: Shape) -> Shape:
+        """Record the shape of one input example; returns the shape of one output example."""
         self.input_shape = tuple(input_shape)
         self.output_shape = self._output_shape(self.input_shape)
         return self.output_shape
@@ -98,6 +99,7 @@ class Layer:
         return {}
 
     def init(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Initial values of the parameters, keyed like `parameters`."""
         return {}
 
     def state(self) -> dict[str, np.ndarray]:
@@ -105,6 +107,8 @@ class Layer:
         return {}
 
     def forward(self, A, params: dict, context: Context):
+        """`(Z, A_out)`: the pre-activation (or None) and the output, matrix expressions of
+        the input `A` (features x N) and the `params` symbols."""
         raise TypeError(f"{type(self).__name__} does not define forward")
 
     def __repr__(self) -> str:

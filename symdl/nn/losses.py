@@ -29,9 +29,11 @@ class Loss:
     is_classifier = False
 
     def expression(self, Z, Y):
+        """The scalar loss of outputs `Z` against targets `Y` (both outputs x N)."""
         raise TypeError(f"{type(self).__name__} does not define expression")
 
     def predictions(self, Z):
+        """What `predict` returns for outputs `Z` (probabilities for a classifier)."""
         return Z
 
     def targets(self, y, outputs: int) -> np.ndarray:

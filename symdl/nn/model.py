@@ -49,6 +49,7 @@ class Sequential:
 
     @property
     def is_classifier(self) -> bool:
+        """Whether the loss classifies (then `train` records accuracy)."""
         return self.loss.is_classifier
 
     def _name_layers(self) -> None:
@@ -97,6 +98,7 @@ class Sequential:
 
     @property
     def outputs(self) -> int:
+        """The number of outputs per example."""
         self._require_built()
         return self.output_shape[0]
 
@@ -120,6 +122,7 @@ class Sequential:
         return params
 
     def initial_state(self) -> dict[str, np.ndarray]:
+        """Non-trainable arrays (running statistics), keyed "layer.name"."""
         return {f"{layer.name}.{k}": v for layer in self.layers for k, v in layer.state().items()}
 
     def expression(self, train: bool = True):
@@ -215,10 +218,12 @@ class CompiledModel:
 
     # modes -------------------------------------------------------------------------------
     def train(self) -> CompiledModel:
+        """Training mode: dropout on, batch statistics; returns the model."""
         self.training = True
         return self
 
     def eval(self) -> CompiledModel:
+        """Inference mode: no dropout, running statistics; returns the model."""
         self.training = False
         return self
 
