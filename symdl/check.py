@@ -14,10 +14,9 @@ import sympy
 from sympy import Symbol
 
 from symdl.calculus import derive
-from symdl.claims import explicit, symbols_of, wrt_entries_of
+from symdl.claims import explicit, parse_claim, symbols_of, wrt_entries_of
 from symdl.names import namespace_of
 from symdl.numeric import complex_function, gradient_function, intermediate_scale, scalar_function
-from symdl.parse import parse
 from symdl.sampling import Sampler, numeric_point
 
 METHODS = ("central", "complex", "richardson")
@@ -276,8 +275,8 @@ def check_grad(
     compiled = derivation.compile()
     symbols = symbols_of(f, wrt_entries, compiled)
     value = scalar_function(compiled)
-    if isinstance(grad, str):
-        grad = parse(grad, namespace_of(f_given, wrt_given))
+    if isinstance(grad, str | list | tuple):
+        grad = parse_claim(grad, namespace_of(f_given, wrt_given))
     gradient = gradient_function(compiled, wrt_entries, write(grad), symbols)
     notes = ()
     if method == "complex":

@@ -98,6 +98,18 @@ def symbols_of(f: Basic, wrt_entries, compiled) -> list[Symbol]:
     return ordered + [w for w in dict.fromkeys(w for w, _ in wrt_entries) if w not in ordered]
 
 
+def parse_claim(claimed, namespace):
+    """`claimed` with its text parsed safely: a string, or the strings inside a list or tuple
+    (SymPy's sympify would evaluate them as code)."""
+    from symdl.parse import parse
+
+    if isinstance(claimed, str):
+        return parse(claimed, namespace)
+    if isinstance(claimed, list | tuple):
+        return [parse_claim(c, namespace) for c in claimed]
+    return claimed
+
+
 def claimed_entries(claimed, wrt_entries, shape) -> list[Basic]:
     """`claimed` (SymPy objects) as one expression per entry of the variables.
 
@@ -120,7 +132,7 @@ def claimed_entries(claimed, wrt_entries, shape) -> list[Basic]:
             raise ShapeMismatch(given, shape)
     if len(flat) != len(wrt_entries):
         raise ShapeMismatch(given, shape)
-    return [sympy.sympify(e) for e in flat]
+    return [sympy.sympify(e, strict=True) for e in flat]  # strict: text is never run
 
 
 def matrix_shape(wrt_entries):

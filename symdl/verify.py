@@ -22,12 +22,12 @@ from symdl.claims import (
     claimed_entries,
     explicit,
     matrix_shape,
+    parse_claim,
     symbols_of,
     wrt_entries_of,
 )
 from symdl.names import namespace_of
 from symdl.numeric import gradient_function, lambdified, scalar_function
-from symdl.parse import parse
 from symdl.sampling import Sampler, elementary, nodes, numeric_point
 
 SYMBOLIC_BUDGET = 1.5  # seconds for the symbolic attempt, then numbers decide
@@ -185,8 +185,8 @@ def verify(
     """
     f_given, wrt_given = f, wrt
     f, wrt, write = explicit(f, wrt)
-    if isinstance(claimed, str):
-        claimed = parse(claimed, namespace_of(f_given, wrt_given, where=where))
+    if isinstance(claimed, str | list | tuple):
+        claimed = parse_claim(claimed, namespace_of(f_given, wrt_given, where=where))
     elif isinstance(claimed, Basic | sympy.MatrixBase):
         claimed = claimed.doit()  # Derivative(x**2, x) claims 2 x
     claimed_given, claimed = claimed, write(claimed)

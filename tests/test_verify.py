@@ -322,3 +322,19 @@ def test_docs_examples_run():
 @pytest.fixture
 def rng():
     return np.random.default_rng(7)
+
+
+def test_text_inside_a_list_is_parsed_never_run(tmp_path):
+    """A claim or gradient given as a list of strings is parsed like one string: SymPy's
+    sympify would have run `__import__(...)` as code."""
+    x, y = sympy.symbols("x y")
+    marker = tmp_path / "ran"
+    attack = f"__import__('pathlib').Path({str(marker)!r}).touch()"
+    with pytest.raises(sd.ParseError):
+        sd.verify(x**2 * y, [x, y], [attack, "x**2"])
+    with pytest.raises(sd.ParseError):
+        sd.check_grad(x**2 * y, [x, y], grad=[attack, "x**2"])
+    assert not marker.exists()
+    assert sd.verify(x**2 * y, [x, y], ["2*x*y", r"x^{2}"])
+    check = sd.check_grad(x**2 * y, (x, y), grad=("2*x*y", "x"), points=2)
+    assert not check and check.worst.wrt == y
