@@ -75,11 +75,36 @@ class SymdlNumPyPrinter(SciPyPrinter):
             return f"({self._print(coeff)})"
         return f"({self._print(arg)})"
 
+    def _broadcast_operand(self, arg) -> str | None:
+        """Code for the column c of a term c 1ᵀ (or the row r of 1 r), which NumPy broadcasts
+        against a full-size operand without broadcast_to; None for other terms."""
+        if not isinstance(arg, MatMul):
+            return None
+        coeff, mats = arg.as_coeff_matrices()
+        if len(mats) < 2:
+            return None
+        if isinstance(mats[-1], OneMatrix) and mats[-1].shape[0] == 1:
+            rest = MatMul(coeff, *mats[:-1]) if coeff != 1 or len(mats) > 2 else mats[0]
+            return f"({self._print(rest)})" if rest.shape[1] == 1 else None
+        if isinstance(mats[0], OneMatrix) and mats[0].shape[1] == 1:
+            rest = MatMul(coeff, *mats[1:]) if coeff != 1 or len(mats) > 2 else mats[1]
+            return f"({self._print(rest)})" if rest.shape[0] == 1 else None
+        return None
+
+    def _elementwise_operands(self, args) -> list[str]:
+        compact = [self._broadcast_operand(a) for a in args]
+        if all(c is not None for c in compact):  # nothing full-size to broadcast against
+            compact[0] = None
+        return [
+            c if c is not None else self._elementwise_operand(a)
+            for a, c in zip(args, compact, strict=True)
+        ]
+
     def _print_MatAdd(self, expr):
-        return "(" + " + ".join(self._elementwise_operand(a) for a in expr.args) + ")"
+        return "(" + " + ".join(self._elementwise_operands(expr.args)) + ")"
 
     def _print_HadamardProduct(self, expr):
-        return "(" + "*".join(self._elementwise_operand(a) for a in expr.args) + ")"
+        return "(" + "*".join(self._elementwise_operands(expr.args)) + ")"
 
     def _print_HadamardPower(self, expr):
         base, exp = expr.args

@@ -209,6 +209,7 @@ class CompiledModel:
         self.state = model.initial_state()
         self.rng = np.random.default_rng(seed)
         self.training = True
+        self._plans: dict = {}
         self._train = self._compile_training(train=True)
         self._eval_grads = None
         loss, Z, context, _ = model.expression(train=False)
@@ -239,34 +240,52 @@ class CompiledModel:
         return compiled, context, list(context.outputs)
 
     # calls -------------------------------------------------------------------------------
+    def _plan(self, compiled_args, context) -> list[tuple]:
+        """How to get each argument of a compiled function: built once per function, since a
+        training step is too short to look names up again."""
+        param_of = {symbol.name: name for name, symbol in self.symbols.items()}
+        extra = {symbol.name: (key, rate) for key, (symbol, rate) in context.inputs.items()}
+        plan = []
+        for arg in compiled_args:
+            if arg.name in param_of:
+                name = param_of[arg.name]
+                plan.append(("param", name, self.shapes[name], tuple(map(int, arg.shape))))
+            elif arg.name in ("X", "Y"):
+                plan.append((arg.name, None, None, None))
+            elif arg.name in extra and extra[arg.name][1] is not None:  # a dropout mask
+                plan.append(("mask", extra[arg.name][1], int(arg.shape[0]), None))
+            elif arg.name in extra:  # a running statistic
+                plan.append(("state", extra[arg.name][0], None, None))
+            else:
+                raise ShapeError(f"internal: no value for the input {arg.name}")
+        return plan
+
     def _inputs(self, compiled_args, params, X, Y, context):
         """Arrays in the order of the compiled function's arguments."""
-        by_symbol = {}
-        for name in self.names:
-            value = params[name]
-            symbol = self.symbols[name]
-            if value.shape != self.shapes[name]:
-                raise ShapeError(
-                    f"{name}: expected an array of shape {self.shapes[name]}, got {value.shape}"
-                )
-            by_symbol[symbol] = (
-                value.reshape(symbol.shape) if value.shape != symbol.shape else value
-            )
-        by_name = {s.name: v for s, v in by_symbol.items()}
-        by_name["X"] = X
-        if Y is not None:
-            by_name["Y"] = Y
-        for key, (symbol, rate) in context.inputs.items():
-            if rate is not None:  # a dropout mask
-                by_name[symbol.name] = (
-                    self.rng.random((symbol.shape[0], X.shape[1])) >= rate
-                ).astype(float)
-            else:  # a running statistic
-                by_name[symbol.name] = self.state[key].reshape(-1, 1)
-        missing = [a.name for a in compiled_args if a.name not in by_name]
-        if missing:
-            raise ShapeError(f"internal: no value for the inputs {missing}")
-        return [by_name[a.name] for a in compiled_args]
+        key = (id(compiled_args), id(context))
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = self._plan(compiled_args, context)
+        values = []
+        for kind, what, natural, shape in plan:
+            if kind == "param":
+                value = params[what]
+                if value.shape != natural:
+                    raise ShapeError(
+                        f"{what}: expected an array of shape {natural}, got {value.shape}"
+                    )
+                values.append(value.reshape(shape) if natural != shape else value)
+            elif kind == "X":
+                values.append(X)
+            elif kind == "Y":
+                if Y is None:
+                    raise ShapeError("internal: the loss needs targets")
+                values.append(Y)
+            elif kind == "mask":
+                values.append((self.rng.random((natural, X.shape[1])) >= what).astype(float))
+            else:
+                values.append(self.state[what].reshape(-1, 1))
+        return values
 
     def _batch(self, X):
         X = np.asarray(X, dtype=float)
