@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import sympy
 from sympy import Basic, MatAdd, MatMul, Symbol
 from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import PRECEDENCE
 
 from symdl.derivation import Adjoint, _bar
 from symdl.texmath import WIDTH, LayoutError, break_expression, latex_width
@@ -97,6 +98,17 @@ class _Printer(LatexPrinter):
             tex += "" if i == 0 else " - " if negated is not None else " + "
             tex += self._print(term if negated is None else negated)
         return tex
+
+    def _print_MatMul(self, expr):
+        """-A (B ∘ C), not -A B ∘ C: SymPy parenthesises the factors of a negated product at
+        the precedence of a sum, which leaves a Hadamard product bare."""
+        negated = _negated(expr)
+        if negated is None:
+            return super()._print_MatMul(expr)
+        factors = negated.args if isinstance(negated, MatMul) else (negated,)
+        return "- " + " ".join(
+            self.parenthesize(f, PRECEDENCE["Mul"], strict=not f.is_Matrix) for f in factors
+        )
 
     def _print_Identity(self, expr):
         """The 1x1 identity (wᵀw - 1, the seed of a 1x1 output) as 1."""
