@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,11 @@ demo: $(VENV)/.installed
 	$(PY) -m symdl demo
 
 test: $(VENV)/.installed-dev
-	$(PY) -m ruff check symdl tests examples bench
+	$(PY) -m ruff check symdl tests examples bench scripts
 	$(PY) -m pytest
+
+docs: $(VENV)/.installed
+	$(PY) scripts/build_api_docs.py
 
 bench: $(VENV)/.installed-dev
 	$(PY) bench/derive_scaling.py
