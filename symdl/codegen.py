@@ -101,7 +101,23 @@ class SymdlNumPyPrinter(SciPyPrinter):
         ]
 
     def _print_MatAdd(self, expr):
-        return "(" + " + ".join(self._elementwise_operands(expr.args)) + ")"
+        # a term -c·M is subtracted: Z - Y, not Z + (-1)*Y, one array operation fewer
+        terms, signs = [], []
+        for term in expr.args:
+            coeff, mats = term.as_coeff_matrices() if isinstance(term, MatMul) else (S.One, [term])
+            negative = coeff.is_number and coeff.is_extended_negative
+            terms.append(MatMul(-coeff, *mats).doit(deep=False) if negative else term)
+            signs.append(" - " if negative else " + ")
+        if signs[0] == " - " and " + " in signs:  # start with a positive term
+            first = signs.index(" + ")
+            terms.insert(0, terms.pop(first))
+            signs.insert(0, signs.pop(first))
+        operands = self._elementwise_operands(terms)
+        code = ("-" if signs[0] == " - " else "") + operands[0]
+        code += "".join(
+            sign + operand for sign, operand in zip(signs[1:], operands[1:], strict=True)
+        )
+        return f"({code})"
 
     def _print_HadamardProduct(self, expr):
         return "(" + "*".join(self._elementwise_operands(expr.args)) + ")"
