@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import sympy
 
@@ -213,7 +214,7 @@ def _derive(args) -> int:
 def _suffix(out: str) -> str:
     from symdl.export import FORMATS
 
-    suffix = out.rpartition(".")[2].lower() if "." in out else ""
+    suffix = Path(out).suffix.removeprefix(".").lower()
     if suffix not in FORMATS:
         raise InputError(
             f"-o {out}: cannot tell the format from its suffix; end it in "
