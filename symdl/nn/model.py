@@ -303,11 +303,13 @@ class CompiledModel:
         Y = self.model.loss.targets(y, self.model.outputs)
         inputs = self._inputs(compiled.args, params, Xc, Y, context)
         value, *rest = compiled.function(*inputs, Xc.shape[1])
-        grads = {
-            name: np.asarray(g, dtype=float).reshape(self.shapes[name])
-            for name, g in zip(self.names, rest[: len(self.names)], strict=True)
-        }
-        if self.training:
+        grads = {}
+        for name, g in zip(self.names, rest[: len(self.names)], strict=True):
+            shape = self.shapes[name]
+            if not isinstance(g, np.ndarray) or g.dtype != float:
+                g = np.asarray(g, dtype=float)
+            grads[name] = g if g.shape == shape else g.reshape(shape)
+        if self.training and extra_keys:
             statistics = dict(zip(extra_keys, rest[len(self.names) :], strict=True))
             self._update_state(statistics, Xc.shape[1])
         return float(value), grads
