@@ -205,7 +205,8 @@ def test_the_example_notebook_runs(tmp_path):
     for shown in ("Derivation._repr_latex_", "Verdict._repr_html_", "GradCheck._repr_html_"):
         assert shown in result.stdout
     assert "b is wrong: False" in result.stdout
-    assert "validation accuracy 1.00" in result.stdout
+    accuracy = re.search(r"validation accuracy ([\d.]+)", result.stdout)
+    assert accuracy and float(accuracy[1]) >= 0.9  # the tiny training learned the moons
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notebook.py"]  # it writes nothing
 
 
