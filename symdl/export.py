@@ -336,9 +336,15 @@ def _draw_row(fig, renderer, row: str, k: int, fontsize: float):
         except ValueError as exc:
             raise ExportError(
                 f"PNG export: matplotlib's mathtext cannot draw row {k + 1} {row!r}: "
-                f"{str(exc).splitlines()[0]}; export to .pdf or .tex instead"
+                f"{_reason(exc)}; export to .pdf or .tex instead"
             ) from exc
     return left, right
+
+
+def _reason(exc: ValueError) -> str:
+    """Mathtext's reason (its message starts with a blank line and ends with the reason)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 def render_png(latex_rows: Sequence[str] | str, path: str | os.PathLike, **options) -> Path:

@@ -183,7 +183,7 @@ def test_png_of_a_matrix_fails_clearly_and_leaves_no_file(tmp_path):
     tex = sympy.latex(sympy.Matrix([[1, 2], [3, 4]]))
     with pytest.raises(ExportError, match=r"cannot draw the matrix environment.*\.pdf or \.tex"):
         export(f"A &= {tex}", tmp_path / "m.png")
-    with pytest.raises(ExportError, match=r"row 2 .*\\undefinedthing"):
+    with pytest.raises(ExportError, match=r"row 2 .*: Unknown symbol: \\undefinedthing"):
         render_png(["a &= b", r"c &= \undefinedthing"], tmp_path / "u.png")
     assert leftovers(tmp_path) == []
 
