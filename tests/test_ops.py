@@ -147,3 +147,15 @@ def test_cross_entropy_gradient_is_softmax_minus_target():
     p = expand_ops(sd.softmax(list(z)))
     for k in range(3):
         assert sympy.simplify(expand_ops(g[k]) - (p[k] - y[k])) == 0
+
+
+@pytest.mark.parametrize("name", OPS)
+def test_a_string_argument_is_refused_not_run(name, tmp_path):
+    op = declared()[name]
+    marker = tmp_path / "ran"
+    text = f"__import__('pathlib').Path({str(marker)!r}).touch()"
+    with pytest.raises((TypeError, ValueError), match=name):  # refused, the op named
+        op(text)
+    with pytest.raises((TypeError, ValueError), match=name):
+        op(text, text)
+    assert not marker.exists()

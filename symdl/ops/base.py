@@ -72,7 +72,16 @@ class Op(Function):
 
 def on_matrices(cls, args):
     """`cls.matrix_form(*args)` when an argument is a matrix expression (a MatrixSymbol,
-    a product of them, ...), else None: `sd.sigmoid(Z)` acts on each entry of Z."""
+    a product of them, ...), else None: `sd.sigmoid(Z)` acts on each entry of Z.
+
+    Every op's constructor starts here, so it also refuses text, which SymPy would sympify,
+    that is, run as code."""
+    for position, arg in enumerate(args):
+        if isinstance(arg, str):
+            raise TypeError(
+                f"{cls.__name__}: argument {position + 1} is the string {arg[:40]!r}; give "
+                "SymPy objects, or parse text safely with symdl.parse.parse(text)"
+            )
     if any(isinstance(a, MatrixExpr) for a in args):
         return cls.matrix_form(*args)
     return None
