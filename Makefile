@@ -26,6 +26,7 @@ test: $(VENV)/.installed-dev
 
 docs: $(VENV)/.installed
 	$(PY) scripts/build_api_docs.py
+	$(PY) scripts/build_gallery.py
 
 bench: $(VENV)/.installed-dev
 	$(PY) bench/derive_scaling.py
