@@ -87,8 +87,7 @@ def test_every_check_passes(entries, slug):
 
 
 def test_the_checks_fail_when_the_formula_is_wrong(entries):
-    """Each kind of check can fail: a claim off by a factor, a wrong explicit gradient, and an
-    optimizer whose equations lose Adam's bias correction."""
+    """A claim off by a factor fails sd.verify; a formula off by a factor fails sympy.diff."""
     claim = next(c for c in entries["mlp-backprop"].checks if isinstance(c, Claim))
     wrong = Claim(claim.lhs, 2 * claim.rhs, claim.f, claim.wrt, claim.source, claim.where)
     assert claim.run() and not wrong.run()
@@ -97,6 +96,18 @@ def test_the_checks_fail_when_the_formula_is_wrong(entries):
     (formula,) = diff.claimed
     off = ExplicitDiff(diff.f, diff.wrt, diff.sizes, (2 * formula,), diff.fixed)
     assert diff.run() and not off.run()
+
+
+def test_a_wrong_vector_jacobian_rule_fails_the_explicit_reference(monkeypatch):
+    """sympy.diff of the written-out function is independent of symdl's rules: max pooling
+    spreading its gradient like average pooling is caught."""
+    from symdl.nn import ops
+
+    monkeypatch.setattr(
+        ops.max_pool2d, "vjp", lambda self, i, G, out: ops.avg_pool2d_grad(G, self.args[1])
+    )
+    pooling = next(b for b in gallery.GALLERY if b.slug == "max-pooling")()
+    assert not any(check.run() for check in pooling.checks)
 
 
 def test_adam_checks_fail_without_bias_correction(monkeypatch):
