@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,3 +25,6 @@ def test_example_runs(script, tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    # every figure an example says it saved is a PNG in its working folder
+    for saved in re.findall(r"saved to (\S+\.png)", result.stdout):
+        assert (tmp_path / saved).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", saved
