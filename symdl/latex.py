@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import sympy
 from sympy import Basic, MatAdd, MatMul, Symbol
-from sympy.printing.latex import LatexPrinter
+from sympy.printing.latex import LatexPrinter, translate
 from sympy.printing.precedence import PRECEDENCE
 
 from symdl.derivation import Adjoint, _bar
@@ -60,6 +60,9 @@ class Block:
     level: int = 1
 
 
+_BRACED_NAME = re.compile(r"^([A-Za-z]+)([\^_]\{.*)$")
+
+
 class _Printer(LatexPrinter):
     """SymPy's LaTeX printer writing adjoints in the chosen notation."""
 
@@ -67,6 +70,14 @@ class _Printer(LatexPrinter):
         super().__init__()
         self.notation = _choice("notation", notation, NOTATIONS)
         self.output = output
+
+    def _deal_with_super_sub(self, string, style="plain"):
+        # SymPy leaves a name with braces, such as gamma^{(1)}, as it is: its Greek base
+        # letter is translated here, so that it prints \gamma^{(1)}
+        match = _BRACED_NAME.match(string)
+        if match:
+            return translate(match[1]) + match[2]
+        return super()._deal_with_super_sub(string, style=style)
 
     def _print(self, expr, **kwargs):
         primal = _primal(expr)
@@ -152,7 +163,7 @@ class _Printer(LatexPrinter):
 
 
 _PRE_ACTIVATION = re.compile(r"^([zZ])(?![A-Za-z])")
-_LAYER = re.compile(r"\^\{?\((\d+)\)\}?")
+_LAYER = re.compile(r"\^\{?[^{}()]*\((\d+)\)\}?")  # W^{(3)}, sigma^{2(3)}
 
 
 def _negated(term: Basic) -> Basic | None:

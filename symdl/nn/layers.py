@@ -67,6 +67,7 @@ class Context:
     train: bool  # training (dropout on, batch statistics) or inference
     inputs: dict = field(default_factory=dict)  # extra input symbols: masks, running statistics
     outputs: dict = field(default_factory=dict)  # extra outputs: batch statistics
+    names: dict = field(default_factory=dict)  # textbook names of intermediates: mu^{(2)}
     penalties: list = field(default_factory=list)
 
 
@@ -489,9 +490,11 @@ class BatchNorm(_Normalise):
             var = batch_mean(hadamard(centred, centred), 1)
             context.outputs[f"{self.name}.mean"] = mean
             context.outputs[f"{self.name}.var"] = var
+            context.names[mean] = f"mu^{{({context.index})}}"
+            context.names[var] = f"sigma^{{2({context.index})}}"
         else:
             mean = MatrixSymbol(f"mu^{{({context.index})}}", d, 1)
-            var = MatrixSymbol(f"sigma^{{({context.index})}}", d, 1)
+            var = MatrixSymbol(f"sigma^{{2({context.index})}}", d, 1)
             context.inputs[f"{self.name}.running_mean"] = (mean, None)
             context.inputs[f"{self.name}.running_var"] = (var, None)
             centred = matadd(A, scale(-1, matmul(mean, ones_row)))

@@ -151,6 +151,8 @@ class Sequential:
             if A_next != Z and A_next != A and not isinstance(A_next, MatrixSymbol):
                 names.setdefault(A_next, f"A^{{({index})}}")
             A = A_next
+        for expr, name in context.names.items():
+            names.setdefault(expr, name)
         Y = MatrixSymbol("Y", self.outputs, N)
         loss = self.loss.expression(A, Y)
         for penalty in context.penalties:
