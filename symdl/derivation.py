@@ -26,11 +26,9 @@ from sympy import (
     ZeroMatrix,
 )
 from sympy.matrices.expressions.matexpr import MatrixElement
-from sympy.printing.precedence import PRECEDENCE
-from sympy.printing.str import StrPrinter
 
 from symdl.ops.matrix import hadamard
-from symdl.program import Program, Step
+from symdl.program import Program, Step, TextPrinter
 from symdl.vjp import total
 
 
@@ -200,19 +198,9 @@ class Derivation:
         return compile_derivation(self, **options)
 
     def __str__(self) -> str:
-        printer = _TextPrinter()
+        printer = TextPrinter()
         steps = [*self.forward, *self.backward]
         return "\n".join(f"{step.name} = {printer.doprint(step.rhs)}" for step in steps)
-
-
-class _TextPrinter(StrPrinter):
-    """SymPy's text form, with Hadamard products and powers as written by hand: A ∘ B, A∘²."""
-
-    def _print_HadamardProduct(self, expr):
-        return " ∘ ".join(self.parenthesize(a, PRECEDENCE["Mul"]) for a in expr.args)
-
-    def _print_HadamardPower(self, expr):
-        return f"{self.parenthesize(expr.base, PRECEDENCE['Pow'])}∘^({self._print(expr.exp)})"
 
 
 _TIDY = (MatMul, MatAdd, Transpose, HadamardProduct)

@@ -26,8 +26,24 @@ from sympy.matrices.expressions import (
     ZeroMatrix,
 )
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.printing.precedence import PRECEDENCE
+from sympy.printing.str import StrPrinter
 
 from symdl.ops.matrix import elementwise
+
+
+class TextPrinter(StrPrinter):
+    """SymPy's text form, with Hadamard products and powers as written by hand (A ∘ B) and
+    the all-ones matrix as ones(m, n), not a bare 1."""
+
+    def _print_OneMatrix(self, expr):
+        return f"ones({self._print(expr.rows)}, {self._print(expr.cols)})"
+
+    def _print_HadamardProduct(self, expr):
+        return " ∘ ".join(self.parenthesize(a, PRECEDENCE["Mul"]) for a in expr.args)
+
+    def _print_HadamardPower(self, expr):
+        return f"{self.parenthesize(expr.base, PRECEDENCE['Pow'])}∘^({self._print(expr.exp)})"
 
 
 class UnsupportedExpression(TypeError):
@@ -42,7 +58,7 @@ class Step:
     rhs: Basic
 
     def __str__(self) -> str:
-        return f"{self.name} = {self.rhs}"
+        return f"{self.name} = {TextPrinter().doprint(self.rhs)}"
 
 
 # Sums, products and powers (of scalars or matrices) stay inside the step that uses them once.
