@@ -102,9 +102,20 @@ class _Printer(LatexPrinter):
         """A sum of matrices with " - 2 λ w", not " + - 2 λ w": SymPy's MatMul.doit leaves
         coefficients such as Mul(-1, 2, λ) whose sign the MatMul does not report."""
         if not isinstance(expr, MatAdd):
+            terms = self._as_ordered_terms(expr, order=order)
+            if terms[0].could_extract_minus_sign() and not all(
+                t.could_extract_minus_sign() for t in terms
+            ):  # σ(z) - y, not - y + σ(z)
+                first = next(t for t in terms if not t.could_extract_minus_sign())
+                expr = sympy.Add(first, *(t for t in terms if t is not first), evaluate=False)
+                return super()._print_Add(expr, order="none")
             return super()._print_Add(expr, order)
+        terms = self._as_ordered_terms(expr, order=order)
+        positive = [t for t in terms if _negated(t) is None]
+        if positive and _negated(terms[0]) is not None:  # 1 - A, not -A + 1
+            terms = [positive[0], *(t for t in terms if t is not positive[0])]
         tex = ""
-        for i, term in enumerate(self._as_ordered_terms(expr, order=order)):
+        for i, term in enumerate(terms):
             negated = _negated(term) if i > 0 else None
             tex += "" if i == 0 else " - " if negated is not None else " + "
             tex += self._print(term if negated is None else negated)

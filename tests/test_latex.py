@@ -295,7 +295,7 @@ def test_regression_a_negated_matrix_product_keeps_its_parentheses():
     """SymPy printed -A (B ∘ C) as "- A B \\circ C", which reads (-A B) ∘ C."""
     A, B, C = (MatrixSymbol(name, 3, 3) for name in "ABC")
     assert latex(-A * HadamardProduct(B, C)) == r"- A \left(B \circ C\right)"
-    assert latex(B - A * HadamardProduct(B, C)) == r"- A \left(B \circ C\right) + B"
+    assert latex(B - A * HadamardProduct(B, C)) == r"B - A \left(B \circ C\right)"
     assert latex(-sympy.Rational(1, 2) * A * B) == r"- \frac{1}{2} A B"
     assert latex(-(Symbol("a") + 1) * A.T) == r"- \left(a + 1\right) A^{T}"
 
