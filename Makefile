@@ -28,8 +28,10 @@ docs: $(VENV)/.installed
 	$(PY) scripts/build_api_docs.py
 	$(PY) scripts/build_gallery.py
 
-bench: $(VENV)/.installed-dev
+bench: $(VENV)/.installed-dev  # the figures of docs/benchmarks.md (torch: pip install torch)
 	$(PY) bench/derive_scaling.py
+	$(PY) bench/train_step.py
+	$(PY) bench/check_verify.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
