@@ -84,7 +84,7 @@ def _matrix(code: str, printer) -> str:
 # sympy.diff of its explicit form: Trace(Cᵀ op(...)) is a scalar whose gradient is the rule
 # applied to C
 _EXAMPLE_CONV = Geometry(C=2, H=4, W=3, kh=2, kw=2, sh=2, sw=1, ph=1, pw=0)  # Ho 3, Wo 2
-_EXAMPLE_POOL = Geometry(C=2, H=4, W=3, kh=2, kw=2, sh=2, sw=1)  # Ho 2, Wo 2
+_EXAMPLE_POOL = Geometry(C=1, H=4, W=3, kh=2, kw=2, sh=2, sw=1)  # Ho 2, Wo 2
 _UNIT = (-1.0, 1.0)
 
 
