@@ -313,3 +313,37 @@ def test_parsing_never_evaluates_code(monkeypatch):
             pass
     monkeypatch.undo()
     assert not calls
+
+
+# SymPy's own LaTeX parser (lark backend) as an independent reference on formulas it reads
+# unambiguously (it returns an ambiguity tree for "\exp(x) - y"); symdl does not parse user
+# text with it (see symdl/parse_latex.py for why).
+AGREED_WITH_SYMPY = [
+    r"\frac{a}{b}",
+    r"x^{2} + 3x",
+    r"\sqrt{x + 1}",
+    r"\ln(1 + x)",
+    r"a \cdot b - \frac{c}{2}",
+    r"\left(a+b\right)^{2}",
+    r"x_{1} + x_{2}^{3}",
+    r"\frac{1}{1 + \exp(-z)}",
+    r"2(w x + b - y) x",
+    r"\sin(x)\cos(y)",
+    r"x^{-1/2}",
+]
+
+
+@pytest.mark.parametrize("text", AGREED_WITH_SYMPY)
+def test_latex_agrees_with_sympys_lark_parser(text):
+    from sympy.parsing.latex import parse_latex
+
+    reference = parse_latex(text, backend="lark")
+    ours = parse(text)
+    by_name = {s.name.replace("{", "").replace("}", ""): s for s in ours.free_symbols}
+    renamed = reference.xreplace(
+        {
+            s: by_name.get(s.name.replace("{", "").replace("}", ""), s)
+            for s in reference.free_symbols
+        }
+    )
+    assert sympy.simplify(ours - renamed) == 0, (ours, reference)
