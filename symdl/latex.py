@@ -271,13 +271,18 @@ def derivation_blocks(
         by_layer = any(layer_of(s.name) is not None for s in derivation.forward)
     if not by_layer:
         return [Block(title, tuple(eq for _, eq in items)) for title, items in parts if items]
-    order = {s.name: i for i, s in enumerate(derivation.forward)}
-    last_layered = max((order[n] for n in order if layer_of(n) is not None), default=-1)
+    # an unnamed step belongs to the layer it is computed for: the next named one (a batch
+    # norm's centred input and its square go with the layer's mean and variance)
+    layer_for: dict = {}
+    upcoming = None
+    for step in reversed(derivation.forward):
+        upcoming = layer_of(step.name) if layer_of(step.name) is not None else upcoming
+        layer_for[step.name] = upcoming
 
     def ungrouped(name) -> str:
         if name in leaves:
             return "Other parameters"
-        return "Output" if order.get(name, -1) > last_layered else "Other steps"
+        return "Output" if layer_for.get(name) is None else f"Layer {layer_for[name]}"
 
     gradients.sort(key=lambda item: (layer_of(item[0]) is None, layer_of(item[0]) or 0))
     blocks = []
