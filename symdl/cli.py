@@ -1,4 +1,5 @@
-"""The `symdl` command line: derive gradients, verify hand-written ones, check them numerically.
+"""The `symdl` command line: derive gradients, verify hand-written ones, check them numerically,
+train a network.
 Exit codes: 0 when the claim or the check holds, 1 when it does not (the counterexample or the
 worst entry is printed) or an export fails, 2 on bad input. Formulas are parsed, never executed."""
 
@@ -18,6 +19,7 @@ examples:
   symdl verify "(w*x - y)^2" --wrt w --claimed '2 (w x - y) x'
   symdl check "relu(w*x + b)*y" --wrt w b --method complex
   symdl derive "mse(sigma(w*x + b), y)" --wrt w b --name z="w*x + b" -o neuron.pdf
+  symdl train net.py --data digits --epochs 20
 """
 
 DERIVE_EXAMPLES = """\
@@ -80,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (verify, check):
         sub.add_argument("--at", nargs="+", default=(), metavar="NAME=VALUE", help="a point")
     _derive_parser(commands)
+    from symdl.cli_train import add_parser as add_train_parser
+
+    add_train_parser(commands)
     return parser
 
 
@@ -136,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         run(args.out)
         return 0
     try:
+        if args.command == "train":
+            from symdl.cli_train import run as train
+
+            return train(args)
         return _derive(args) if args.command == "derive" else _run(args)
     except (ValueError, TypeError) as error:  # ParseError, InputError, UnsupportedExpression, ...
         print(f"symdl {args.command}: error: {error}", file=sys.stderr)

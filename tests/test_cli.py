@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from symdl.cli import main
@@ -246,3 +247,54 @@ def test_derive_files_in_process(tmp_path, capsys):
     wrong.write_text("model = 3\n")
     assert main(["derive", str(wrong)]) == 2
     assert "model is a int, not an sd.nn.Sequential" in capsys.readouterr().err
+
+
+NET = """
+import symdl as sd
+from symdl import nn
+
+model = nn.Sequential(nn.Dense(16, "relu"), nn.Dense({outputs}), loss="{loss}", input_shape={inputs})
+"""
+
+
+def test_train_a_model_file_on_the_digits(tmp_path):
+    (tmp_path / "net.py").write_text(NET.format(outputs=10, loss="cross_entropy", inputs=64))
+    result = run("train", "net.py", "--data", "digits", "--epochs", "10", "-o", "run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "test accuracy" in result.stdout and "dense_1" in result.stdout
+    accuracy = float(result.stdout.split("test accuracy ")[1].split("%")[0])
+    assert accuracy > 85  # ten epochs of Adam on the digits
+    params = np.load(tmp_path / "run" / "params.npz")
+    assert params["dense_1.W"].shape == (16, 64) and params["dense_2.b"].shape == (10,)
+    for png in ("history.png", "grad_norms.png"):
+        assert (tmp_path / "run" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_on_the_files_own_data_and_bad_input(tmp_path):
+    net = NET.format(outputs=1, loss="mse", inputs=2)
+    data = "\nimport numpy as np\nX = np.random.default_rng(0).normal(size=(200, 2))\n"
+    (tmp_path / "reg.py").write_text(net + data + "y = X[:, 0] - 2 * X[:, 1]\n")
+    result = run("train", "reg.py", "--epochs", "30", "--lr", "0.01", "-o", "run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout.split("test loss ")[1].split(",")[0].split()[0]) < 0.1
+
+    (tmp_path / "nodata.py").write_text(net)
+    result = run("train", "nodata.py", "-o", "run2", cwd=tmp_path)
+    assert result.returncode == 2 and "sets no X and y" in result.stderr
+    (tmp_path / "nomodel.py").write_text("x = 1\n")
+    result = run("train", "nomodel.py", "--data", "moons", cwd=tmp_path)
+    assert result.returncode == 2 and "sets no model" in result.stderr
+    assert not (tmp_path / "run2").exists()
+
+
+def test_train_stops_when_the_loss_diverges(tmp_path):
+    net = NET.format(outputs=1, loss="mse", inputs=2)
+    data = "\nimport numpy as np\nX = 100 * np.random.default_rng(0).normal(size=(64, 2))\n"
+    (tmp_path / "big.py").write_text(net + data + "y = X[:, 0] ** 2\n")
+    result = run(
+        "train", "big.py", "--optimizer", "sgd", "--lr", "10", "--epochs", "5", cwd=tmp_path
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "loss is inf at epoch" in result.stdout and "step" in result.stdout
+    last_good = np.load(tmp_path / "symdl-train" / "last_good_params.npz")
+    assert all(np.all(np.isfinite(last_good[name])) for name in last_good.files)
