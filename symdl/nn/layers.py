@@ -68,6 +68,7 @@ class Context:
     inputs: dict = field(default_factory=dict)  # extra input symbols: masks, running statistics
     outputs: dict = field(default_factory=dict)  # extra outputs: batch statistics
     names: dict = field(default_factory=dict)  # textbook names of intermediates: mu^{(2)}
+    constants: dict = field(default_factory=dict)  # symbols with a fixed value: epsilon
     penalties: list = field(default_factory=list)
 
 
@@ -461,8 +462,18 @@ class _Normalise(Layer):
         return matadd(hadamard(matmul(params["gamma"], ones), X_hat), matmul(params["beta"], ones))
 
 
-def _inverse_sqrt(v, eps):
-    shifted = matadd(v, scale(sympy.Float(eps), OneMatrix(*v.shape)))
+def _epsilon(eps: float, context: Context) -> sympy.Symbol:
+    """ε as a symbol, so the equations read (σ² + ε)^(-1/2); its value is a constant input of
+    the compiled code. Layers with different values get ε^{(l)}."""
+    epsilon = sympy.Symbol("epsilon", positive=True)
+    if context.constants.get(epsilon, eps) != eps:
+        epsilon = sympy.Symbol(f"epsilon^{{({context.index})}}", positive=True)
+    context.constants[epsilon] = eps
+    return epsilon
+
+
+def _inverse_sqrt(v, epsilon):
+    shifted = matadd(v, scale(epsilon, OneMatrix(*v.shape)))
     return HadamardPower(shifted, sympy.Rational(-1, 2))
 
 
@@ -486,7 +497,7 @@ class BatchNorm(_Normalise):
         ones_row = OneMatrix(1, N)
         if context.train:
             mean = batch_mean(A, 1)
-            centred = matadd(A, scale(-1, matmul(mean, ones_row)))
+            centred = sympy.MatAdd(A, scale(-1, matmul(mean, ones_row)))  # A kept whole
             var = batch_mean(hadamard(centred, centred), 1)
             context.outputs[f"{self.name}.mean"] = mean
             context.outputs[f"{self.name}.var"] = var
@@ -497,8 +508,8 @@ class BatchNorm(_Normalise):
             var = MatrixSymbol(f"sigma^{{2({context.index})}}", d, 1)
             context.inputs[f"{self.name}.running_mean"] = (mean, None)
             context.inputs[f"{self.name}.running_var"] = (var, None)
-            centred = matadd(A, scale(-1, matmul(mean, ones_row)))
-        X_hat = hadamard(centred, matmul(_inverse_sqrt(var, self.eps), ones_row))
+            centred = sympy.MatAdd(A, scale(-1, matmul(mean, ones_row)))  # A kept whole
+        X_hat = hadamard(centred, matmul(_inverse_sqrt(var, _epsilon(self.eps, context)), ones_row))
         out = self._scale_shift(X_hat, params, context)
         return out, out
 
@@ -511,8 +522,11 @@ class LayerNorm(_Normalise):
     def forward(self, A, params, context):
         ones_col = OneMatrix(A.shape[0], 1)
         mean = batch_mean(A, 0)
-        centred = matadd(A, scale(-1, matmul(ones_col, mean)))
+        centred = sympy.MatAdd(A, scale(-1, matmul(ones_col, mean)))  # A kept whole
         var = batch_mean(hadamard(centred, centred), 0)
-        X_hat = hadamard(centred, matmul(ones_col, _inverse_sqrt(var, self.eps)))
+        context.names[mean] = f"mu^{{({context.index})}}"
+        context.names[var] = f"sigma^{{2({context.index})}}"
+        epsilon = _epsilon(self.eps, context)
+        X_hat = hadamard(centred, matmul(ones_col, _inverse_sqrt(var, epsilon)))
         out = self._scale_shift(X_hat, params, context)
         return out, out

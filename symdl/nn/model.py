@@ -247,9 +247,12 @@ class CompiledModel:
         training step is too short to look names up again."""
         param_of = {symbol.name: name for name, symbol in self.symbols.items()}
         extra = {symbol.name: (key, rate) for key, (symbol, rate) in context.inputs.items()}
+        constants = {symbol.name: value for symbol, value in context.constants.items()}
         plan = []
         for arg in compiled_args:
-            if arg.name in param_of:
+            if arg.name in constants:
+                plan.append(("constant", constants[arg.name], None, None))
+            elif arg.name in param_of:
                 name = param_of[arg.name]
                 plan.append(("param", name, self.shapes[name], tuple(map(int, arg.shape))))
             elif arg.name in ("X", "Y"):
@@ -283,6 +286,8 @@ class CompiledModel:
                 if Y is None:
                     raise ShapeError("internal: the loss needs targets")
                 values.append(Y)
+            elif kind == "constant":
+                values.append(what)
             elif kind == "mask":
                 values.append((self.rng.random((natural, X.shape[1])) >= what).astype(float))
             else:
