@@ -404,3 +404,168 @@ def test_trains_and_resumes_exactly_with_dropout_and_batch_statistics(tmp_path):
     assert set(straight.grad_norms) == {"dense_1", "batchnorm_1", "dense_2"}
     assert straight.loss[-1] < straight.loss[0]
     assert straight.metrics["val_accuracy"][-1] > 0.8
+
+
+# ---------------------------------------------------------------- residual blocks (issue 5)
+
+
+def test_residual_dense_block():
+    rng = np.random.default_rng(11)
+    model = nn.Sequential(
+        nn.Dense(4, "tanh"),
+        nn.Residual(nn.Dense(5, "softplus"), nn.Dense(4, "tanh")),
+        nn.Dense(3),
+        input_shape=3,
+    )
+    assert_fd(model, rng.normal(size=(6, 3)), _labels(rng, 6, 3))
+
+
+def test_residual_convolution_same_padding():
+    rng = np.random.default_rng(12)
+    model = nn.Sequential(
+        nn.Conv2d(2, 3, padding="same", activation="tanh"),
+        nn.Residual(
+            nn.Conv2d(3, 3, padding="same", activation="elu"), nn.Conv2d(2, (3, 1), padding="same")
+        ),
+        nn.Flatten(),
+        nn.Dense(3),
+        input_shape=(1, 5, 4),
+    )
+    assert model.layers[1].output_shape == (2, 5, 4)
+    assert_fd(model, rng.normal(size=(3, 1, 5, 4)), np.array([0, 2, 1]))
+
+
+def test_residual_block_with_batch_norm_and_dropout():
+    rng = np.random.default_rng(13)
+    model = nn.Sequential(
+        nn.Residual(nn.Dense(5, "tanh"), nn.BatchNorm(), nn.Dropout(0.3), nn.Dense(4, l2=0.01)),
+        nn.Dense(2),
+        loss="mse",
+        input_shape=4,
+    )
+    assert_fd(model, rng.normal(size=(7, 4)), rng.normal(size=(7, 2)))
+
+
+def test_nested_residual_blocks_and_a_sequential_inside():
+    rng = np.random.default_rng(14)
+    inner = nn.Sequential(nn.Dense(4, "sigmoid"), nn.Dense(4))
+    model = nn.Sequential(
+        nn.Dense(4, "tanh"),
+        nn.Residual(nn.Dense(4, "silu"), nn.Residual(inner), nn.LayerNorm()),
+        nn.Residual(nn.Dense(4, "gelu"), nn.Dense(4)),
+        nn.Dense(3),
+        input_shape=2,
+    )
+    names = [name.split(".")[0] for name in model.parameters()]
+    assert list(dict.fromkeys(names)) == [
+        *[f"dense_{i}" for i in (1, 2, 3, 4)],
+        "layernorm_1",
+        "dense_5",
+        "dense_6",
+        "dense_7",
+    ]
+    symbols = list(model.parameters().values())
+    assert len({s.name for s in symbols}) == len(symbols)
+    assert model.parameters()["dense_7.W"].name == "W^{(11)}"  # blocks 5, 7 and 10 numbered too
+    assert_fd(model, rng.normal(size=(5, 2)), _labels(rng, 5, 3))
+
+
+def test_residual_batch_norm_keeps_running_statistics():
+    """A batch norm inside a block updates its running averages, and inference uses them."""
+    rng = np.random.default_rng(15)
+    model = nn.Sequential(
+        nn.Residual(nn.Dense(3), nn.BatchNorm(momentum=1.0)), nn.Dense(2), input_shape=3
+    )
+    compiled = model.compile()
+    params = model.init(0)
+    params["batchnorm_1.beta"] = rng.normal(size=3)
+    X, y = rng.normal(size=(8, 3)), _labels(rng, 8, 2)
+    compiled.loss_and_grads(params, X, y)
+    hidden = X @ params["dense_1.W"].T + params["dense_1.b"]
+    mean, var = hidden.mean(axis=0), hidden.var(axis=0, ddof=1)
+    np.testing.assert_allclose(compiled.state["batchnorm_1.running_mean"], mean, rtol=1e-12)
+    np.testing.assert_allclose(compiled.state["batchnorm_1.running_var"], var, rtol=1e-12)
+    normalised = (hidden - mean) / np.sqrt(var + 1e-5) + params["batchnorm_1.beta"]
+    logits = (X + normalised) @ params["dense_2.W"].T + params["dense_2.b"]
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(
+        compiled.predict(params, X), expected / expected.sum(axis=1, keepdims=True), rtol=1e-10
+    )
+
+
+def test_residual_mlp_matches_pytorch_autograd():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(16)
+    model = nn.Sequential(
+        nn.Dense(5, "relu"),
+        nn.Residual(nn.Dense(6, "tanh"), nn.Dense(5)),
+        nn.Residual(nn.Dense(5, "sigmoid")),
+        nn.Dense(3),
+        input_shape=4,
+    )
+    params = model.init(4)
+    X, y = rng.normal(size=(7, 4)), np.array([0, 2, 1, 1, 0, 2, 2])
+    loss, grads = model.compile().loss_and_grads(params, X, y)
+
+    t = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+
+    def dense(name, a):
+        return a @ t[f"{name}.W"].T + t[f"{name}.b"]
+
+    a = F.relu(dense("dense_1", torch.tensor(X)))
+    a = a + dense("dense_3", torch.tanh(dense("dense_2", a)))
+    a = a + torch.sigmoid(dense("dense_4", a))
+    reference = F.cross_entropy(dense("dense_5", a), torch.tensor(y))
+    reference.backward()
+    assert loss == pytest.approx(reference.item(), rel=1e-10)
+    for name, value in t.items():
+        np.testing.assert_allclose(grads[name], value.grad.numpy(), rtol=1e-8, atol=1e-11)
+
+
+def test_residual_shape_errors_name_the_block_and_both_shapes():
+    with pytest.raises(nn.ShapeError, match=r"residual_1.*\(3,\).*\(4,\)"):
+        nn.Sequential(nn.Dense(4), nn.Residual(nn.Dense(3)), nn.Dense(2), input_shape=2)
+    with pytest.raises(nn.ShapeError, match=r"residual_1.*\(2, 3, 3\).*\(1, 5, 5\)"):
+        nn.Sequential(
+            nn.Residual(nn.Conv2d(2, 3)), nn.Flatten(), nn.Dense(2), input_shape=(1, 5, 5)
+        )
+    with pytest.raises(nn.ShapeError, match=r"residual_1: batchnorm_1.*\(1, 5, 5\).*Flatten"):
+        nn.Sequential(nn.Residual(nn.BatchNorm()), nn.Flatten(), nn.Dense(2), input_shape=(1, 5, 5))
+    with pytest.raises(ValueError, match="at least one layer"):
+        nn.Residual()
+    with pytest.raises(TypeError, match="not a layer"):
+        nn.Residual("relu")
+
+
+def test_derive_shows_the_skip_connection_and_the_gradient_highway():
+    model = nn.Sequential(
+        nn.Dense(4, "tanh"),
+        nn.Residual(nn.Dense(4, "relu"), nn.Dense(4)),
+        nn.Dense(2),
+        input_shape=3,
+    )
+    tex = model.derive().to_latex()
+    assert r"A^{(4)} &= A^{(1)} + Z^{(3)}" in tex  # the block's output: input + f(input)
+    # the block's input collects the skip and the path through the block
+    assert r"\bar{A}^{(1)} &= \bar{A}^{(4)} + \left(W^{(2)}\right)^{T} \bar{Z}^{(2)}" in tex
+    assert r"\intertext{Layer 4}" in tex and r"\intertext{Layer 5}" in tex
+    assert "residual_1" in model.summary() and "  dense_2" in model.summary()
+
+
+def test_trains_a_residual_network_on_moons():
+    X, y = sd.datasets.make_moons(200, noise=0.15, seed=3)
+    model = nn.Sequential(
+        nn.Dense(16, "tanh"),
+        nn.Residual(nn.Dense(16, "relu"), nn.BatchNorm(), nn.Dense(16)),
+        nn.Residual(nn.Dense(16, "relu"), nn.Dropout(0.1), nn.Dense(16)),
+        nn.Dense(2),
+        input_shape=2,
+    )
+    options = {"batch_size": 32, "seed": 0, "progress": False}
+    history = sd.train(model, X, y, sd.optim.Adam(lr=0.01), 30, **options)
+    assert set(history.grad_norms) == {f"dense_{i}" for i in range(1, 7)} | {"batchnorm_1"}
+    assert history.loss[-1] < 0.5 * history.loss[0]
+    X_test, y_test = sd.datasets.make_moons(500, noise=0.15, seed=4)
+    predicted = history.compiled.predict(history.params, X_test).argmax(axis=1)
+    assert np.mean(predicted == y_test) > 0.9  # at inference: the block's running statistics

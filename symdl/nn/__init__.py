@@ -18,6 +18,7 @@ from symdl.nn.layers import (
     MaxPool,
     MaxPool1d,
     MaxPool2d,
+    Residual,
     ShapeError,
 )
 from symdl.nn.losses import MSE, BCEWithLogits, CrossEntropy, Hinge, Huber, Loss, TargetError
@@ -46,6 +47,7 @@ __all__ = [
     "MaxPool",
     "MaxPool1d",
     "MaxPool2d",
+    "Residual",
     "Sequential",
     "ShapeError",
     "TargetError",

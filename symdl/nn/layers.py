@@ -7,7 +7,7 @@ channel by channel, so Flatten changes nothing but the shape a layer reports.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,6 +70,7 @@ class Context:
     names: dict = field(default_factory=dict)  # textbook names of intermediates: mu^{(2)}
     constants: dict = field(default_factory=dict)  # symbols with a fixed value: epsilon
     penalties: list = field(default_factory=list)
+    apply: Callable | None = None  # (layers, A) -> output: a block runs its inner layers
 
 
 class Layer:
@@ -77,9 +78,12 @@ class Layer:
 
     kind = "layer"
     has_activation_output = False
+    layers: Sequence[Layer] = ()  # the inner layers of a block
 
     def __init__(self, name: str | None = None):
         self.name = name
+        self.given_name = name  # a model names the others ("dense_2") each time it is built
+        self.index: int | None = None  # the layer's number l in W^{(l)}, set by the model
         self.input_shape: Shape | None = None
         self.output_shape: Shape | None = None
 
@@ -115,6 +119,30 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def walk(layers: Sequence[Layer]) -> Iterator[Layer]:
+    """Every layer, depth first, a block after its inner layers (the order they compute in)."""
+    for layer in layers:
+        yield from walk(layer.layers)
+        yield layer
+
+
+def build_layers(layers: Sequence[Layer], shape: Shape) -> Shape:
+    """Build `layers` in order from examples of `shape`; returns the shape they give.
+
+    Raises:
+        ShapeError: a layer does not fit, named first in the message.
+    """
+    for layer in layers:
+        try:
+            shape = layer.build(shape)
+        except ValueError as error:
+            message = str(error)
+            if not message.startswith(f"{layer.name}:"):
+                message = f"{layer.name}: {message}"
+            raise ShapeError(message) from None
+    return shape
 
 
 def _features(shape: Shape) -> int:
@@ -530,3 +558,49 @@ class LayerNorm(_Normalise):
         X_hat = hadamard(centred, matmul(ones_col, _inverse_sqrt(var, epsilon)))
         out = self._scale_shift(X_hat, params, context)
         return out, out
+
+
+class Residual(Layer):
+    r"""A residual block $A = A_{\text{in}} + f(A_{\text{in}})$, with $f$ its layers applied in
+    order (any layers, blocks included); $f$ must keep the shape of its input.
+
+    The block owns no parameters: its layers keep their own names and numbers, and its output
+    is named $A^{(l)}$ by its own number, after those of its layers.
+    """
+
+    kind = "residual"
+
+    def __init__(self, *layers, name=None):
+        super().__init__(name)
+        flat: list[Layer] = []
+        for layer in layers:
+            if not isinstance(layer, Layer) and hasattr(layer, "layers"):  # a Sequential
+                flat += layer.layers
+            elif isinstance(layer, Layer):
+                flat.append(layer)
+            else:
+                raise TypeError(f"Residual: {layer!r} is not a layer")
+        if not flat:
+            raise ValueError("Residual: give at least one layer")
+        self.layers = flat
+
+    def _output_shape(self, input_shape):
+        shape = build_layers(self.layers, input_shape)
+        if shape != input_shape:
+            raise ShapeError(
+                f"{self.name}: its layers give examples of shape {shape} but its input has "
+                f"shape {input_shape}; a residual block adds its input to their output, so the "
+                "two must match (end the block with Dense of the input's size, or use "
+                "padding='same')"
+            )
+        return shape
+
+    def forward(self, A, params, context):
+        if context.apply is None:
+            raise TypeError(f"{self.name}: a residual block runs inside a model (Sequential)")
+        inner = context.apply(self.layers, A)
+        return None, sympy.MatAdd(A, inner)  # not flattened: the skip reads A + Z
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(layer) for layer in self.layers)
+        return f"Residual({inner}, name={self.name!r})"

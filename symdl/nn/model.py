@@ -18,13 +18,17 @@ from sympy import MatrixSymbol
 from symdl.calculus import derive
 from symdl.codegen import CompiledProgram
 from symdl.derivation import Derivation
-from symdl.nn.layers import Context, Layer, ShapeError
+from symdl.nn.layers import Context, Layer, ShapeError, build_layers, walk
 from symdl.nn.losses import Loss, get_loss
 from symdl.program import _Graph, build_program, canonical
 
 
 class Sequential:
     """Layers applied in order, then a loss (by default softmax cross-entropy on logits).
+
+    Layers may be blocks (`Residual`) holding layers of their own. Every layer is numbered
+    in the order it computes (a block after its inner layers), so each parameter has its own
+    symbol, W^{(l)}, and its own name, "dense_3.W".
 
     Args:
         *layers: Layer objects (or nested Sequential models).
@@ -53,10 +57,14 @@ class Sequential:
         return self.loss.is_classifier
 
     def _name_layers(self) -> None:
+        """Names "dense_2" per kind and numbers l = 1, 2, ... in the order `walk` gives."""
+        every = list(walk(self.layers))
         counts: dict[str, int] = {}
-        taken = {layer.name for layer in self.layers if layer.name}
-        for layer in self.layers:
-            if layer.name:
+        taken = {layer.given_name for layer in every if layer.given_name}
+        for index, layer in enumerate(every, start=1):
+            layer.index = index
+            if layer.given_name:
+                layer.name = layer.given_name
                 continue
             while True:
                 counts[layer.kind] = counts.get(layer.kind, 0) + 1
@@ -65,7 +73,7 @@ class Sequential:
                     break
             layer.name = candidate
             taken.add(candidate)
-        names = [layer.name for layer in self.layers]
+        names = [layer.name for layer in every]
         if len(set(names)) != len(names):
             raise ValueError(f"Sequential: layer names must be distinct, got {names}")
 
@@ -77,14 +85,7 @@ class Sequential:
             else tuple(map(int, input_shape))
         )
         self.input_shape = shape
-        for layer in self.layers:
-            try:
-                shape = layer.build(shape)
-            except ValueError as error:
-                message = str(error)
-                if not message.startswith(f"{layer.name}:"):
-                    message = f"{layer.name}: {message}"
-                raise ShapeError(message) from None
+        shape = build_layers(self.layers, shape)
         self.output_shape = shape
         if len(shape) != 1:
             raise ShapeError(
@@ -106,8 +107,8 @@ class Sequential:
         """Every trainable matrix, keyed "layer.name" (e.g. "dense_1.W")."""
         self._require_built()
         symbols = {}
-        for index, layer in enumerate(self.layers, start=1):
-            for key, symbol in layer.parameters(index).items():
+        for layer in walk(self.layers):
+            for key, symbol in layer.parameters(layer.index).items():
                 symbols[f"{layer.name}.{key}"] = symbol
         return symbols
 
@@ -116,14 +117,16 @@ class Sequential:
         self._require_built()
         rng = np.random.default_rng(seed)
         params = {}
-        for layer in self.layers:
+        for layer in walk(self.layers):
             for key, value in layer.init(rng).items():
                 params[f"{layer.name}.{key}"] = np.asarray(value, dtype=float)
         return params
 
     def initial_state(self) -> dict[str, np.ndarray]:
         """Non-trainable arrays (running statistics), keyed "layer.name"."""
-        return {f"{layer.name}.{k}": v for layer in self.layers for k, v in layer.state().items()}
+        return {
+            f"{layer.name}.{k}": v for layer in walk(self.layers) for k, v in layer.state().items()
+        }
 
     def expression(self, train: bool = True):
         """The loss expression and what goes with it.
@@ -139,18 +142,22 @@ class Sequential:
         symbols = self.parameters()
         context = Context(index=0, batch=N, train=train)
         names: dict = {}
-        A = X
-        for index, layer in enumerate(self.layers, start=1):
-            context.index = index
-            params = {
-                k.split(".", 1)[1]: v for k, v in symbols.items() if k.startswith(layer.name + ".")
-            }
-            Z, A_next = layer.forward(A, params, context)
-            if Z is not None and Z != A and not isinstance(Z, MatrixSymbol):
-                names.setdefault(Z, f"Z^{{({index})}}")
-            if A_next != Z and A_next != A and not isinstance(A_next, MatrixSymbol):
-                names.setdefault(A_next, f"A^{{({index})}}")
-            A = A_next
+
+        def apply(layers, A):
+            for layer in layers:
+                context.index = index = layer.index
+                prefix = layer.name + "."
+                params = {k[len(prefix) :]: v for k, v in symbols.items() if k.startswith(prefix)}
+                Z, A_next = layer.forward(A, params, context)
+                if Z is not None and Z != A and not isinstance(Z, MatrixSymbol):
+                    names.setdefault(Z, f"Z^{{({index})}}")
+                if A_next != Z and A_next != A and not isinstance(A_next, MatrixSymbol):
+                    names.setdefault(A_next, f"A^{{({index})}}")
+                A = A_next
+            return A
+
+        context.apply = apply
+        A = apply(self.layers, X)
         for expr, name in context.names.items():
             names.setdefault(expr, name)
         Y = MatrixSymbol("Y", self.outputs, N)
@@ -172,17 +179,25 @@ class Sequential:
         return CompiledModel(self, seed=seed)
 
     def summary(self) -> str:
-        """One line per layer: name, output shape, parameter count."""
+        """One line per layer: name, output shape, parameter count; a block's line gives the
+        count of its layers, listed indented below it."""
         self._require_built()
-        shapes = {}
-        for layer in self.layers:
-            shapes[layer.name] = layer.natural_shapes()
-        lines = [f"{'layer':<14} {'output':<16} params"]
-        for layer in self.layers:
-            count = sum(int(np.prod(s)) for s in shapes[layer.name].values())
-            lines.append(f"{layer.name:<14} {str(layer.output_shape):<16} {count}")
-        total = sum(int(np.prod(s)) for v in shapes.values() for s in v.values())
-        return "\n".join([*lines, f"total parameters: {total}"])
+
+        def count(layer) -> int:
+            own = sum(int(np.prod(s)) for s in layer.natural_shapes().values())
+            return own + sum(count(inner) for inner in layer.layers)
+
+        def lines(layers, indent: str) -> list[str]:
+            rows = []
+            for layer in layers:
+                name = indent + layer.name
+                rows.append(f"{name:<14} {str(layer.output_shape):<16} {count(layer)}")
+                rows += lines(layer.layers, indent + "  ")
+            return rows
+
+        total = sum(count(layer) for layer in self.layers)
+        header = f"{'layer':<14} {'output':<16} params"
+        return "\n".join([header, *lines(self.layers, ""), f"total parameters: {total}"])
 
     def __repr__(self) -> str:
         inner = ", ".join(repr(layer) for layer in self.layers)
@@ -205,7 +220,7 @@ class CompiledModel:
         self.symbols = model.parameters()
         self.shapes = {
             f"{layer.name}.{k}": s
-            for layer in model.layers
+            for layer in walk(model.layers)
             for k, s in layer.natural_shapes().items()
         }
         self.state = model.initial_state()
@@ -328,7 +343,7 @@ class CompiledModel:
 
     def _update_state(self, statistics, batch: int) -> None:
         """Running averages of batch statistics; the variance unbiased, as PyTorch keeps it."""
-        for layer in self.model.layers:
+        for layer in walk(self.model.layers):
             momentum = getattr(layer, "momentum", None)
             if momentum is None or f"{layer.name}.mean" not in statistics:
                 continue
