@@ -132,6 +132,14 @@ class _Printer(LatexPrinter):
             self.parenthesize(f, PRECEDENCE["Mul"], strict=not f.is_Matrix) for f in factors
         )
 
+    def _print_HadamardPower(self, expr):
+        """(A^{(1)})^{∘2}: a base with its own superscript is parenthesised (SymPy writes
+        A^{(1)}^{∘2}, a double superscript that LaTeX rejects)."""
+        base = self.parenthesize(expr.base, PRECEDENCE["Pow"], strict=False)
+        if "^" in base and not base.endswith(r"\right)"):
+            base = rf"\left({base}\right)"
+        return rf"{base}^{{\circ {{{self._print(expr.exp)}}}}}"
+
     def _print_Identity(self, expr):
         """The 1x1 identity (wᵀw - 1, the seed of a 1x1 output) as 1."""
         return "1" if expr.shape == (1, 1) else super()._print_Identity(expr)

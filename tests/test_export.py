@@ -225,3 +225,25 @@ def test_the_examples_in_docs_latex_md_run():
     flags = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
     result = doctest.testfile(str(path), module_relative=False, optionflags=flags)
     assert result.failed == 0 and result.attempted >= 15
+
+
+@pytest.mark.parametrize("notation", ["bar", "delta"])
+def test_every_layer_kind_derives_to_latex_that_pdflatex_compiles(tmp_path, notation):
+    """Network derivations of each layer kind: tanh powers (A^{(1)})^{∘2}, conv and pool
+    subscripts, batch and layer norm statistics, dropout masks, a residual skip."""
+    engine = require_pdflatex()
+    nn = sd.nn
+    model = nn.Sequential(
+        nn.Conv2d(2, 3, stride=2, padding=1, activation="tanh"),
+        nn.MaxPool2d(2, stride=1),
+        nn.Flatten(),
+        nn.Dense(6, "tanh"),
+        nn.BatchNorm(),
+        nn.Dropout(0.2),
+        nn.Residual(nn.Dense(6, "sigmoid"), nn.LayerNorm()),
+        nn.Dense(3),
+        input_shape=(1, 6, 6),
+    )
+    path = export(model.derive(), tmp_path / "net.tex", notation=notation)
+    log = compile_tex(path, engine)
+    assert "Overfull" not in log
