@@ -530,6 +530,7 @@ class BatchNorm(_Normalise):
             context.outputs[f"{self.name}.mean"] = mean
             context.outputs[f"{self.name}.var"] = var
             context.names[mean] = f"mu^{{({context.index})}}"
+            context.names[centred] = f"C^{{({context.index})}}"
             context.names[var] = f"sigma^{{2({context.index})}}"
         else:
             mean = MatrixSymbol(f"mu^{{({context.index})}}", d, 1)
@@ -553,6 +554,7 @@ class LayerNorm(_Normalise):
         centred = sympy.MatAdd(A, scale(-1, matmul(ones_col, mean)))  # A kept whole
         var = batch_mean(hadamard(centred, centred), 0)
         context.names[mean] = f"mu^{{({context.index})}}"
+        context.names[centred] = f"C^{{({context.index})}}"
         context.names[var] = f"sigma^{{2({context.index})}}"
         epsilon = _epsilon(self.eps, context)
         X_hat = hadamard(centred, matmul(ones_col, _inverse_sqrt(var, epsilon)))
