@@ -223,6 +223,53 @@ def eliminate_common(assignments: list[Assignment]) -> list[Assignment]:
     return schedule(out)
 
 
+_FREE = (MatrixSymbol, OneMatrix, Identity, sympy.ZeroMatrix)
+
+
+def _worth_a_temporary(node) -> bool:
+    """A matrix subexpression that costs an array operation of its own: not a symbol, a
+    transpose (a view), or a product with the all-ones matrix (printed as a broadcast)."""
+    if not isinstance(node, sympy.MatrixExpr) or isinstance(node, _FREE):
+        return False
+    if isinstance(node, Transpose) and isinstance(node.arg, _FREE):
+        return False
+    return not (isinstance(node, MatMul) and any(isinstance(a, OneMatrix) for a in node.args))
+
+
+def eliminate_common_matrices(assignments: list[Assignment]) -> list[Assignment]:
+    """Matrix subexpressions that occur more than once computed once (SymPy's cse would turn
+    the all-ones matrices into arrays): a step's whole right-hand side found inside another is
+    read from the step; other repeats go to temporaries m_k, the largest first, so a repeated
+    product of repeated factors becomes one temporary, not several."""
+    out = list(assignments)
+    for a in assignments:
+        if _worth_a_temporary(a.rhs):
+            out = [
+                b
+                if b is a or not b.rhs.has(a.rhs)
+                else Assignment(b.target, b.rhs.xreplace({a.rhs: a.target}))
+                for b in out
+            ]
+            a = next(b for b in out if b.target == a.target)
+
+    def occurrences(node) -> int:
+        return sum(n == node for b in out for n in sympy.preorder_traversal(b.rhs))
+
+    candidates = {
+        node
+        for a in out
+        for node in sympy.preorder_traversal(a.rhs)
+        if node is not a.rhs and _worth_a_temporary(node)
+    }
+    for k, node in enumerate(sorted(candidates, key=lambda n: (-sympy.count_ops(n), str(n))), 1):
+        if occurrences(node) < 2:  # once, or only inside a larger repeat already computed
+            continue
+        temp = MatrixSymbol(f"m_{k}", *node.shape)
+        out = [Assignment(b.target, b.rhs.xreplace({node: temp})) for b in out]
+        out.append(Assignment(temp, node))
+    return schedule(out)
+
+
 def op_count(assignments: Sequence[Assignment]) -> int:
     """Arithmetic and function operations in `assignments` (SymPy's count_ops)."""
     return sum(sympy.count_ops(a.rhs) for a in assignments)
@@ -250,8 +297,12 @@ class CompiledDerivation:
         self.forward_op_count = op_count(forward)
         # SymPy's cse is for scalars: on matrix programs it would build the all-ones matrices
         # that the printer otherwise turns into broadcasts and sums.
-        cse = cse and not self.matrices
-        body = eliminate_common(forward + backward) if cse else forward + backward
+        if not cse:
+            body = forward + backward
+        elif self.matrices:
+            body = eliminate_common_matrices(forward + backward)
+        else:
+            body = eliminate_common(forward + backward)
         self.op_count = op_count(body)
         outputs = [derivation.output, *derivation.gradient_symbols.values(), *extra]
         self.source = _source(self.args, self.dimensions, body, outputs)

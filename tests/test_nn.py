@@ -569,3 +569,13 @@ def test_trains_a_residual_network_on_moons():
     X_test, y_test = sd.datasets.make_moons(500, noise=0.15, seed=4)
     predicted = history.compiled.predict(history.params, X_test).argmax(axis=1)
     assert np.mean(predicted == y_test) > 0.9  # at inference: the block's running statistics
+
+
+def test_repeated_matrix_subexpressions_are_computed_once():
+    """Batch norm's (σ² + ε)^(-1/2) feeds the output, the input adjoint and γ's gradient: the
+    generated step computes it once (and the gradient stays right: see the tests above)."""
+    model = nn.Sequential(nn.Dense(5, "tanh"), nn.BatchNorm(), nn.Dense(2), input_shape=3)
+    source = model.compile().source
+    assert source.count("**(-1/2)") == 1, source
+    rng = np.random.default_rng(11)
+    assert_fd(model, rng.normal(size=(6, 3)), _labels(rng, 6, 2))
