@@ -625,7 +625,8 @@ def _check_params(owner: str, params: dict, grads: Mapping) -> None:
     for name, p in params.items():
         if name not in grads:
             raise OptimizerError(f"{owner}.step: parameter {name!r} has no gradient in grads")
-        g_shape = np.shape(grads[name])
+        g = grads[name]
+        g_shape = g.shape if isinstance(g, np.ndarray) else np.shape(g)
         if not isinstance(p, np.ndarray) or p.dtype.kind != "f":  # (issubdtype costs 1 us)
             raise OptimizerError(
                 f"{owner}.step: parameter {name!r} must be a floating-point NumPy array to be "
