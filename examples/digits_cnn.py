@@ -13,45 +13,16 @@ on 300 images for 2 epochs and only checks that the accuracy beats chance.
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-import time
-from pathlib import Path
 
-from digits_mlp import shifted  # this script's folder is on sys.path
-from threadpoolctl import threadpool_limits
+from digits_mlp import run  # the same data, training and report; this folder is on sys.path
 
-import symdl as sd
-from symdl import datasets, nn, optim
-from symdl.train import accuracy
+from symdl import nn
 
-SMALL = os.environ.get("SYMDL_EXAMPLE_SMALL") == "1"
-BATCH = 32
 IMAGE = (1, 8, 8)  # channels, height, width
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=2 if SMALL else 8)
-    parser.add_argument("--seed", type=int, default=0, help="seeds the split and the training")
-    parser.add_argument("--out", type=Path, default=Path("."), help="folder for the PNG")
-    parser.add_argument(
-        "--threads", type=int, default=1, help="BLAS threads (batches of 32 gain nothing from more)"
-    )
-    args = parser.parse_args(argv)
-
-    start = time.perf_counter()
-    X, y = datasets.load_digits()
-    X_train, X_test, y_train, y_test = datasets.train_test_split(X / 16, y, 0.2, seed=args.seed)
-    X_train, X_val, y_train, y_val = datasets.train_test_split(
-        X_train, y_train, 0.1, seed=args.seed
-    )
-    if SMALL:
-        X_train, y_train = X_train[:300], y_train[:300]
-    X_train, y_train = shifted(X_train, y_train)
-    X_train, X_val, X_test = (a.reshape(-1, *IMAGE) for a in (X_train, X_val, X_test))
-
     model = nn.Sequential(
         nn.Conv2d(32, 3, padding="same", activation="relu"),
         nn.MaxPool2d(2),
@@ -62,36 +33,7 @@ def main(argv=None) -> int:
         input_shape=IMAGE,
         name="digits_cnn",
     )
-    steps = args.epochs * -(-len(X_train) // BATCH)
-    # Matrices of 32 columns are too small to share between cores; on a busy machine, BLAS
-    # threads that wait for each other made training up to 7x slower than one thread.
-    with threadpool_limits(args.threads, user_api="blas"):
-        history = sd.train(
-            model,
-            X_train,
-            y_train,
-            optim.Adam(lr=optim.CosineLR(3e-3, total_steps=steps)),
-            args.epochs,
-            BATCH,
-            validation=(X_val, y_val),
-            seed=args.seed,
-        )
-    test_accuracy = accuracy(y_test, history.compiled.predict(history.params, X_test))
-    seconds = time.perf_counter() - start
-
-    print(model.summary())
-    print(
-        f"trained on {len(X_train)} images ({len(X_train) // 5} and their shifted copies), "
-        f"{history.epochs} epochs; validation accuracy {history['val_accuracy'][-1]:.1%}"
-    )
-    print(f"test accuracy {test_accuracy:.2%} on {len(X_test)} images in {seconds:.1f} s")
-    print(f"history plot saved to {history.plot(args.out / 'digits_cnn_history.png')}")
-
-    bar = 0.5 if SMALL else 0.97
-    if test_accuracy < bar:
-        print(f"test accuracy below {bar:.0%}")
-        return 1
-    return 0
+    return run("digits_cnn", model, epochs=8, image_shape=IMAGE, argv=argv)
 
 
 if __name__ == "__main__":
