@@ -10,7 +10,7 @@ gradient to the arg-max of each window.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import sympy
 from sympy import ImmutableMatrix, Integer, Tuple
@@ -352,11 +352,15 @@ class channel_sum(MatrixOp):
         return f"({G}).reshape({F}, -1).sum(axis=1, keepdims=True)"
 
 
-class max_pool2d(_WindowOp):
-    r"""Max pooling over windows (kh x kw, stride) of each map; the gradient goes to the arg-max."""
+def _mean(*values):
+    return sympy.Add(*values) / len(values)
 
-    name = "max_pool2d"
-    latex_name = r"\operatorname{maxpool}"
+
+class _Pool(_WindowOp):
+    """Pooling over windows (kh x kw, stride) of each map: `reduce` gives an output entry
+    from its window's entries; the NumPy kernel of the same name computes it."""
+
+    reduce: ClassVar
 
     @property
     def shape(self):
@@ -371,60 +375,42 @@ class max_pool2d(_WindowOp):
 
     def explicit(self, X, geometry):
         g = Geometry.of(geometry)
-        return ImmutableMatrix([_pooled(x, g, sympy.Max) for x in _columns(X, g.C * g.H * g.W)]).T
-
-    def vjp(self, index, G, out):
-        return max_pool2d_grad(G, self.args[0], self.args[1])
+        rows = [_pooled(x, g, type(self).reduce) for x in _columns(X, g.C * g.H * g.W)]
+        return ImmutableMatrix(rows).T
 
     def _latex(self, printer, exp=None):
         g = self.geometry
-        tex = rf"{self.latex_name}_{{{g.kh}\times{g.kw}{',' if g.describe() else ''}{g.describe()}}}\left({printer._print(self.args[0])}\right)"
+        window = rf"{g.kh}\times{g.kw}" + (f",{g.describe()}" if g.describe() else "")
+        tex = rf"{self.latex_name}_{{{window}}}\left({printer._print(self.args[0])}\right)"
         return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
 
     def _numpycode(self, printer):
         g = self.geometry
         images = _images(printer, self.args[0], f"-1, {g.C}, {g.H}, {g.W}")
-        return _matrix(
-            f"{_module(printer)}.max_pool2d({images}, ({g.kh}, {g.kw}), ({g.sh}, {g.sw}))", printer
-        )
+        window = f"({g.kh}, {g.kw}), ({g.sh}, {g.sw})"
+        return _matrix(f"{_module(printer)}.{self.name}({images}, {window})", printer)
 
 
-class avg_pool2d(_WindowOp):
+class max_pool2d(_Pool):
+    r"""Max pooling over windows (kh x kw, stride) of each map; the gradient goes to the arg-max."""
+
+    name = "max_pool2d"
+    latex_name = r"\operatorname{maxpool}"
+    reduce = sympy.Max
+
+    def vjp(self, index, G, out):
+        return max_pool2d_grad(G, self.args[0], self.args[1])
+
+
+class avg_pool2d(_Pool):
     r"""Average pooling over windows of each map; the gradient is spread evenly over the window."""
 
     name = "avg_pool2d"
     latex_name = r"\operatorname{avgpool}"
-
-    @property
-    def shape(self):
-        g = self.geometry
-        return (g.C * g.Ho * g.Wo, self.args[0].shape[1])
-
-    @classmethod
-    def example(cls):
-        g = _EXAMPLE_POOL
-        X = _batch(g.C * g.H * g.W)
-        return _example(cls(X, g.as_tuple()), wrt=[X])
-
-    def explicit(self, X, geometry):
-        g = Geometry.of(geometry)
-
-        def mean(*values):
-            return sympy.Add(*values) / len(values)
-
-        return ImmutableMatrix([_pooled(x, g, mean) for x in _columns(X, g.C * g.H * g.W)]).T
+    reduce = _mean
 
     def vjp(self, index, G, out):
         return avg_pool2d_grad(G, self.args[1])
-
-    _latex = max_pool2d._latex
-
-    def _numpycode(self, printer):
-        g = self.geometry
-        images = _images(printer, self.args[0], f"-1, {g.C}, {g.H}, {g.W}")
-        return _matrix(
-            f"{_module(printer)}.avg_pool2d({images}, ({g.kh}, {g.kw}), ({g.sh}, {g.sw}))", printer
-        )
 
 
 def _pooled(x, g: Geometry, reduce):
