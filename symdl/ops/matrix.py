@@ -463,11 +463,14 @@ class MatHinge(MatrixLoss):
         return f"{printer._module_format('numpy.maximum')}(0.0, 1 - {Y}*{scores}).mean()"
 
 
-class MatL2(MatrixLoss):
-    r"""Squared Frobenius norm $\lVert W \rVert_F^2 = \sum_{ij} W_{ij}^2$."""
+class _Penalty(MatrixLoss):
+    r"""A norm of one weight matrix, as the scalar penalty `scalar` of its entries; printed
+    $\lVert W \rVert_{norm}^{power}$."""
 
-    name = "l2"
     latex_name = ""
+    scalar: ClassVar
+    norm: ClassVar[str] = ""
+    power: ClassVar[str] = ""
 
     @classmethod
     def example(cls):
@@ -475,39 +478,37 @@ class MatL2(MatrixLoss):
         return cls(W), [W], {W: (-2.0, 2.0)}
 
     def explicit(self, W):
-        return l2(list(W))
+        return type(self).scalar(list(W))
+
+    def _latex(self, printer, exp=None):
+        tex = rf"\left\lVert {printer._print(self.args[0])} \right\rVert_{{{self.norm}}}"
+        tex += f"^{{{self.power}}}" if self.power else ""
+        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+
+
+class MatL2(_Penalty):
+    r"""Squared Frobenius norm $\lVert W \rVert_F^2 = \sum_{ij} W_{ij}^2$."""
+
+    name = "l2"
+    scalar = l2
+    norm, power = "F", "2"
 
     def vjp(self, index, G, out):
         return (2 * G) * self.args[0]
-
-    def _latex(self, printer, exp=None):
-        tex = rf"\left\lVert {printer._print(self.args[0])} \right\rVert_{{F}}^{{2}}"
-        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
 
     def _numpycode(self, printer):
         return f"({printer._print(self.args[0])}**2).sum()"
 
 
-class MatL1(MatrixLoss):
+class MatL1(_Penalty):
     r"""Entrywise L1 norm $\sum_{ij} |W_{ij}|$; its derivative at 0 is 0."""
 
     name = "l1"
-    latex_name = ""
-
-    @classmethod
-    def example(cls):
-        W = MatrixSymbol("W", 3, 2)
-        return cls(W), [W], {W: (-2.0, 2.0)}
-
-    def explicit(self, W):
-        return l1(list(W))
+    scalar = l1
+    norm = "1"
 
     def vjp(self, index, G, out):
         return G * elementwise(sympy.sign, self.args[0])
-
-    def _latex(self, printer, exp=None):
-        tex = rf"\left\lVert {printer._print(self.args[0])} \right\rVert_{{1}}"
-        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
 
     def _numpycode(self, printer):
         return f"{printer._module_format('numpy.abs')}({printer._print(self.args[0])}).sum()"
