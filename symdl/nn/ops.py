@@ -201,12 +201,6 @@ class conv2d_input_grad(_WindowOp):
         g = self.geometry
         return (g.C * g.H * g.W, self.args[0].shape[1])
 
-    @classmethod
-    def example(cls):
-        g = _EXAMPLE_CONV
-        G, K = _batch(2 * g.Ho * g.Wo, "G"), MatrixSymbol("K", 2, g.C * g.kh * g.kw)
-        return _example(cls(G, K, g.as_tuple()), wrt=[G, K])
-
     def explicit(self, G, K, geometry):
         g = Geometry.of(geometry)
         F = K.shape[0]
@@ -266,12 +260,6 @@ class conv2d_kernel_grad(_WindowOp):
         g = self.geometry
         return (self.args[0].shape[0] // (g.Ho * g.Wo), g.C * g.kh * g.kw)
 
-    @classmethod
-    def example(cls):
-        g = _EXAMPLE_CONV
-        G, X = _batch(2 * g.Ho * g.Wo, "G"), _batch(g.C * g.H * g.W)
-        return _example(cls(G, X, g.as_tuple()), wrt=[G, X])
-
     def explicit(self, G, X, geometry):
         g = Geometry.of(geometry)
         F = G.shape[0] // (g.Ho * g.Wo)
@@ -323,11 +311,6 @@ class channel_sum(MatrixOp):
     @property
     def shape(self):
         return (self.args[1], sympy.S.One)
-
-    @classmethod
-    def example(cls):
-        G = _batch(6, "G")
-        return _example(cls(G, Integer(3)), wrt=[G])
 
     def explicit(self, G, F):
         F = int(F)
@@ -438,12 +421,6 @@ class max_pool2d_grad(_WindowOp):
     def shape(self):
         return self.args[1].shape
 
-    @classmethod
-    def example(cls):
-        g = _EXAMPLE_POOL
-        G, X = _batch(g.C * g.Ho * g.Wo, "G"), _batch(g.C * g.H * g.W)
-        return _example(cls(G, X, g.as_tuple()), wrt=[G, X])
-
     def explicit(self, G, X, geometry):
         g = Geometry.of(geometry)
         xs, gs = _columns(X, g.C * g.H * g.W), _columns(G, g.C * g.Ho * g.Wo)
@@ -488,12 +465,6 @@ class avg_pool2d_grad(_WindowOp):
     def shape(self):
         g = self.geometry
         return (g.C * g.H * g.W, self.args[0].shape[1])
-
-    @classmethod
-    def example(cls):
-        g = _EXAMPLE_POOL
-        G = _batch(g.C * g.Ho * g.Wo, "G")
-        return _example(cls(G, g.as_tuple()), wrt=[G])
 
     def explicit(self, G, geometry):
         g = Geometry.of(geometry)
