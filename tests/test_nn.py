@@ -579,3 +579,14 @@ def test_repeated_matrix_subexpressions_are_computed_once():
     assert source.count("**(-1/2)") == 1, source
     rng = np.random.default_rng(11)
     assert_fd(model, rng.normal(size=(6, 3)), _labels(rng, 6, 2))
+
+
+def test_missing_or_listed_parameters():
+    model = nn.Sequential(nn.Dense(2), input_shape=2)
+    params = model.init(0)
+    compiled = model.compile()
+    with pytest.raises(nn.ShapeError, match=r"no 'dense_1.b'.*dense_1.W, dense_1.b"):
+        compiled.loss_and_grads({"dense_1.W": params["dense_1.W"]}, np.zeros((1, 2)), [0])
+    as_lists = {name: value.tolist() for name, value in params.items()}
+    X = np.array([[1.0, 2.0]])
+    assert compiled.loss(as_lists, X, [1]) == compiled.loss(params, X, [1])

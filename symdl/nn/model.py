@@ -289,7 +289,14 @@ class CompiledModel:
         values = []
         for kind, what, natural, shape in plan:
             if kind == "param":
-                value = params[what]
+                value = params.get(what) if isinstance(params, Mapping) else None
+                if value is None:
+                    raise ShapeError(
+                        f"params has no {what!r}; the model's parameters are "
+                        f"{', '.join(self.names)} (model.init(seed) makes them)"
+                    )
+                if not isinstance(value, np.ndarray):
+                    value = np.asarray(value, dtype=float)
                 if value.shape != natural:
                     raise ShapeError(
                         f"{what}: expected an array of shape {natural}, got {value.shape}"
