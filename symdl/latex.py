@@ -126,6 +126,10 @@ class _Printer(LatexPrinter):
         the precedence of a sum, which leaves a Hadamard product bare."""
         negated = _negated(expr)
         if negated is None:
+            coeff, *rest = expr.args
+            if coeff.is_Rational and coeff.is_positive and coeff != 1 and rest:
+                # \frac{1}{36} v, not \left(\frac{1}{36}\right) v
+                return f"{self._print(coeff)} {self._print(MatMul(*rest))}"
             return super()._print_MatMul(expr)
         factors = negated.args if isinstance(negated, MatMul) else (negated,)
         return "- " + " ".join(
@@ -281,11 +285,16 @@ def derivation_blocks(
         return [Block(title, tuple(eq for _, eq in items)) for title, items in parts if items]
     # an unnamed step belongs to the layer it is computed for: the next named one (a batch
     # norm's centred input and its square go with the layer's mean and variance)
+    # (or, for a step of parameters alone such as a spread γ, with their layer)
     layer_for: dict = {}
     upcoming = None
+    steps = {s.name for s in derivation.forward}
     for step in reversed(derivation.forward):
         upcoming = layer_of(step.name) if layer_of(step.name) is not None else upcoming
-        layer_for[step.name] = upcoming
+        inputs = step.rhs.free_symbols
+        own = {layer_of(v) for v in inputs} - {None}
+        alone = layer_of(step.name) is None and not inputs & steps and len(own) == 1
+        layer_for[step.name] = own.pop() if alone else upcoming
 
     def ungrouped(name) -> str:
         if name in leaves:
@@ -293,6 +302,12 @@ def derivation_blocks(
         return "Output" if layer_for.get(name) is None else f"Layer {layer_for[name]}"
 
     gradients.sort(key=lambda item: (layer_of(item[0]) is None, layer_of(item[0]) or 0))
+
+    def forward_layer(item):  # a step of parameters alone moves down to its layer
+        layer = layer_of(item[0]) if layer_of(item[0]) is not None else layer_for.get(item[0])
+        return (layer is None, layer or 0)
+
+    forward.sort(key=forward_layer)
     blocks = []
     for title, items in parts:
         if items:

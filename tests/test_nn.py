@@ -323,7 +323,7 @@ def test_shape_errors_name_the_layer_and_the_shapes():
         model.compile().predict(model.init(0), np.zeros((2, 7)))
     with pytest.raises(nn.ShapeError, match=r"conv2d_1.*5x5 window.*\(1, 4, 4\)"):
         nn.Sequential(nn.Conv2d(2, 5), nn.Flatten(), nn.Dense(2), input_shape=(1, 4, 4))
-    with pytest.raises(nn.ShapeError, match=r"batchnorm_1.*\(2, 3, 3\).*Flatten"):
+    with pytest.raises(nn.ShapeError, match=r"last layer gives examples of shape \(2, 3, 3\)"):
         nn.Sequential(nn.Conv2d(2, 2), nn.BatchNorm(), input_shape=(1, 4, 4))
 
 
@@ -530,8 +530,10 @@ def test_residual_shape_errors_name_the_block_and_both_shapes():
         nn.Sequential(
             nn.Residual(nn.Conv2d(2, 3)), nn.Flatten(), nn.Dense(2), input_shape=(1, 5, 5)
         )
-    with pytest.raises(nn.ShapeError, match=r"residual_1: batchnorm_1.*\(1, 5, 5\).*Flatten"):
-        nn.Sequential(nn.Residual(nn.BatchNorm()), nn.Flatten(), nn.Dense(2), input_shape=(1, 5, 5))
+    with pytest.raises(nn.ShapeError, match=r"residual_1: conv2d_1.*9x9 window.*\(1, 5, 5\)"):
+        nn.Sequential(
+            nn.Residual(nn.Conv2d(1, 9)), nn.Flatten(), nn.Dense(2), input_shape=(1, 5, 5)
+        )
     with pytest.raises(ValueError, match="at least one layer"):
         nn.Residual()
     with pytest.raises(TypeError, match="not a layer"):
@@ -590,3 +592,60 @@ def test_missing_or_listed_parameters():
     as_lists = {name: value.tolist() for name, value in params.items()}
     X = np.array([[1.0, 2.0]])
     assert compiled.loss(as_lists, X, [1]) == compiled.loss(params, X, [1])
+
+
+@pytest.mark.parametrize(
+    "conv, shape",
+    [(nn.Conv2d, (2, 5, 4)), (nn.Conv1d, (2, 7))],
+    ids=["images", "sequences"],
+)
+def test_batch_norm_per_channel_after_a_convolution(conv, shape):
+    rng = np.random.default_rng(12)
+    model = nn.Sequential(
+        conv(3, 3, padding="same", activation="tanh"),
+        nn.BatchNorm(),
+        nn.Flatten(),
+        nn.LayerNorm(),
+        nn.Dense(3),
+        input_shape=shape,
+    )
+    assert model.parameters()["batchnorm_1.gamma"].shape == (3, 1)  # one per channel
+    assert_fd(model, rng.normal(size=(4, *shape)), np.array([0, 1, 2, 1]))
+
+
+def test_batch_norm_2d_and_layer_norm_on_images_match_pytorch():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(13)
+    model = nn.Sequential(
+        nn.Conv2d(3, 3, padding="same", activation="relu"),
+        nn.BatchNorm(momentum=0.2),
+        nn.LayerNorm(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Dense(3),
+        input_shape=(2, 6, 6),
+    )
+    params = model.init(1)
+    params["batchnorm_1.gamma"] = rng.uniform(0.5, 1.5, 3)
+    params["batchnorm_1.beta"] = rng.normal(size=3)
+    params["layernorm_1.gamma"] = rng.uniform(0.5, 1.5, 108)
+    X, y = rng.normal(size=(5, 2, 6, 6)), np.array([0, 1, 2, 1, 0])
+    compiled = model.compile()
+    loss, grads = compiled.loss_and_grads(params, X, y)
+
+    t = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    mean, var = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    a = F.relu(F.conv2d(torch.tensor(X), t["conv2d_1.K"], t["conv2d_1.b"], padding=1))
+    gamma, beta = t["batchnorm_1.gamma"], t["batchnorm_1.beta"]
+    a = F.batch_norm(a, mean, var, gamma, beta, training=True, momentum=0.2)
+    ln_gamma, ln_beta = t["layernorm_1.gamma"], t["layernorm_1.beta"]
+    a = F.layer_norm(a, (3, 6, 6), ln_gamma.reshape(3, 6, 6), ln_beta.reshape(3, 6, 6))
+    a = F.max_pool2d(a, 2).flatten(1)
+    reference = F.cross_entropy(a @ t["dense_1.W"].T + t["dense_1.b"], torch.tensor(y))
+    reference.backward()
+    assert loss == pytest.approx(reference.item(), rel=1e-10)
+    for name, value in t.items():
+        np.testing.assert_allclose(grads[name], value.grad.numpy(), rtol=1e-8, atol=1e-11)
+    np.testing.assert_allclose(compiled.state["batchnorm_1.running_mean"], mean.numpy())
+    np.testing.assert_allclose(compiled.state["batchnorm_1.running_var"], var.numpy())

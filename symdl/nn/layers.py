@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import sympy
-from sympy import HadamardPower, MatrixSymbol, OneMatrix
+from sympy import HadamardPower, Integer, MatrixSymbol, OneMatrix
 
-from symdl.nn.ops import Geometry, avg_pool2d, conv2d, max_pool2d
+from symdl.nn.ops import Geometry, avg_pool2d, conv2d, map_reduce, map_repeat, max_pool2d
 from symdl.nn.ops import mean as batch_mean
 from symdl.ops import elu, gelu, leaky_relu, relu, sigmoid, silu, softplus
 from symdl.ops.matrix import MatL1, MatL2, elementwise, hadamard, matadd, matmul, scale
@@ -452,42 +452,44 @@ class Dropout(Layer):
 
 
 class _Normalise(Layer):
-    """Shared parts of batch and layer normalisation over the features of each example."""
+    """Shared parts of batch and layer normalisation: a scale γ and a shift β per normalised
+    row (a feature, or a channel of images), the statistics named as written by hand."""
 
     def __init__(self, eps: float = 1e-5, name=None):
         super().__init__(name)
         self.eps = float(eps)
 
-    def _check(self):
-        if len(self.input_shape) != 1:
-            raise ShapeError(
-                f"{self.name or type(self).__name__}: needs flat features, got examples of shape "
-                f"{self.input_shape}; put Flatten() before it"
-            )
-        return self.input_shape[0]
+    def _rows(self) -> int:
+        raise NotImplementedError
 
     def _output_shape(self, input_shape):
-        self._check()
+        self._rows()
         return input_shape
 
     def parameters(self, index):
-        d = self._check()
+        d = self._rows()
         return {
             "gamma": MatrixSymbol(f"gamma^{{({index})}}", d, 1),
             "beta": MatrixSymbol(f"beta^{{({index})}}", d, 1),
         }
 
     def natural_shapes(self):
-        d = self._check()
+        d = self._rows()
         return {"gamma": (d,), "beta": (d,)}
 
     def init(self, rng):
-        d = self._check()
+        d = self._rows()
         return {"gamma": np.ones(d), "beta": np.zeros(d)}
 
-    def _scale_shift(self, X_hat, params, context):
+    def _name_statistics(self, context, mean, centred, var) -> None:
+        context.names[mean] = f"mu^{{({context.index})}}"
+        context.names[centred] = f"C^{{({context.index})}}"
+        context.names[var] = f"sigma^{{2({context.index})}}"
+
+    def _scale_shift(self, X_hat, params, context, spread=lambda v: v):
         ones = OneMatrix(1, context.batch)
-        return matadd(hadamard(matmul(params["gamma"], ones), X_hat), matmul(params["beta"], ones))
+        gamma, beta = spread(params["gamma"]), spread(params["beta"])
+        return matadd(hadamard(matmul(gamma, ones), X_hat), matmul(beta, ones))
 
 
 def _epsilon(eps: float, context: Context) -> sympy.Symbol:
@@ -506,9 +508,11 @@ def _inverse_sqrt(v, epsilon):
 
 
 class BatchNorm(_Normalise):
-    r"""Batch normalisation of each feature: in training with the batch mean $\mu$ and variance
-    $\sigma^2$ (also tracked as running averages with `momentum`), at inference with the running
-    averages; then $\gamma \circ \hat{x} + \beta$."""
+    r"""Batch normalisation: in training with the batch mean $\mu$ and variance $\sigma^2$ (also
+    tracked as running averages with `momentum`), at inference with the running averages;
+    then $\gamma \circ \hat{x} + \beta$. Flat examples are normalised per feature; images
+    (C, H, W) or sequences (C, L) per channel, over the batch and every position, as
+    PyTorch's BatchNorm2d/1d do."""
 
     kind = "batchnorm"
 
@@ -516,46 +520,65 @@ class BatchNorm(_Normalise):
         super().__init__(eps, name)
         self.momentum = float(momentum)
 
+    def _rows(self) -> int:
+        return self.input_shape[0]
+
+    @property
+    def positions(self) -> int:
+        """Entries per channel in one example: 1 for flat features, H·W for images."""
+        return _features(self.input_shape[1:])
+
     def state(self):
-        d = self._check()
+        d = self._rows()
         return {"running_mean": np.zeros(d), "running_var": np.ones(d)}
 
     def forward(self, A, params, context):
-        d, N = A.shape[0], context.batch
+        P, N = self.positions, context.batch
         ones_row = OneMatrix(1, N)
+
+        def spread(v):  # a value per channel, over the channel's positions
+            return v if P == 1 else map_repeat(v, Integer(P))
+
+        def average(M):  # the mean per channel over the batch and the positions
+            if P == 1:
+                return batch_mean(M, 1)
+            return scale(sympy.Rational(1, P), batch_mean(map_reduce(M, Integer(P)), 1))
+
         if context.train:
-            mean = batch_mean(A, 1)
-            centred = sympy.MatAdd(A, scale(-1, matmul(mean, ones_row)))  # A kept whole
-            var = batch_mean(hadamard(centred, centred), 1)
+            mean = average(A)
+            centred = sympy.MatAdd(A, scale(-1, matmul(spread(mean), ones_row)))  # A kept whole
+            var = average(hadamard(centred, centred))
             context.outputs[f"{self.name}.mean"] = mean
             context.outputs[f"{self.name}.var"] = var
-            context.names[mean] = f"mu^{{({context.index})}}"
-            context.names[centred] = f"C^{{({context.index})}}"
-            context.names[var] = f"sigma^{{2({context.index})}}"
+            self._name_statistics(context, mean, centred, var)
         else:
+            d = self._rows()
             mean = MatrixSymbol(f"mu^{{({context.index})}}", d, 1)
             var = MatrixSymbol(f"sigma^{{2({context.index})}}", d, 1)
             context.inputs[f"{self.name}.running_mean"] = (mean, None)
             context.inputs[f"{self.name}.running_var"] = (var, None)
-            centred = sympy.MatAdd(A, scale(-1, matmul(mean, ones_row)))  # A kept whole
-        X_hat = hadamard(centred, matmul(_inverse_sqrt(var, _epsilon(self.eps, context)), ones_row))
-        out = self._scale_shift(X_hat, params, context)
+            centred = sympy.MatAdd(A, scale(-1, matmul(spread(mean), ones_row)))
+        inverse = _inverse_sqrt(var, _epsilon(self.eps, context))
+        X_hat = hadamard(centred, matmul(spread(inverse), ones_row))
+        out = self._scale_shift(X_hat, params, context, spread)
         return out, out
 
 
 class LayerNorm(_Normalise):
-    r"""Layer normalisation: each example normalised over its features, then $\gamma \circ \hat{x} + \beta$."""
+    r"""Layer normalisation: each example normalised over all its features (every entry of an
+    image too), then $\gamma \circ \hat{x} + \beta$ with γ and β per feature."""
 
     kind = "layernorm"
+
+    def _rows(self) -> int:
+        return _features(self.input_shape)
 
     def forward(self, A, params, context):
         ones_col = OneMatrix(A.shape[0], 1)
         mean = batch_mean(A, 0)
         centred = sympy.MatAdd(A, scale(-1, matmul(ones_col, mean)))  # A kept whole
         var = batch_mean(hadamard(centred, centred), 0)
-        context.names[mean] = f"mu^{{({context.index})}}"
-        context.names[centred] = f"C^{{({context.index})}}"
-        context.names[var] = f"sigma^{{2({context.index})}}"
+        self._name_statistics(context, mean, centred, var)
         epsilon = _epsilon(self.eps, context)
         X_hat = hadamard(centred, matmul(ones_col, _inverse_sqrt(var, epsilon)))
         out = self._scale_shift(X_hat, params, context)

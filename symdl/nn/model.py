@@ -355,7 +355,8 @@ class CompiledModel:
             if momentum is None or f"{layer.name}.mean" not in statistics:
                 continue
             mean = np.asarray(statistics[f"{layer.name}.mean"]).ravel()
-            var = np.asarray(statistics[f"{layer.name}.var"]).ravel() * batch / max(batch - 1, 1)
+            count = batch * getattr(layer, "positions", 1)  # entries behind each statistic
+            var = np.asarray(statistics[f"{layer.name}.var"]).ravel() * count / max(count - 1, 1)
             key = f"{layer.name}.running_"
             self.state[key + "mean"] = (1 - momentum) * self.state[key + "mean"] + momentum * mean
             self.state[key + "var"] = (1 - momentum) * self.state[key + "var"] + momentum * var

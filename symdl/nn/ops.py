@@ -335,6 +335,75 @@ class channel_sum(MatrixOp):
         return f"({G}).reshape({F}, -1).sum(axis=1, keepdims=True)"
 
 
+class map_reduce(MatrixOp):
+    r"""Per map: the rows of each of the $C$ maps of $A$ (C·P x M, P positions per map)
+    summed, giving C x M; its adjoint is map_repeat."""
+
+    name = "map_reduce"
+    latex_name = r"\Sigma_{\text{positions}}"
+
+    @property
+    def shape(self):
+        A, P = self.args
+        return (A.shape[0] // P, A.shape[1])
+
+    @classmethod
+    def example(cls):
+        A = MatrixSymbol("A", 6, 2)
+        return _example(cls(A, Integer(3)), wrt=[A])
+
+    def explicit(self, A, P):
+        P = int(P)
+        return ImmutableMatrix(
+            A.shape[0] // P,
+            A.shape[1],
+            lambda c, n: sympy.Add(*(A[c * P + p, n] for p in range(P))),
+        )
+
+    def vjp(self, index, G, out):
+        return map_repeat(G, self.args[1])
+
+    def _latex(self, printer, exp=None):
+        tex = rf"{self.latex_name}\left({printer._print(self.args[0])}\right)"
+        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+
+    def _numpycode(self, printer):
+        A, P = printer._print(self.args[0]), int(self.args[1])
+        C = self.shape[0]
+        return f"({A}).reshape({C}, {P}, -1).sum(axis=1)"
+
+
+class map_repeat(MatrixOp):
+    r"""Per map: each row of $v$ (C x M) repeated for the P positions of its map, giving
+    C·P x M (a per-channel value spread over an image); its adjoint is map_reduce."""
+
+    name = "map_repeat"
+    latex_name = r"\operatorname{expand}"
+
+    @property
+    def shape(self):
+        v, P = self.args
+        return (v.shape[0] * P, v.shape[1])
+
+    @classmethod
+    def example(cls):
+        v = MatrixSymbol("v", 2, 2)
+        return _example(cls(v, Integer(3)), wrt=[v])
+
+    def explicit(self, v, P):
+        P = int(P)
+        return ImmutableMatrix(v.shape[0] * P, v.shape[1], lambda r, n: v[r // P, n])
+
+    def vjp(self, index, G, out):
+        return map_reduce(G, self.args[1])
+
+    _latex = map_reduce._latex
+
+    def _numpycode(self, printer):
+        v, P = printer._print(self.args[0]), int(self.args[1])
+        return f"{printer._module_format('numpy.repeat')}({v}, {P}, axis=0)"
+
+
 def _mean(*values):
     return sympy.Add(*values) / len(values)
 
