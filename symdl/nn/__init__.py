@@ -7,22 +7,21 @@ from symdl.nn.layers import (
     AvgPool,
     AvgPool1d,
     AvgPool2d,
-    BatchNorm,
     Conv1d,
     Conv2d,
     Dense,
     Dropout,
     Flatten,
     Layer,
-    LayerNorm,
     MaxPool,
     MaxPool1d,
     MaxPool2d,
-    Residual,
     ShapeError,
 )
 from symdl.nn.losses import MSE, BCEWithLogits, CrossEntropy, Hinge, Huber, Loss, TargetError
 from symdl.nn.model import CompiledModel, Sequential
+from symdl.nn.normalisation import BatchNorm, LayerNorm
+from symdl.nn.residual import Residual
 
 __all__ = [
     "MSE",
