@@ -159,6 +159,28 @@ def torch_step(params, X, y, loss_name, activation):
     return step
 
 
+def torch_cnn_step(params, X, y):
+    """The digits CNN of examples/digits_cnn.py (without dropout) in PyTorch."""
+    import torch
+
+    F = torch.nn.functional
+    torch.set_num_threads(1)
+    t = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
+    Xt, yt = torch.tensor(X, dtype=torch.float64), torch.tensor(y)
+    opt = torch.optim.SGD(list(t.values()), lr=LR)
+
+    def step():
+        h = F.max_pool2d(F.relu(F.conv2d(Xt, t["conv2d_1.K"], t["conv2d_1.b"], padding=1)), 2)
+        h = F.relu(h.flatten(1) @ t["dense_1.W"].T + t["dense_1.b"])
+        loss = F.cross_entropy(h @ t["dense_2.W"].T + t["dense_2.b"], yt)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
 def report(title, seconds: dict, targets: dict) -> None:
     """Times per step, and symdl's time over each reference's with the issue's target."""
     print(f"\n{title}")
@@ -167,6 +189,9 @@ def report(title, seconds: dict, targets: dict) -> None:
     for name, (bound, text) in targets.items():
         if name in seconds:
             ratio = seconds["symdl"] / seconds[name]
+            if bound is None:
+                print(f"  symdl / {name:<16} {ratio:5.2f}x   (no target)")
+                continue
             verdict = "met" if bound(ratio) else "NOT met"
             print(f"  symdl / {name:<16} {ratio:5.2f}x   (target {text}: {verdict})")
 
@@ -231,9 +256,31 @@ def main() -> None:
         "2-16-16-1 tanh MLP, MSE, batch 64 (per-op overhead dominates)",
         timed(steps, args.repeat * 5),
         {
-            "NumPy by hand": (lambda r: True, "none; for reference"),
+            "NumPy by hand": (None, ""),
             "PyTorch CPU": (lambda r: r <= 1 / 3, "<= 0.33x, i.e. at least 3x faster"),
         },
+    )
+    convolutional(args.repeat, have_torch, rng)
+
+
+def convolutional(repeat: int, have_torch: bool, rng) -> None:
+    """The digits CNN: conv 3x3 x32 "same", ReLU, max-pool 2, dense 128 ReLU, dense 10."""
+    cnn = nn.Sequential(
+        nn.Conv2d(32, 3, padding="same", activation="relu"),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Dense(128, "relu"),
+        nn.Dense(10),
+        input_shape=(1, 8, 8),
+    )
+    X, y = rng.normal(size=(32, 1, 8, 8)), rng.integers(0, 10, size=32)
+    steps = {"symdl": symdl_step(cnn, X, y)}
+    if have_torch:
+        steps["PyTorch CPU"] = torch_cnn_step(cnn.init(0), X, y)
+    report(
+        "digits CNN (1x8x8, conv 3x3 x32, max-pool 2, 512-128-10), batch 32",
+        timed(steps, repeat),
+        {"PyTorch CPU": (None, "")},
     )
 
 
