@@ -163,6 +163,8 @@ def train(
     (X_train, y_train), held_out = _split(X, y, validation, rng)
     stopper = _stopper(early_stopping, held_out is not None)
     metric_fns = _metrics(metrics, getattr(model, "is_classifier", False))
+    if getattr(model, "input_shape", False) is None and hasattr(model, "build"):
+        model.build(X.shape[1:])  # a Sequential without input_shape takes the data's
     compiled = model.compile()
 
     run = _Run(compiled, optimizer, History(compiled=compiled), rng, stopper)

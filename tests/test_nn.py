@@ -649,3 +649,12 @@ def test_batch_norm_2d_and_layer_norm_on_images_match_pytorch():
         np.testing.assert_allclose(grads[name], value.grad.numpy(), rtol=1e-8, atol=1e-11)
     np.testing.assert_allclose(compiled.state["batchnorm_1.running_mean"], mean.numpy())
     np.testing.assert_allclose(compiled.state["batchnorm_1.running_var"], var.numpy())
+
+
+def test_train_builds_a_model_from_the_datas_shape():
+    X, y = sd.datasets.make_moons(60, noise=0.1, seed=3)
+    model = nn.Sequential(nn.Dense(8, "tanh"), nn.Dense(2))
+    history = sd.train(model, X, y, sd.optim.Adam(lr=0.05), 5, progress=False)
+    assert model.input_shape == (2,) and history.epochs == 5
+    with pytest.raises(nn.ShapeError, match="no input_shape yet"):
+        nn.Sequential(nn.Dense(2)).compile()
