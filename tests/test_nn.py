@@ -22,10 +22,14 @@ def _loss_at(compiled, params, X, y, seed):
     return compiled.loss_and_grads(params, X, y)
 
 
-def assert_fd(model, X, y, *, seed=0, entries=8):
-    """Central differences of the compiled training loss match the compiled gradient."""
+def assert_fd(model, X, y, *, seed=0, entries=8, jitter=0.0):
+    """Central differences of the compiled training loss match the compiled gradient.
+
+    `jitter` moves the initial parameters by that much noise: zero biases put a ReLU of a
+    padded border or of a dead unit's output exactly at its kink, where differences fail."""
     compiled = model.compile(seed=seed)
-    params = model.init(seed)
+    noise = np.random.default_rng(seed + 2)
+    params = {k: v + jitter * noise.normal(size=v.shape) for k, v in model.init(seed).items()}
     value, grads = _loss_at(compiled, params, X, y, seed)
     rounding = 1e-9 * max(1.0, abs(value))  # ~ eps * |L| / H, the floor of a central difference
     assert set(grads) == set(params)
@@ -658,3 +662,58 @@ def test_train_builds_a_model_from_the_datas_shape():
     assert model.input_shape == (2,) and history.epochs == 5
     with pytest.raises(nn.ShapeError, match="no input_shape yet"):
         nn.Sequential(nn.Dense(2)).compile()
+
+
+ACTIVATIONS_ANY = ["tanh", "sigmoid", "softplus", "elu", "gelu", "silu", "leaky_relu", "relu", None]
+
+
+def _composed_model(seed: int):
+    """A random model of every kind of layer: conv (1-D or 2-D) with batch norm per channel,
+    residual blocks around conv or dense layers with batch/layer norm and dropout inside,
+    pooling, penalties, and one of the five losses."""
+    rng = np.random.default_rng(seed)
+
+    def act():
+        return ACTIVATIONS_ANY[rng.integers(len(ACTIVATIONS_ANY))]
+
+    layers: list = []
+    if seed % 3 == 0:
+        shape = (int(rng.integers(1, 3)), int(rng.integers(4, 7)), int(rng.integers(4, 7)))
+        maps = int(rng.integers(1, 4))
+        layers += [nn.Conv2d(maps, int(rng.choice([1, 3])), padding="same", activation=act())]
+        layers += [nn.BatchNorm()] if rng.random() < 0.6 else []
+        inner = [nn.Conv2d(maps, 3, padding="same", activation=act()), nn.BatchNorm()]
+        layers += [nn.Residual(*inner[: int(rng.integers(1, 3))])] if rng.random() < 0.6 else []
+        layers += [nn.MaxPool2d(2, stride=1) if rng.random() < 0.5 else nn.AvgPool2d(2)]
+        layers += [nn.LayerNorm()] if rng.random() < 0.3 else []
+        layers += [nn.Flatten()]
+    elif seed % 3 == 1:
+        shape = (int(rng.integers(1, 3)), int(rng.integers(6, 10)))
+        layers += [nn.Conv1d(2, int(rng.integers(1, 4)), stride=int(rng.integers(1, 3)), padding=1)]
+        layers += [nn.Activation(act() or "tanh"), nn.BatchNorm(), nn.MaxPool1d(2), nn.Flatten()]
+    else:
+        shape = (int(rng.integers(2, 6)),)
+    width = int(rng.integers(2, 6))
+    layers += [
+        nn.Dense(width, act(), l1=0.01 * (rng.random() < 0.3), l2=0.01 * (rng.random() < 0.3))
+    ]
+    inner = [nn.Dense(width, act()), nn.LayerNorm(), nn.Dropout(0.2)]
+    layers += [nn.Residual(*inner[: int(rng.integers(1, 4))])] if rng.random() < 0.7 else []
+    layers += [nn.BatchNorm()] if rng.random() < 0.4 else []
+    loss = ["cross_entropy", "mse", "binary_cross_entropy_with_logits", "huber", "hinge"][seed % 5]
+    outputs = int(rng.integers(2, 4))
+    model = nn.Sequential(*layers, nn.Dense(outputs), loss=loss, input_shape=shape)
+    n = int(rng.integers(3, 6))
+    X = rng.normal(size=(n, *shape))
+    y = {
+        "cross_entropy": lambda: _labels(rng, n, outputs),
+        "binary_cross_entropy_with_logits": lambda: rng.integers(0, 2, (n, outputs)) * 1.0,
+        "hinge": lambda: rng.choice([-1.0, 1.0], (n, outputs)),
+    }.get(loss, lambda: rng.normal(size=(n, outputs)))()
+    return model, X, y
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_random_compositions_of_every_layer(seed):
+    model, X, y = _composed_model(seed)
+    assert_fd(model, X, y, seed=seed, entries=3, jitter=0.1)
