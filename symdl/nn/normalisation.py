@@ -3,6 +3,8 @@ symbol, gamma and beta per feature or, after a convolution, per channel."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 import sympy
 from sympy import HadamardPower, Integer, MatrixSymbol, OneMatrix
@@ -13,7 +15,7 @@ from symdl.nn.ops import mean as batch_mean
 from symdl.ops.matrix import hadamard, matadd, matmul, scale
 
 
-class _Normalise(Layer):
+class _Normalise(Layer, ABC):
     """Shared parts of batch and layer normalisation: a scale γ and a shift β per normalised
     row (a feature, or a channel of images), the statistics named as written by hand."""
 
@@ -21,8 +23,9 @@ class _Normalise(Layer):
         super().__init__(name)
         self.eps = float(eps)
 
+    @abstractmethod
     def _rows(self) -> int:
-        raise NotImplementedError
+        """How many rows γ and β have: features, or channels of images."""
 
     def _output_shape(self, input_shape):
         self._rows()

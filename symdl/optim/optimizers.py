@@ -4,6 +4,7 @@ SymPy equations: SGD (momentum, Nesterov), Adam, AdamW, Adagrad, RMSProp."""
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -33,7 +34,7 @@ from symdl.optim.rules import (
 from symdl.optim.schedules import Schedule, _as_schedule
 
 
-class Optimizer:
+class Optimizer(ABC):
     """An update rule over a dict of NumPy arrays, with its state and its equations.
 
     `step(params, grads)` updates `params` IN PLACE (each array is modified; the dict keeps its
@@ -67,8 +68,9 @@ class Optimizer:
         for name, p in params.items():
             self._update(name, p, np.asarray(grads[name], dtype=p.dtype), lr)
 
+    @abstractmethod
     def _update(self, name: str, p: np.ndarray, g: np.ndarray, lr: float) -> None:
-        raise NotImplementedError
+        """One step on one array `p`, in place, with gradient `g` and learning rate `lr`."""
 
     def _buffer(self, kind: str, name: str, like: np.ndarray, fill: float = 0.0) -> np.ndarray:
         store = self.state.setdefault(kind, {})
@@ -112,6 +114,7 @@ class Optimizer:
             buffers[kind][name] = np.array(state[key], copy=True)
         self.steps, self.state = int(state["step"]), buffers
 
+    @abstractmethod
     def equations(self) -> list[sympy.Eq]:
         """The update rule of one step as equations, in the order they are evaluated.
 
@@ -120,7 +123,6 @@ class Optimizer:
         (`eta`, `beta_1`, `beta_2`, `epsilon`, `lambda`, `mu`, `alpha`, `delta`; values in
         `hyperparameters()`), `t` counts steps from 1.
         """
-        raise NotImplementedError
 
     def hyperparameters(self) -> dict[sympy.Symbol, float]:
         """The value of each hyper-parameter symbol of `equations()` (η as of the next step)."""

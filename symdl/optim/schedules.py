@@ -4,6 +4,7 @@ the number of updates taken and an equation in t."""
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 
 import sympy
 
@@ -17,19 +18,20 @@ from symdl.optim.rules import (
 )
 
 
-class Schedule:
+class Schedule(ABC):
     """A learning rate as a function of the number of optimizer steps already taken.
 
     `schedule(k)` is η for the update that follows `k` earlier updates (0 for the first).
     Schedules count optimizer steps (mini-batches), not epochs.
     """
 
+    @abstractmethod
     def __call__(self, k: int) -> float:
-        raise NotImplementedError
+        """η for the update after `k` earlier ones."""
 
+    @abstractmethod
     def equation(self) -> sympy.Eq:
         """The schedule as `Eq(eta_t, expression in t)`, t counting updates from 1."""
-        raise NotImplementedError
 
 
 def _as_schedule(lr: float | Schedule) -> Schedule:
