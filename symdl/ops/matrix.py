@@ -95,6 +95,11 @@ def scale(c, M):
     return M if c == 1 else matmul(c, M)
 
 
+def _raised(tex: str, exp) -> str:
+    """`tex` to the power `exp` (which SymPy's printer passes for a power of an op), if any."""
+    return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+
+
 class elementwise(ElementwiseApplyFunction):
     r"""A scalar function applied to each entry of a matrix, printed $f(Z)$ as in textbooks."""
 
@@ -135,7 +140,7 @@ class elementwise(ElementwiseApplyFunction):
             tex = self._shown(printer, printer._print(self.expr))
             if not (self.body.is_Function and self.body.args == (ENTRY,)):
                 tex = rf"\left[{tex}\right]_{{\circ}}"  # an elementwise expression, said so
-        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+        return _raised(tex, exp)
 
     def _sympystr(self, printer):
         if self.is_indicator:
@@ -192,9 +197,12 @@ class MatrixOp(MatrixExpr):
         return self.func(*args)
 
     def _latex(self, printer, exp=None):
+        return _raised(self._latex_body(printer), exp)
+
+    def _latex_body(self, printer) -> str:
+        """The op's own notation; `_latex` adds a power around it."""
         body = ", ".join(printer._print(a) for a in self.args)
-        tex = rf"{self.latex_name}\left({body}\right)"
-        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+        return rf"{self.latex_name}\left({body}\right)"
 
     def _sympystr(self, printer):
         return f"{self.name}({', '.join(printer._print(a) for a in self.args)})"
@@ -296,9 +304,12 @@ class MatrixLoss(Expr):
         return rows * cols
 
     def _latex(self, printer, exp=None):
+        return _raised(self._latex_body(printer), exp)
+
+    def _latex_body(self, printer) -> str:
+        """The op's own notation; `_latex` adds a power around it."""
         body = ", ".join(printer._print(a) for a in self.args)
-        tex = rf"{self.latex_name}\left({body}\right)"
-        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+        return rf"{self.latex_name}\left({body}\right)"
 
     def _sympystr(self, printer):
         return f"{self.name}({', '.join(printer._print(a) for a in self.args)})"
@@ -430,10 +441,10 @@ class MatHuber(MatrixLoss):
         sign = 1 if index == 0 else -1
         return (sign * G / self.count) * elementwise(clip, P - Y)
 
-    def _latex(self, printer, exp=None):
+    def _latex_body(self, printer):
         P, Y, delta = (printer._print(a) for a in self.args)
         tex = rf"{self.latex_name}_{{{delta}}}\left({P}, {Y}\right)"
-        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+        return tex
 
     def _numpycode(self, printer):
         P, Y, d = (printer._print(a) for a in self.args)
@@ -480,10 +491,10 @@ class _Penalty(MatrixLoss):
     def explicit(self, W):
         return type(self).scalar(list(W))
 
-    def _latex(self, printer, exp=None):
+    def _latex_body(self, printer):
         tex = rf"\left\lVert {printer._print(self.args[0])} \right\rVert_{{{self.norm}}}"
         tex += f"^{{{self.power}}}" if self.power else ""
-        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+        return tex
 
 
 class MatL2(_Penalty):

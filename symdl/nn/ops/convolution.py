@@ -67,10 +67,10 @@ class conv2d(_WindowOp):
             columns.append(y)
         return ImmutableMatrix(columns).T
 
-    def _latex(self, printer, exp=None):
+    def _latex_body(self, printer):
         X, K, b, _ = (printer._print(a) for a in self.args)
         tex = rf"\left({K} \star{self._subscript()} {X} + {b}\right)"
-        return rf"{tex}^{{{exp}}}" if exp is not None else tex
+        return tex
 
     def _numpycode(self, printer):
         X, K, b, _ = self.args
@@ -140,13 +140,13 @@ class conv2d_input_grad(_WindowOp):
             columns.append(x)
         return ImmutableMatrix(columns).T
 
-    def _latex(self, printer, exp=None):
+    def _latex_body(self, printer):
         G, K, _ = (printer._print(a) for a in self.args)
         sub = self._subscript(r"\mathrm{full}")
         tex = (
             rf"{self.latex_name}{sub}\left({G}, \operatorname{{rot}}_{{180}}\left({K}\right)\right)"
         )
-        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+        return tex
 
     def _numpycode(self, printer):
         G, K, _ = self.args
@@ -198,10 +198,10 @@ class conv2d_kernel_grad(_WindowOp):
             rows.append(row)
         return ImmutableMatrix(rows)
 
-    def _latex(self, printer, exp=None):
+    def _latex_body(self, printer):
         G, X, _ = (printer._print(a) for a in self.args)
         tex = rf"{self.latex_name}{self._subscript()}\left({X}, {G}\right)"
-        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+        return tex
 
     def _numpycode(self, printer):
         G, X, _ = self.args
@@ -240,9 +240,9 @@ class channel_sum(MatrixOp):
             ]
         )
 
-    def _latex(self, printer, exp=None):
+    def _latex_body(self, printer):
         tex = rf"{self.latex_name}\left({printer._print(self.args[0])}\right)"  # F is in G's shape
-        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+        return tex
 
     def _numpycode(self, printer):
         G, F = printer._print(self.args[0]), int(self.args[1])

@@ -47,11 +47,11 @@ class _Pool(_WindowOp):
         rows = [_pooled(x, g, type(self).reduce) for x in _columns(X, g.C * g.H * g.W)]
         return ImmutableMatrix(rows).T
 
-    def _latex(self, printer, exp=None):
+    def _latex_body(self, printer):
         g = self.geometry
         window = rf"{g.kh}\times{g.kw}" + (f",{g.describe()}" if g.describe() else "")
         tex = rf"{self.latex_name}_{{{window}}}\left({printer._print(self.args[0])}\right)"
-        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+        return tex
 
     def _numpycode(self, printer):
         g = self.geometry
@@ -127,10 +127,10 @@ class max_pool2d_grad(_WindowOp):
             result.append(dx)
         return ImmutableMatrix(result).T
 
-    def _latex(self, printer, exp=None):
+    def _latex_body(self, printer):
         G, X, _ = (printer._print(a) for a in self.args)
         tex = rf"{self.latex_name}\left({G}; {X}\right)"
-        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+        return tex
 
     def _numpycode(self, printer):
         G, X, _ = self.args
@@ -167,9 +167,9 @@ class avg_pool2d_grad(_WindowOp):
             result.append(dx)
         return ImmutableMatrix(result).T
 
-    def _latex(self, printer, exp=None):
+    def _latex_body(self, printer):
         tex = rf"{self.latex_name}\left({printer._print(self.args[0])}\right)"
-        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+        return tex
 
     def _numpycode(self, printer):
         G, _ = self.args

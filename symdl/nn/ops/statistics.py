@@ -39,9 +39,9 @@ class map_reduce(MatrixOp):
     def vjp(self, index, G, out):
         return map_repeat(G, self.args[1])
 
-    def _latex(self, printer, exp=None):
+    def _latex_body(self, printer):
         tex = rf"{self.latex_name}\left({printer._print(self.args[0])}\right)"
-        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+        return tex
 
     def _numpycode(self, printer):
         A, P = printer._print(self.args[0]), int(self.args[1])
@@ -73,7 +73,7 @@ class map_repeat(MatrixOp):
     def vjp(self, index, G, out):
         return map_reduce(G, self.args[1])
 
-    _latex = map_reduce._latex
+    _latex_body = map_reduce._latex_body
 
     def _numpycode(self, printer):
         v, P = printer._print(self.args[0]), int(self.args[1])
@@ -116,10 +116,10 @@ class mean(MatrixOp):
             return scale(1 / cols, G * OneMatrix(1, cols))
         return scale(1 / rows, OneMatrix(rows, 1) * G)
 
-    def _latex(self, printer, exp=None):
+    def _latex_body(self, printer):
         over = r"\text{batch}" if self.axis == 1 else r"\text{features}"
         tex = rf"\operatorname{{mean}}_{{{over}}}\left({printer._print(self.args[0])}\right)"
-        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+        return tex
 
     def _sympystr(self, printer):
         return f"mean({printer._print(self.args[0])}, axis={self.axis})"
