@@ -242,15 +242,15 @@ def eliminate_common_matrices(assignments: list[Assignment]) -> list[Assignment]
     read from the step; other repeats go to temporaries m_k, the largest first, so a repeated
     product of repeated factors becomes one temporary, not several."""
     out = list(assignments)
-    for a in assignments:
-        if _worth_a_temporary(a.rhs):
+    for i in range(len(out)):
+        step = out[i]  # as rewritten so far: earlier replacements are in its pattern too
+        if _worth_a_temporary(step.rhs):
             out = [
                 b
-                if b is a or not b.rhs.has(a.rhs)
-                else Assignment(b.target, b.rhs.xreplace({a.rhs: a.target}))
-                for b in out
+                if j == i or not b.rhs.has(step.rhs)
+                else Assignment(b.target, b.rhs.xreplace({step.rhs: step.target}))
+                for j, b in enumerate(out)
             ]
-            a = next(b for b in out if b.target == a.target)
 
     def occurrences(node) -> int:
         return sum(n == node for b in out for n in sympy.preorder_traversal(b.rhs))
