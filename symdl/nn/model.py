@@ -216,8 +216,8 @@ class CompiledModel:
     def __init__(self, model: Sequential, seed: int = 0):
         model._require_built()
         self.model = model
-        self.names = list(model.parameters())
         self.symbols = model.parameters()
+        self.names = list(self.symbols)
         self.shapes = {
             f"{layer.name}.{k}": s
             for layer in walk(model.layers)
@@ -226,13 +226,12 @@ class CompiledModel:
         self.state = model.initial_state()
         self.rng = np.random.default_rng(seed)
         self.training = True
-        self._plans: dict = {}
         self._train = self._compile_training(train=True)
         self._eval_grads = None
         loss, Z, context, _ = model.expression(train=False)
-        self._eval_context = context
-        self._eval = CompiledProgram(build_program([loss]))
-        self._predict = CompiledProgram(build_program([model.loss.predictions(Z)]))
+        self._eval = self._with_plan(CompiledProgram(build_program([loss])), context)
+        predictions = CompiledProgram(build_program([model.loss.predictions(Z)]))
+        self._predict = self._with_plan(predictions, context)
 
     # modes -------------------------------------------------------------------------------
     def train(self) -> CompiledModel:
@@ -254,12 +253,16 @@ class CompiledModel:
         derivation = derive(loss, list(self.symbols.values()), names=names)
         steps = {source: name for name, source in derivation.program.sources.items()}
         compiled = derivation.compile(extra=[steps[e] for e in extra])
-        return compiled, context, list(context.outputs)
+        return (*self._with_plan(compiled, context), list(context.outputs))
+
+    def _with_plan(self, compiled, context) -> tuple:
+        """The compiled function and how to get each of its arguments, worked out once, since
+        a training step is too short to look names up again."""
+        return compiled, self._plan(compiled.args, context)
 
     # calls -------------------------------------------------------------------------------
     def _plan(self, compiled_args, context) -> list[tuple]:
-        """How to get each argument of a compiled function: built once per function, since a
-        training step is too short to look names up again."""
+        """How to get each argument of a compiled function: (kind, what, shape, matrix shape)."""
         param_of = {symbol.name: name for name, symbol in self.symbols.items()}
         extra = {symbol.name: (key, rate) for key, (symbol, rate) in context.inputs.items()}
         constants = {symbol.name: value for symbol, value in context.constants.items()}
@@ -280,12 +283,8 @@ class CompiledModel:
                 raise ShapeError(f"internal: no value for the input {arg.name}")
         return plan
 
-    def _inputs(self, compiled_args, params, X, Y, context):
-        """Arrays in the order of the compiled function's arguments."""
-        key = (id(compiled_args), id(context))
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = self._plans[key] = self._plan(compiled_args, context)
+    def _inputs(self, plan, params, X, Y):
+        """Arrays in the order of the compiled function's arguments, as `plan` says."""
         values = []
         for kind, what, natural, shape in plan:
             if kind == "param":
@@ -327,10 +326,10 @@ class CompiledModel:
 
     def loss_and_grads(self, params: Mapping[str, np.ndarray], X, y):
         """The loss and its gradient with respect to every parameter."""
-        compiled, context, extra_keys = self._train if self.training else self._eval_training()
+        compiled, plan, extra_keys = self._train if self.training else self._eval_training()
         Xc = self._batch(X)
         Y = self.model.loss.targets(y, self.model.outputs)
-        inputs = self._inputs(compiled.args, params, Xc, Y, context)
+        inputs = self._inputs(plan, params, Xc, Y)
         value, *rest = compiled.function(*inputs, Xc.shape[1])
         grads = {}
         for name, g in zip(self.names, rest[: len(self.names)], strict=True):
@@ -361,11 +360,11 @@ class CompiledModel:
             self.state[key + "mean"] = (1 - momentum) * self.state[key + "mean"] + momentum * mean
             self.state[key + "var"] = (1 - momentum) * self.state[key + "var"] + momentum * var
 
-    def _run(self, compiled: CompiledProgram, params, X, y=None):
+    def _run(self, program: tuple, params, X, y=None):
+        compiled, plan = program
         Xc = self._batch(X)
         Y = None if y is None else self.model.loss.targets(y, self.model.outputs)
-        inputs = self._inputs(compiled.args, params, Xc, Y, self._eval_context)
-        return compiled.function(*inputs, Xc.shape[1])[0]
+        return compiled.function(*self._inputs(plan, params, Xc, Y), Xc.shape[1])[0]
 
     def loss(self, params, X, y) -> float:
         """The loss at inference (no dropout, running statistics), without gradients."""
