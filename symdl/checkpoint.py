@@ -13,7 +13,7 @@ import numpy as np
 
 from symdl.files import write_atomic
 
-__all__ = ["FORMAT", "CheckpointError", "load_checkpoint", "save_checkpoint"]
+__all__ = ["FORMAT", "CheckpointError", "load_checkpoint", "save_arrays", "save_checkpoint"]
 
 FORMAT = "symdl-checkpoint-1"
 
@@ -48,6 +48,11 @@ def save_checkpoint(
             raise CheckpointError(f"save_checkpoint: group name {group!r} cannot be stored")
         arrays |= {f"{group}/{name}": np.asarray(a) for name, a in members.items()}
     arrays["meta"] = np.array(json.dumps({"format": FORMAT, **meta}))
+    return save_arrays(path, arrays)
+
+
+def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> Path:
+    """Named arrays as an .npz at `path` (`np.load` reads them back), written atomically."""
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return write_atomic(path, buffer.getvalue())

@@ -82,9 +82,9 @@ def _optimizer(args):
 
 def run(args) -> int:
     """Train as `args` say; returns the exit code (bad input raises InputError/ValueError)."""
+    from symdl.checkpoint import save_arrays
     from symdl.cli import InputError
     from symdl.datasets import train_test_split
-    from symdl.files import write_atomic
     from symdl.modelfile import run_file
     from symdl.nn import Sequential
     from symdl.train import TrainingDiverged, train
@@ -124,7 +124,7 @@ def run(args) -> int:
         )
     except TrainingDiverged as error:
         print(f"symdl train: {error}")
-        saved = write_atomic(Path(args.out) / "last_good_params.npz", _npz(error.params))
+        saved = save_arrays(Path(args.out) / "last_good_params.npz", error.params)
         print(f"the parameters of the last good step: {saved.resolve()}")
         return 1
     seconds = time.perf_counter() - start
@@ -139,21 +139,12 @@ def run(args) -> int:
     print(summary)
 
     out = Path(args.out)
-    buffer = _npz(history.params)
     written = [
         history.plot(out / "history.png"),
         history.plot_grad_norms(out / "grad_norms.png"),
-        write_atomic(out / "params.npz", buffer),
+        save_arrays(out / "params.npz", history.params),
     ]
     print("\nWrote:")
     for file in written:
         print(f"  {file.resolve()}")
     return 0
-
-
-def _npz(arrays: dict) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
