@@ -52,7 +52,8 @@ def hadamard(*factors):
         return scale(coeff, OneMatrix(*factors[0].shape))
     flat = [g for f in rest for g in (f.args if isinstance(f, sympy.HadamardProduct) else (f,))]
     if len(flat) > 1 and all(g == flat[0] for g in flat):
-        # C ∘ C as SymPy's doit writes it, so a later deep doit leaves a named C^{∘2} alone
+        # C^{∘2}, SymPy's canonical form of C ∘ C: an expression that also went through
+        # SymPy's operators (which canonicalise) still contains the very node a name refers to
         return scale(coeff, sympy.HadamardPower(flat[0], len(flat)))
     # built, not canonicalised: the adjoint stays first, as in δ ∘ f'(Z)
     product = flat[0] if len(flat) == 1 else sympy.HadamardProduct(*flat)
