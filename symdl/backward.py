@@ -108,9 +108,14 @@ def _diff(term: Basic, v: Symbol) -> Basic:
         rest = [a for a in term.args if a != v]
         if not any(v in a.free_symbols for a in rest):
             return Mul(*rest)
-    if isinstance(term, sympy.Function) and all(a.is_Atom for a in term.args):
+    if (
+        isinstance(term, sympy.Function)
+        and all(a.is_Atom for a in term.args)
+        and type(term)._eval_derivative is sympy.Function._eval_derivative
+    ):
         # f(v, ...): the sum of f's own fdiff over the arguments that are v; this is what
         # Derivative would compute, without its assumption queries on the whole expression.
+        # A function with a derivative of its own (sign, Piecewise) answers through diff.
         return Add(*(_fdiff(term, i) for i, a in enumerate(term.args, start=1) if a == v))
     return term.diff(v)
 

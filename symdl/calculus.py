@@ -199,4 +199,13 @@ def _real_versions(exprs: Sequence[Basic]) -> dict[Symbol, Symbol]:
     """Real twins of the symbols without assumptions: deep learning is over the reals."""
     graph = _Graph(exprs)
     symbols = graph.symbols - graph.dimensions  # a matrix's dimensions stay as they are
+    by_name: dict[str, Symbol] = {}
+    for s in sorted(symbols, key=lambda s: (s.name, s.is_real is not True)):
+        if s.name in by_name and type(s) is Symbol:
+            raise ValueError(
+                f"the symbols {sympy.srepr(by_name[s.name])} and {sympy.srepr(s)} share the name "
+                f"{s.name!r}; symdl treats every symbol "
+                "as real, so they would become one: give them different names"
+            )
+        by_name[s.name] = s
     return {s: Symbol(s.name, real=True) for s in symbols if type(s) is Symbol and not s.is_real}

@@ -289,7 +289,9 @@ class CompiledDerivation:
 
     def __init__(self, derivation: Derivation, cse: bool = True, extra: Sequence[Basic] = ()):
         self.derivation = derivation
-        self.args = derivation.program.leaves
+        # a `wrt` symbol absent from f is still an input (its gradient is 0)
+        absent = [w for w in dict.fromkeys(derivation.wrt) if w not in derivation.program.leaves]
+        self.args = tuple(sorted((*derivation.program.leaves, *absent), key=str))
         self.matrices = [a for a in self.args if isinstance(a, MatrixSymbol)]
         self.dimensions = _dimensions(self.matrices)
         forward = [Assignment(s.name, numeric_form(s.rhs)) for s in derivation.forward]
@@ -304,7 +306,7 @@ class CompiledDerivation:
         else:
             body = eliminate_common(forward + backward)
         self.op_count = op_count(body)
-        outputs = [derivation.output, *derivation.gradient_symbols.values(), *extra]
+        outputs = [derivation.output, *derivation.gradient_entries, *extra]
         self.source = _source(self.args, self.dimensions, body, outputs)
         self.function = _load(self.source)
         self._function = self.function

@@ -147,10 +147,15 @@ class Derivation:
         return self.forward + self.backward
 
     @property
+    def gradient_entries(self) -> list[Basic]:
+        """The gradient symbol of each entry of `wrt`, in its order (a repeated symbol again)."""
+        return [self.gradient_symbols[v] for v in self.wrt]
+
+    @property
     def gradient(self):
         """The gradient in the named intermediates, shaped like `wrt`."""
         rhs = {a.name: self.adjoint_rhs(a) for a in self.adjoints}
-        return self._shaped([rhs.get(g, g) for g in self.gradient_symbols.values()])
+        return self._shaped([rhs.get(g, g) for g in self.gradient_entries])
 
     def closed_form(self, simplify: bool = False):
         """The gradient in the user's symbols, shaped like `wrt`.
@@ -159,7 +164,7 @@ class Derivation:
         `simplify=True` runs `sympy.simplify` on each entry (slow on large expressions).
         """
         values = self.substituted()
-        entries = [_tidy(values.get(g, g)) for g in self.gradient_symbols.values()]
+        entries = [_tidy(values.get(g, g)) for g in self.gradient_entries]
         if simplify:
             entries = [sympy.simplify(e) for e in entries]
         return self.shape(entries)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import sympy
 from sympy import Add, Basic, Lambda, Mul, Pow, Symbol
+from sympy.functions.elementary.piecewise import ExprCondPair
+from sympy.logic.boolalg import Boolean
 from sympy.matrices.expressions import (
     HadamardPower,
     HadamardProduct,
@@ -63,6 +65,9 @@ class Step:
 
 # Sums, products and powers (of scalars or matrices) stay inside the step that uses them once.
 _ALGEBRA = (Add, Mul, Pow, MatAdd, MatMul, Transpose, HadamardProduct, HadamardPower)
+# A Piecewise's (expression, condition) pairs and its conditions are never steps of their own:
+# a condition is a truth value, not a number, and SymPy rebuilds a Piecewise only from pairs.
+_NEVER_STEPS = (ExprCondPair, Boolean)
 # Matrix leaves: symbols, and constants whose arguments are only their dimensions.
 _MATRIX_LEAVES = (MatrixSymbol, Identity, ZeroMatrix, OneMatrix)
 
@@ -154,11 +159,12 @@ def build_program(
     def visit(node: Basic, is_step: bool) -> Basic:
         if node in replaced:
             return replaced[node]
-        args_are_steps = not isinstance(node, _ALGEBRA)  # f(w x + b): z = w x + b, a = f(z)
+        # f(w x + b): z = w x + b, a = f(z)
+        args_are_steps = not isinstance(node, _ALGEBRA + _NEVER_STEPS)
         new_args = [
             _replace_leaves(arg, leaves)
             if graph.inline(arg)
-            else visit(arg, args_are_steps or _is_step(arg, graph, named))
+            else visit(arg, _is_step(arg, graph, named, args_are_steps))
             for arg in node.args
         ]
         rebuilt = node.func(*new_args) if new_args != list(node.args) else node
@@ -172,13 +178,16 @@ def build_program(
         return name
 
     result = []
+    named_inline: dict[Basic, Basic] = {}  # an output that is a symbol or constant: its step
     for out in outputs:
-        if graph.inline(out):  # a bare symbol or constant: give it a step so it has a name
+        if not graph.inline(out):
+            result.append(visit(out, True))
+            continue
+        if out not in named_inline:  # a bare symbol or constant: give it a step, once
             name = _shaped_like(out, out_names.get(out) or next(fresh))
             steps.append(Step(name, _replace_leaves(out, leaves)))
-            result.append(steps[-1].name)
-        else:
-            result.append(visit(out, True))
+            named_inline[out] = name
+        result.append(named_inline[out])
     symbols = sorted((leaves.get(s, s) for s in graph.symbols | graph.matrices), key=str)
     return Program(tuple(steps), tuple(result), tuple(symbols), sources)
 
@@ -195,6 +204,7 @@ class _Graph:
         self.constant: dict[Basic, bool] = {}
         for out in outputs:
             self._walk(out)
+            self.uses[out] += 1  # an output is a use: inside another output it is a step
 
     def _walk(self, root: Basic) -> None:
         stack = [(root, False)]
@@ -272,9 +282,17 @@ def _replace_leaves(expr: Basic, leaves: Mapping[Symbol, Symbol]) -> Basic:
     return expr.func(*args) if args != list(expr.args) else expr
 
 
-def _is_step(node: Basic, graph: _Graph, named) -> bool:
-    """Function applications, shared nodes and named nodes get steps of their own."""
-    return not isinstance(node, _ALGEBRA) or graph.uses[node] > 1 or node in named
+def _is_step(node: Basic, graph: _Graph, named, argument_of_function: bool) -> bool:
+    """Function applications, shared nodes, named nodes and a function's arguments get steps
+    of their own; a Piecewise's pairs and conditions never do."""
+    if isinstance(node, _NEVER_STEPS):
+        return False
+    return (
+        argument_of_function
+        or not isinstance(node, _ALGEBRA)
+        or graph.uses[node] > 1
+        or node in named
+    )
 
 
 def _shaped_like(node: Basic, name: Symbol) -> Basic:

@@ -439,7 +439,7 @@ def _precise(derivation, claim: Basic, k: int, point: Mapping[Symbol, float]):
         env: dict[Basic, Basic] = {leaf: by_name[leaf.name] for leaf in derivation.program.leaves}
         for step in derivation.steps:
             env[step.name] = step.rhs.xreplace(env).evalf(_DIGITS)
-        g = list(derivation.gradient_symbols.values())[k]
+        g = derivation.gradient_entries[k]
         true = complex(sympy.sympify(g).xreplace(env).evalf(_DIGITS))
         values = {s: by_name[s.name] for s in claim.free_symbols if s.name in by_name}
         claimed = complex(claim.xreplace(values).evalf(_DIGITS))
