@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 
 import symdl as sd
 from symdl import datasets, nn, optim
-from symdl.train import accuracy
+from symdl.training.loop import accuracy
 
 SMALL = os.environ.get("SYMDL_EXAMPLE_SMALL") == "1"
 BATCH = 32

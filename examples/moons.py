@@ -2,7 +2,7 @@
 
     python examples/moons.py [--data moons spirals] [--out DIR] [--seed 0]
 
-Both data sets are generated with NumPy (symdl.datasets). Each gets an MLP with two ReLU
+Both data sets are generated with NumPy (symdl.training.datasets). Each gets an MLP with two ReLU
 layers trained with Adam; its test accuracy is printed and must reach 93%, and the class it
 assigns over the plane is saved as DIR/<data>_boundary.png. SYMDL_EXAMPLE_SMALL=1 trains on
 fewer points for fewer epochs and only checks that the accuracy beats chance.
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import symdl as sd
 from symdl import datasets, nn, optim
-from symdl.plot import plot_decision_boundary
-from symdl.train import accuracy
+from symdl.render.plot import plot_decision_boundary
+from symdl.training.loop import accuracy
 
 SMALL = os.environ.get("SYMDL_EXAMPLE_SMALL") == "1"
 

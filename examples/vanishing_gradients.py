@@ -23,7 +23,7 @@ from pathlib import Path
 
 import symdl as sd
 from symdl import datasets, nn, optim
-from symdl.plot import plot_grad_norms
+from symdl.render.plot import plot_grad_norms
 
 SMALL = os.environ.get("SYMDL_EXAMPLE_SMALL") == "1"
 ACTIVATIONS = ("sigmoid", "relu")

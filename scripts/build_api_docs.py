@@ -41,7 +41,9 @@ def groups() -> list[tuple[str, str, list[tuple[str, object]]]]:
     claimed = {n for names in TOP.values() for n in names} | MODULES
     ops = [n for n, obj in top.items() if _is_op(obj)]
     rest = [n for n in top if n not in claimed and n not in ops]
-    train = sys.modules["symdl.train"]  # `symdl.train` the attribute is the function
+    train = sys.modules[
+        "symdl.training.loop"
+    ]  # `symdl.training.loop` the attribute is the function
     out = []
     for title, names in TOP.items():
         out.append((title, "", [(f"sd.{n}", top[n]) for n in names]))
@@ -61,15 +63,15 @@ def groups() -> list[tuple[str, str, list[tuple[str, object]]]]:
             )
         if title == "Training":
             extra = [n for n in train.__all__ if n not in top]
-            out[-1][2].extend((f"symdl.train.{n}", getattr(train, n)) for n in extra)
+            out[-1][2].extend((f"symdl.training.loop.{n}", getattr(train, n)) for n in extra)
     for title, module, prefix in (
         ("Networks: sd.nn", symdl.nn, "sd.nn"),
         ("Optimizers: sd.optim", symdl.optim, "sd.optim"),
-        ("Data sets: sd.datasets", symdl.datasets, "sd.datasets"),
+        ("Data sets: sd.datasets", symdl.training.datasets, "sd.datasets"),
     ):
         names = sorted(module.__all__, key=lambda n: (not inspect.isclass(getattr(module, n)), n))
         out.append((title, _doc(module), [(f"{prefix}.{n}", getattr(module, n)) for n in names]))
-    export = importlib.import_module("symdl.export")
+    export = importlib.import_module("symdl.render.export")
     names = [
         n
         for n, obj in vars(export).items()
@@ -79,9 +81,9 @@ def groups() -> list[tuple[str, str, list[tuple[str, object]]]]:
     ]
     out.append(
         (
-            "Export: symdl.export",
+            "Export: symdl.render.export",
             _doc(export),
-            [(f"symdl.export.{n}", getattr(export, n)) for n in names],
+            [(f"symdl.render.export.{n}", getattr(export, n)) for n in names],
         )
     )
     if rest:
@@ -301,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{OUT} is stale: run python scripts/build_api_docs.py", file=sys.stderr)
             return 1
         return 0
-    from symdl.files import write_atomic
+    from symdl.render.files import write_atomic
 
     print(f"wrote {write_atomic(OUT, text)}")
     return 0

@@ -1,4 +1,4 @@
-"""Write docs/gallery/ from symdl.gallery: a .tex, a .md and a .png per entry, and README.md.
+"""Write docs/gallery/ from gallery: a .tex, a .md and a .png per entry, and README.md.
 
     python scripts/build_gallery.py [--out docs/gallery] [--no-check]
 
@@ -13,12 +13,13 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from symdl.export import png_bytes
-from symdl.files import write_atomic
-from symdl.gallery import Entry, entries
-from symdl.latex import render_markdown, standalone_document
-from symdl.reference import describe, run_checks
-from symdl.texmath import rows_of
+from gallery import Entry, entries
+from gallery.reference import describe, run_checks
+
+from symdl.render.export import png_bytes
+from symdl.render.files import write_atomic
+from symdl.render.latex import render_markdown, standalone_document
+from symdl.render.linebreak import rows_of
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "gallery"

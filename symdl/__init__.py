@@ -3,13 +3,15 @@
 The public API is listed in ``__all__``; see docs/api.md.
 """
 
-import symdl.datasets as datasets
 import symdl.nn as nn
 import symdl.optim as optim
-from symdl.backward import UnsupportedOp
-from symdl.calculus import derive, grad, hessian, jacobian
-from symdl.check import GradCheck, GradientMismatch, check_grad
-from symdl.derivation import Derivation
+import symdl.training.datasets as datasets
+from symdl.checking.check import GradCheck, GradientMismatch, check_grad
+from symdl.checking.verify import Verdict, verify
+from symdl.core.backward import UnsupportedOp
+from symdl.core.calculus import derive, grad, hessian, jacobian
+from symdl.core.derivation import Derivation
+from symdl.core.program import Program, UnsupportedExpression, build_program
 from symdl.ops import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -30,10 +32,8 @@ from symdl.ops import (
     softmax,
     softplus,
 )
-from symdl.parse import ParseError
-from symdl.program import Program, UnsupportedExpression, build_program
-from symdl.train import History, train
-from symdl.verify import Verdict, verify
+from symdl.parsing import ParseError
+from symdl.training.loop import History, train
 
 __version__ = "0.1.0"
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from symdl.cli import main
+from symdl.cli.main import main
 
 sys.exit(main())

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import sympy
 
-from symdl.codegen import SymdlNumPyPrinter
+from symdl.compile.codegen import SymdlNumPyPrinter
 from symdl.ops import Op
 
 

@@ -8,8 +8,8 @@ import sympy
 from sympy import Matrix, Symbol
 
 import symdl as sd
+from symdl.checking.sampling import conditions
 from symdl.ops import declared
-from symdl.sampling import conditions
 
 OPS = sorted(declared())
 

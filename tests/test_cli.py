@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from symdl.cli import main
+from symdl.cli.main import main
 
 SCRIPT = Path(sys.executable).with_name("symdl")  # the console script next to this Python
 if not SCRIPT.exists() and shutil.which("symdl"):

@@ -7,7 +7,7 @@ import sys
 
 import matplotlib.image
 
-from symdl.demo import run
+from symdl.cli.demo import run
 
 
 def test_demo_derives_verifies_checks_trains_and_writes(tmp_path, capsys):

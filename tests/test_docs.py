@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import symdl
-import symdl.export
+import symdl.render.export
 
 ROOT = Path(__file__).parents[1]
 
@@ -46,23 +46,25 @@ def test_api_reference_is_current(api_script):
 
 def public_objects() -> dict[str, object]:
     """Every public name, spelt as users write it, found independently of the script."""
-    train = sys.modules["symdl.train"]
+    train = sys.modules["symdl.training.loop"]
     names = {f"sd.{n}": getattr(symdl, n) for n in symdl.__all__}
     for prefix, module in (
         ("sd.nn", symdl.nn),
         ("sd.optim", symdl.optim),
-        ("sd.datasets", symdl.datasets),
+        ("sd.datasets", symdl.training.datasets),
     ):
         names |= {f"{prefix}.{n}": getattr(module, n) for n in module.__all__}
     names |= {
-        f"symdl.train.{n}": getattr(train, n) for n in train.__all__ if n not in symdl.__all__
+        f"symdl.training.loop.{n}": getattr(train, n)
+        for n in train.__all__
+        if n not in symdl.__all__
     }
     names |= {
-        f"symdl.export.{n}": obj
-        for n, obj in vars(symdl.export).items()
+        f"symdl.render.export.{n}": obj
+        for n, obj in vars(symdl.render.export).items()
         if not n.startswith("_")
         and callable(obj)
-        and getattr(obj, "__module__", "") == "symdl.export"
+        and getattr(obj, "__module__", "") == "symdl.render.export"
     }
     return names
 
@@ -76,7 +78,7 @@ def test_every_public_object_has_a_docstring_and_an_entry():
     for name, obj in objects.items():
         assert (obj.__doc__ or "").strip(), f"{name} has no docstring"
         assert name in headings, f"{name} is missing from docs/api.md"
-    for name in ("sd.derive", "sd.nn.Sequential", "sd.optim.Adam", "symdl.export.export"):
+    for name in ("sd.derive", "sd.nn.Sequential", "sd.optim.Adam", "symdl.render.export.export"):
         entry = api.split(f"### {name}\n", 1)[1].split("\n### ", 1)[0]
         summary = inspect.cleandoc(objects[name].__doc__).splitlines()[0]
         assert summary in entry  # the docstring, not just the heading

@@ -15,9 +15,9 @@ import pytest
 import sympy
 
 import symdl as sd
-from symdl import export as export_module
-from symdl.demo import small_network
-from symdl.export import (
+from symdl.cli.demo import small_network
+from symdl.render import export as export_module
+from symdl.render.export import (
     ExportError,
     LatexFailed,
     LatexNotFound,
@@ -28,7 +28,7 @@ from symdl.export import (
     render_png,
     to_mathtext,
 )
-from symdl.texmath import rows_of
+from symdl.render.linebreak import rows_of
 
 
 def require_pdflatex() -> str:

@@ -8,19 +8,20 @@ import io
 import subprocess
 from pathlib import Path
 
+import gallery
 import matplotlib.image
 import numpy as np
 import pytest
 import sympy
+from gallery.optimisation import adam
+from gallery.reference import Claim, ExplicitDiff, Property, substitute
 from sympy import MatrixSymbol
 
-from symdl import gallery, optim
-from symdl.export import png_bytes, png_size
-from symdl.gallery.optimisation import adam
-from symdl.latex import latex
-from symdl.nn.ops import Geometry, channel_sum, conv2d, conv2d_input_grad, conv2d_kernel_grad
-from symdl.reference import Claim, ExplicitDiff, Property, substitute
-from symdl.texmath import rows_of
+from symdl import optim
+from symdl.ops import Geometry, channel_sum, conv2d, conv2d_input_grad, conv2d_kernel_grad
+from symdl.render.export import png_bytes, png_size
+from symdl.render.latex import latex
+from symdl.render.linebreak import rows_of
 
 from .test_export import require_pdflatex
 
@@ -101,7 +102,7 @@ def test_the_checks_fail_when_the_formula_is_wrong(entries):
 def test_a_wrong_vector_jacobian_rule_fails_the_explicit_reference(monkeypatch):
     """sympy.diff of the written-out function is independent of symdl's rules: max pooling
     spreading its gradient like average pooling is caught."""
-    from symdl.nn import ops
+    from symdl import ops
 
     monkeypatch.setattr(
         ops.max_pool2d, "vjp", lambda self, i, G, out: ops.avg_pool2d_grad(G, self.args[1])

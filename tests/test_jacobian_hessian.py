@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import sympy
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import symdl as sd
@@ -129,7 +129,10 @@ def test_hessian_agrees_with_sympy(data):
     nodes = data.draw(dags(max_size=4))
     f = nodes[-1] * data.draw(st.sampled_from([1, SYMBOLS[0], nodes[-2]]))
     wrt = _wrt(data.draw)
-    reference = sympy.hessian(_elementary(f), [_REAL[w] for w in wrt])
+    try:
+        reference = sympy.hessian(_elementary(f), [_REAL[w] for w in wrt])
+    except ValueError:  # SymPy itself cannot differentiate the written-out form: no reference
+        assume(False)
     _agree(sd.hessian(f, wrt), reference, seed=len(wrt))
 
 

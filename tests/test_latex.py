@@ -10,9 +10,10 @@ import sympy
 from sympy import HadamardProduct, MatrixSymbol, Symbol
 
 import symdl as sd
-from symdl.demo import small_network
-from symdl.derivation import Adjoint
-from symdl.latex import (
+from symdl.cli.demo import small_network
+from symdl.core.derivation import Adjoint
+from symdl.core.program import Step
+from symdl.render.latex import (
     Equation,
     LayoutError,
     equation_rows,
@@ -20,8 +21,7 @@ from symdl.latex import (
     latex,
     layer_of,
 )
-from symdl.program import Step
-from symdl.texmath import break_expression, latex_width, rows_of, split_top
+from symdl.render.linebreak import break_expression, latex_width, rows_of, split_top
 
 W, B, X, Y = sympy.symbols("w b x y", real=True)
 

@@ -11,9 +11,9 @@ from sympy.matrices.expressions import MatrixExpr
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 import symdl as sd
-from symdl.explicit import entries, evaluate, expand
-from symdl.ops.matrix import MatrixLoss, MatrixOp
-from symdl.vjp import RULES
+from symdl.core.explicit import entries, evaluate, expand
+from symdl.core.rules import RULES
+from symdl.ops.base import MatrixLoss, MatrixOp
 
 from .conftest import expand_ops
 

@@ -11,7 +11,7 @@ from sympy import MatrixSymbol
 
 import symdl as sd
 from symdl import nn
-from symdl.ops.matrix import elementwise
+from symdl.core.matrices import elementwise
 
 H = 1e-6  # central-difference step; the losses here are O(1), so the error is ~1e-9 relative
 RTOL = 1e-6
@@ -351,7 +351,7 @@ def test_derive_gives_the_textbook_equations():
 
 
 def test_second_derivatives_of_a_convolution_are_refused_by_name():
-    from symdl.nn.ops import Geometry, conv2d
+    from symdl.ops import Geometry, conv2d
 
     g = Geometry(C=1, H=3, W=3, kh=2, kw=2)
     x, K, b = MatrixSymbol("x", 9, 1), MatrixSymbol("K", 1, 4), MatrixSymbol("b", 1, 1)

@@ -17,8 +17,8 @@ import pytest
 import sympy
 
 import symdl as sd
-from symdl.export import LatexNotFound, compile_pdf, find_latex_engine
-from symdl.latex import standalone_document
+from symdl.render.export import LatexNotFound, compile_pdf, find_latex_engine
+from symdl.render.latex import standalone_document
 
 NOTEBOOK = Path(__file__).parents[1] / "examples" / "notebook.ipynb"
 

@@ -9,7 +9,7 @@ import pytest
 import sympy
 
 import symdl as sd
-from symdl.codegen import SymdlNumPyPrinter
+from symdl.compile.codegen import SymdlNumPyPrinter
 from symdl.ops import declared
 
 from .conftest import evaluate, evaluate_exact, expand_ops

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import symdl as sd
-from symdl.names import namespace_of
-from symdl.parse import MAX_LENGTH, ParseError, parse
+from symdl.parsing import MAX_LENGTH, ParseError, parse
+from symdl.parsing.namespace import namespace_of
 
 X, Y, Z, A, W, B = sympy.symbols("x y z a w b", real=True)
 NAMES = namespace_of(X * Y * Z * A * W * B)

@@ -8,7 +8,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from symdl.plot import PlotError, plot_decision_boundary
+from symdl.render.plot import PlotError, plot_decision_boundary
 
 # four samples in the corners, so the middle of each half shows only the background
 CORNERS = np.array([[-1.0, -1.0], [-1.0, 1.0], [1.0, -1.0], [1.0, 1.0]])

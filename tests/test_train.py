@@ -15,9 +15,16 @@ import pytest
 
 import symdl as sd
 from symdl import datasets, optim
-from symdl.checkpoint import CheckpointError
-from symdl.plot import plot_decision_boundary, plot_grad_norms
-from symdl.train import EarlyStopping, History, TrainingDiverged, TrainingError, accuracy, train
+from symdl.render.plot import plot_decision_boundary, plot_grad_norms
+from symdl.training.checkpoint import CheckpointError
+from symdl.training.loop import (
+    EarlyStopping,
+    History,
+    TrainingDiverged,
+    TrainingError,
+    accuracy,
+    train,
+)
 
 # ---------------------------------------------------------------- hand-written models
 

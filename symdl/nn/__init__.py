@@ -1,7 +1,6 @@
 """Neural networks: layers, losses and models whose forward pass is a matrix expression,
 derived by the chain rule and compiled to NumPy; plus the vectorised NumPy kernels."""
 
-from symdl.nn import kernels  # generated code calls symdl.nn.kernels.conv2d etc.
 from symdl.nn.layers import (
     Activation,
     AvgPool,
@@ -22,6 +21,7 @@ from symdl.nn.losses import MSE, BCEWithLogits, CrossEntropy, Hinge, Huber, Loss
 from symdl.nn.model import CompiledModel, Sequential
 from symdl.nn.normalisation import BatchNorm, LayerNorm
 from symdl.nn.residual import Residual
+from symdl.ops import runtime as kernels  # the NumPy kernels generated code calls
 
 __all__ = [
     "MSE",

@@ -14,9 +14,21 @@ import numpy as np
 import sympy
 from sympy import MatrixSymbol, OneMatrix
 
-from symdl.nn.ops import Geometry, avg_pool2d, conv2d, max_pool2d
-from symdl.ops import elu, gelu, leaky_relu, relu, sigmoid, silu, softplus
-from symdl.ops.matrix import MatL1, MatL2, elementwise, hadamard, matadd, matmul, scale
+from symdl.core.matrices import elementwise, hadamard, matadd, matmul, scale
+from symdl.ops import (
+    Geometry,
+    avg_pool2d,
+    conv2d,
+    elu,
+    gelu,
+    leaky_relu,
+    max_pool2d,
+    relu,
+    sigmoid,
+    silu,
+    softplus,
+)
+from symdl.ops.losses import MatL1, MatL2
 
 Shape = tuple[int, ...]  # the shape of one example: (features,), (C, L) or (C, H, W)
 

@@ -6,16 +6,10 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
+from symdl.core.matrices import elementwise
 from symdl.ops.activations import sigmoid
-from symdl.ops.matrix import (
-    MatBCEWithLogits,
-    MatCrossEntropy,
-    MatHinge,
-    MatHuber,
-    MatMSE,
-    MatSoftmax,
-    elementwise,
-)
+from symdl.ops.losses import MatBCEWithLogits, MatCrossEntropy, MatHinge, MatHuber, MatMSE
+from symdl.ops.vector import MatSoftmax
 
 
 class TargetError(ValueError):

@@ -15,12 +15,12 @@ import numpy as np
 import sympy
 from sympy import MatrixSymbol
 
-from symdl.calculus import derive
-from symdl.codegen import CompiledProgram
-from symdl.derivation import Derivation
+from symdl.compile.codegen import CompiledProgram
+from symdl.core.calculus import derive
+from symdl.core.derivation import Derivation
+from symdl.core.program import _Graph, build_program, canonical
 from symdl.nn.layers import Context, Layer, ShapeError, build_layers, walk
 from symdl.nn.losses import Loss, get_loss
-from symdl.program import _Graph, build_program, canonical
 
 
 class Sequential:

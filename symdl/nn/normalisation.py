@@ -9,10 +9,10 @@ import numpy as np
 import sympy
 from sympy import HadamardPower, Integer, MatrixSymbol, OneMatrix
 
+from symdl.core.matrices import hadamard, matadd, matmul, scale
 from symdl.nn.layers import Context, Layer, _features
-from symdl.nn.ops import map_reduce, map_repeat
-from symdl.nn.ops import mean as batch_mean
-from symdl.ops.matrix import hadamard, matadd, matmul, scale
+from symdl.ops import map_reduce, map_repeat
+from symdl.ops import mean as batch_mean
 
 
 class _Normalise(Layer, ABC):

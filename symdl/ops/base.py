@@ -10,9 +10,11 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import sympy
-from sympy import Function, Matrix
+from sympy import Expr, Function, Matrix, MatrixBase
 from sympy.core.logic import fuzzy_and
-from sympy.matrices.expressions import MatrixExpr
+from sympy.matrices.expressions import MatrixExpr, MatrixSymbol
+
+from symdl.core.matrices import ENTRY, _raised, elementwise
 
 _DECLARED: dict[str, type[Op]] = {}
 
@@ -25,15 +27,18 @@ class Op(Function):
     """
 
     latex_name: ClassVar[str] = ""
+    # its form for matrix arguments: set by a MatrixOp or MatrixLoss declaring `scalar = cls`
+    matrix_class: ClassVar[type | None] = None
 
     def __new__(cls, *args, **kwargs):
         return on_matrices(cls, args) or Function.__new__(cls, *args, **kwargs)
 
     @classmethod
     def matrix_form(cls, *args):
-        """This op applied to matrix arguments; by default entry by entry on the first."""
-        from symdl.ops.matrix import ENTRY, elementwise
-
+        """This op applied to matrix arguments: its matrix class, else entry by entry on the
+        first argument."""
+        if cls.matrix_class is not None:
+            return cls.matrix_class(*args)
         return elementwise(sympy.Lambda(ENTRY, cls(ENTRY, *args[1:])), args[0])
 
     def __init_subclass__(cls, **kwargs):
@@ -80,7 +85,7 @@ def on_matrices(cls, args):
         if isinstance(arg, str):
             raise TypeError(
                 f"{cls.__name__}: argument {position + 1} is the string {arg[:40]!r}; give "
-                "SymPy objects, or parse text safely with symdl.parse.parse(text)"
+                "SymPy objects, or parse text safely with symdl.parsing.parse(text)"
             )
     if any(isinstance(a, MatrixExpr) for a in args):
         return cls.matrix_form(*args)
@@ -107,3 +112,104 @@ def is_vector(arg) -> bool:
     return isinstance(arg, Matrix | sympy.ImmutableMatrix) or (
         isinstance(arg, Sequence) and not isinstance(arg, str)
     )
+
+
+def _columns(Z) -> list[list]:
+    rows, cols = Z.shape
+    return [[Z[i, j] for i in range(rows)] for j in range(cols)]
+
+
+def _explicit(*args) -> bool:
+    """Whether every matrix argument is an explicit Matrix (scalar parameters aside)."""
+    matrices = [a for a in args if isinstance(a, MatrixBase | MatrixExpr)]
+    return bool(matrices) and all(isinstance(a, MatrixBase) for a in matrices)
+
+
+class MatrixOp(MatrixExpr):
+    """A matrix-valued symdl op of matrix arguments."""
+
+    name: ClassVar[str] = ""
+    latex_name: ClassVar[str] = ""
+
+    # the scalar op this is the matrix form of: declaring it pairs the two
+    scalar: ClassVar[type[Op] | None] = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "scalar" in cls.__dict__ and cls.scalar is not None:
+            cls.scalar.matrix_class = cls
+
+    def __new__(cls, *args):
+        return MatrixExpr.__new__(cls, *map(sympy.sympify, args))
+
+    def doit(self, **hints):
+        args = [a.doit(**hints) for a in self.args] if hints.get("deep", True) else self.args
+        if _explicit(*args):
+            return self.explicit(*args)
+        return self.func(*args)
+
+    def _latex(self, printer, exp=None):
+        return _raised(self._latex_body(printer), exp)
+
+    def _latex_body(self, printer) -> str:
+        """The op's own notation; `_latex` adds a power around it."""
+        body = ", ".join(printer._print(a) for a in self.args)
+        return rf"{self.latex_name}\left({body}\right)"
+
+    def _sympystr(self, printer):
+        return f"{self.name}({', '.join(printer._print(a) for a in self.args)})"
+
+
+class MatrixLoss(Expr):
+    """A scalar symdl op of matrix arguments (a loss over a batch, a penalty of a matrix)."""
+
+    name: ClassVar[str] = ""
+    latex_name: ClassVar[str] = ""
+    is_commutative = True
+    is_real = True
+
+    # the scalar op this is the matrix form of: declaring it pairs the two
+    scalar: ClassVar[type[Op] | None] = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "scalar" in cls.__dict__ and cls.scalar is not None:
+            cls.scalar.matrix_class = cls
+
+    def __new__(cls, *args):
+        args = list(map(sympy.sympify, args))
+        shapes = [a.shape for a in args if isinstance(a, MatrixExpr | MatrixBase)]
+        if any(s != shapes[0] for s in shapes):
+            raise ValueError(f"{cls.name}: arguments have shapes {shapes}; they must be equal")
+        return Expr.__new__(cls, *args)
+
+    @classmethod
+    def example(cls):
+        """A loss on fresh 3x2 matrices, the matrices to differentiate by, and sample ranges."""
+        P, Y = MatrixSymbol("P", 3, 2), MatrixSymbol("Y", 3, 2)
+        return cls(P, Y), [P, Y], {P: (-2.0, 2.0), Y: (-2.0, 2.0)}
+
+    def doit(self, **hints):
+        args = [a.doit(**hints) for a in self.args] if hints.get("deep", True) else self.args
+        if _explicit(*args):
+            return self.explicit(*args)
+        return self.func(*args)
+
+    def _eval_derivative(self, s):
+        raise TypeError(f"{self.name}: differentiate with symdl (sd.grad), which uses its vjp")
+
+    @property
+    def count(self):
+        rows, cols = self.args[0].shape
+        return rows * cols
+
+    def _latex(self, printer, exp=None):
+        return _raised(self._latex_body(printer), exp)
+
+    def _latex_body(self, printer) -> str:
+        """The op's own notation; `_latex` adds a power around it."""
+        body = ", ".join(printer._print(a) for a in self.args)
+        return rf"{self.latex_name}\left({body}\right)"
+
+    def _sympystr(self, printer):
+        return f"{self.name}({', '.join(printer._print(a) for a in self.args)})"

@@ -10,24 +10,29 @@ from __future__ import annotations
 from typing import ClassVar
 
 import sympy
-from sympy import Abs, Function, Heaviside, Integer, Piecewise, S, log, sign
+from sympy import (
+    Abs,
+    Function,
+    Heaviside,
+    Integer,
+    Lambda,
+    MatrixSymbol,
+    OneMatrix,
+    Piecewise,
+    S,
+    log,
+    sign,
+)
 from sympy.core.function import ArgumentIndexError
 
+from symdl.core.matrices import ENTRY, elementwise, hadamard
 from symdl.ops.activations import sigmoid
-from symdl.ops.base import Op, flatten_vector, is_vector, on_matrices
-from symdl.ops.vector import _vector_latex, log_softmax, logsumexp, softmax
+from symdl.ops.base import MatrixLoss, Op, _columns, flatten_vector, is_vector, on_matrices
+from symdl.ops.vector import MatSoftmax, _vector_latex, log_softmax, logsumexp, softmax
 
 
 class _MeanLoss(Op):
     """Mean over entries of an elementwise loss `term(prediction, target, *params)`."""
-
-    matrix_class: ClassVar[str] = ""  # its form for matrices, in symdl.ops.matrix
-
-    @classmethod
-    def matrix_form(cls, *args):
-        from symdl.ops import matrix
-
-        return getattr(matrix, cls.matrix_class)(*args)
 
     defaults: ClassVar[tuple] = ()
     short_name: ClassVar[str] = ""
@@ -107,8 +112,6 @@ class _MeanLoss(Op):
 class mse(_MeanLoss):
     r"""Mean squared error $\frac{1}{n}\sum_i (\hat{y}_i - y_i)^2$."""
 
-    matrix_class = "MatMSE"
-
     latex_name = r"\operatorname{MSE}"
 
     @staticmethod
@@ -129,8 +132,6 @@ class binary_cross_entropy(_MeanLoss):
     Its NumPy form clamps each log at -100, as PyTorch does, so a probability of exactly 0 or 1
     gives a finite loss.
     """
-
-    matrix_class = "MatBCE"
 
     latex_name = r"\operatorname{BCE}"
 
@@ -162,8 +163,6 @@ class binary_cross_entropy_with_logits(_MeanLoss):
     Equal to `binary_cross_entropy(sigmoid(z), y)`, but finite for logits of +-1000.
     """
 
-    matrix_class = "MatBCEWithLogits"
-
     latex_name = r"\operatorname{BCE}_{\text{logits}}"
 
     @staticmethod
@@ -181,8 +180,6 @@ class binary_cross_entropy_with_logits(_MeanLoss):
 
 class huber(_MeanLoss):
     r"""Huber loss: $\frac{1}{2} r^2$ for $|r| \le \delta$, else $\delta(|r| - \frac{\delta}{2})$, $r = \hat{y} - y$."""
-
-    matrix_class = "MatHuber"
 
     latex_name = r"\operatorname{Huber}"
     defaults = (S.One,)
@@ -215,8 +212,6 @@ class huber(_MeanLoss):
 class hinge(_MeanLoss):
     r"""Hinge loss $\frac{1}{n}\sum_i \max(0, 1 - y_i s_i)$ of scores $s$ and labels $y = \pm 1$."""
 
-    matrix_class = "MatHinge"
-
     latex_name = r"\operatorname{hinge}"
 
     @staticmethod
@@ -240,12 +235,6 @@ class cross_entropy(Op):
     """
 
     latex_name = r"\operatorname{CE}"
-
-    @classmethod
-    def matrix_form(cls, Z, Y):
-        from symdl.ops.matrix import MatCrossEntropy
-
-        return MatCrossEntropy(Z, Y)
 
     def __new__(cls, *args, **kwargs):
         if matrix := on_matrices(cls, args):
@@ -333,12 +322,6 @@ class _Penalty(Op):
 class l1(_Penalty):
     r"""L1 penalty $\lVert w \rVert_1 = \sum_i |w_i|$; its derivative at $w_i = 0$ is 0."""
 
-    @classmethod
-    def matrix_form(cls, W):
-        from symdl.ops.matrix import MatL1
-
-        return MatL1(W)
-
     def definition(self):
         return sympy.Add(*(Abs(w) for w in self.args))
 
@@ -355,12 +338,6 @@ class l1(_Penalty):
 class l2(_Penalty):
     r"""L2 penalty $\lVert w \rVert_2^2 = \sum_i w_i^2$ (weight decay $\lambda$ adds $2\lambda w$ to the gradient)."""
 
-    @classmethod
-    def matrix_form(cls, W):
-        from symdl.ops.matrix import MatL2
-
-        return MatL2(W)
-
     def definition(self):
         return sympy.Add(*(w**2 for w in self.args))
 
@@ -372,3 +349,222 @@ class l2(_Penalty):
     @staticmethod
     def latex_form(w):
         return rf"\left\lVert {w} \right\rVert_{{2}}^{{2}}"
+
+
+# ---------------------------------------------------------------- matrix forms (a batch per column)
+
+
+class MatCrossEntropy(MatrixLoss):
+    r"""Softmax cross-entropy of logits $Z$ against targets $Y$, one example per column,
+    averaged over the $N$ columns: $\frac{1}{N}\sum_j \operatorname{logsumexp}(Z_{:j}) - Y_{:j}^\top Z_{:j}$.
+
+    This is $-\frac{1}{N}\sum_j Y_{:j}^\top \log\operatorname{softmax}(Z_{:j})$ whenever each
+    column of $Y$ sums to 1 (one-hot labels or probabilities), and its gradient is the textbook
+    $(\operatorname{softmax}(Z) - Y)/N$ for every $Y$.
+    """
+
+    name = "cross_entropy"
+    scalar = cross_entropy
+    latex_name = r"\operatorname{CE}"
+
+    @classmethod
+    def example(cls):
+        Z, Y = MatrixSymbol("Z", 3, 2), MatrixSymbol("Y", 3, 2)
+        return cls(Z, Y), [Z, Y], {Z: (-2.0, 2.0), Y: (0.0, 1.0)}
+
+    def explicit(self, Z, Y):
+        cols = list(zip(_columns(Z), _columns(Y), strict=True))
+        terms = [logsumexp(z) - sum(zi * yi for zi, yi in zip(z, y, strict=True)) for z, y in cols]
+        return sympy.Add(*terms) / len(cols)
+
+    def vjp(self, index, G, out):
+        Z, Y = self.args
+        n = Z.shape[1]
+        if index == 0:
+            return (G / n) * (MatSoftmax(Z) - Y)
+        return (-G / n) * Z
+
+    def _numpycode(self, printer):
+        Z, Y = (printer._print(a) for a in self.args)
+        lse = printer._module_format("symdl.ops.runtime.logsumexp")
+        return f"({lse}({Z}, axis=0) - ({Y}*{Z}).sum(axis=0, keepdims=True)).mean()"
+
+
+class MatMSE(MatrixLoss):
+    r"""Mean squared error over every entry: $\frac{1}{kN}\sum_{ij} (P_{ij} - Y_{ij})^2$."""
+
+    name = "mse"
+    scalar = mse
+    latex_name = r"\operatorname{MSE}"
+
+    def explicit(self, P, Y):
+        return mse(list(P), list(Y))
+
+    def vjp(self, index, G, out):
+        P, Y = self.args
+        sign = 2 if index == 0 else -2
+        return (sign * G / self.count) * (P - Y)
+
+    def _numpycode(self, printer):
+        P, Y = (printer._print(a) for a in self.args)
+        return f"(({P} - {Y})**2).mean()"
+
+
+class MatBCEWithLogits(MatrixLoss):
+    r"""Binary cross-entropy of logits over every entry: mean of $\operatorname{softplus}(Z) - Y \circ Z$."""
+
+    name = "binary_cross_entropy_with_logits"
+    scalar = binary_cross_entropy_with_logits
+    latex_name = r"\operatorname{BCE}_{\text{logits}}"
+
+    def explicit(self, Z, Y):
+        return binary_cross_entropy_with_logits(list(Z), list(Y))
+
+    def vjp(self, index, G, out):
+        Z, Y = self.args
+        if index == 0:
+            return (G / self.count) * (elementwise(sigmoid, Z) - Y)
+        return (-G / self.count) * Z
+
+    def _numpycode(self, printer):
+        Z, Y = (printer._print(a) for a in self.args)
+        return f"({printer._module_format('numpy.logaddexp')}(0.0, {Z}) - {Y}*{Z}).mean()"
+
+
+class MatBCE(MatrixLoss):
+    r"""Binary cross-entropy of probabilities over every entry (logs clamped at -100 in NumPy)."""
+
+    name = "binary_cross_entropy"
+    scalar = binary_cross_entropy
+    latex_name = r"\operatorname{BCE}"
+
+    def explicit(self, P, Y):
+        return binary_cross_entropy(list(P), list(Y))
+
+    @classmethod
+    def example(cls):
+        P, Y = MatrixSymbol("P", 3, 2), MatrixSymbol("Y", 3, 2)
+        return cls(P, Y), [P, Y], {P: (0.05, 0.95), Y: (0.0, 1.0)}
+
+    def vjp(self, index, G, out):
+        P, Y = self.args
+        scale = G / self.count
+        if index == 0:  # (P − Y) ⊘ (P ∘ (1 − P))
+            odds = hadamard(P, OneMatrix(*P.shape) - P)
+            return scale * hadamard(P - Y, sympy.HadamardPower(odds, -1))
+        return scale * elementwise(Lambda(ENTRY, sympy.log(1 - ENTRY) - sympy.log(ENTRY)), P)
+
+    def _numpycode(self, printer):
+        P, Y = (printer._print(a) for a in self.args)
+        log, log1p, maximum = (
+            printer._module_format(f"numpy.{f}") for f in ("log", "log1p", "maximum")
+        )
+        return f"(-({Y}*{maximum}({log}({P}), -100.0) + (1 - {Y})*{maximum}({log1p}(-{P}), -100.0))).mean()"
+
+
+class MatHuber(MatrixLoss):
+    r"""Huber loss over every entry, mean: $\frac{1}{2}r^2$ inside $|r| \le \delta$, linear outside."""
+
+    name = "huber"
+    scalar = huber
+    latex_name = r"\operatorname{Huber}"
+
+    def __new__(cls, P, Y, delta=S.One):
+        return super().__new__(cls, P, Y, delta)
+
+    def explicit(self, P, Y, delta):
+        return huber(list(P), list(Y), delta)
+
+    def vjp(self, index, G, out):
+        P, Y, delta = self.args
+        if index == 2:
+            raise TypeError("huber: delta is a constant here; it has no gradient for matrices")
+        clip = Lambda(
+            ENTRY, sympy.Piecewise((ENTRY, abs(ENTRY) <= delta), (delta * sympy.sign(ENTRY), True))
+        )
+        sign = 1 if index == 0 else -1
+        return (sign * G / self.count) * elementwise(clip, P - Y)
+
+    def _latex_body(self, printer):
+        P, Y, delta = (printer._print(a) for a in self.args)
+        tex = rf"{self.latex_name}_{{{delta}}}\left({P}, {Y}\right)"
+        return tex
+
+    def _numpycode(self, printer):
+        P, Y, d = (printer._print(a) for a in self.args)
+        abs_, where = printer._module_format("numpy.abs"), printer._module_format("numpy.where")
+        r = f"({P} - {Y})"
+        return f"{where}({abs_}({r}) <= {d}, 0.5*{r}**2, {d}*({abs_}({r}) - 0.5*{d})).mean()"
+
+
+class MatHinge(MatrixLoss):
+    r"""Hinge loss over every entry, mean of $\max(0, 1 - Y \circ S)$ for labels $\pm 1$."""
+
+    name = "hinge"
+    scalar = hinge
+    latex_name = r"\operatorname{hinge}"
+
+    def explicit(self, S_, Y):
+        return hinge(list(S_), list(Y))
+
+    def vjp(self, index, G, out):
+        scores, Y = self.args
+        margin = OneMatrix(*scores.shape) - hadamard(Y, scores)
+        active = elementwise(Lambda(ENTRY, sympy.Heaviside(ENTRY, 0)), margin)  # 0 at the margin
+        other = Y if index == 0 else scores
+        return (-G / self.count) * hadamard(other, active)
+
+    def _numpycode(self, printer):
+        scores, Y = (printer._print(a) for a in self.args)
+        return f"{printer._module_format('numpy.maximum')}(0.0, 1 - {Y}*{scores}).mean()"
+
+
+class _MatrixPenalty(MatrixLoss):
+    r"""A norm of one weight matrix, as the scalar penalty `scalar` of its entries; printed
+    $\lVert W \rVert_{norm}^{power}$."""
+
+    latex_name = ""
+    scalar: ClassVar
+    norm: ClassVar[str] = ""
+    power: ClassVar[str] = ""
+
+    @classmethod
+    def example(cls):
+        W = MatrixSymbol("W", 3, 2)
+        return cls(W), [W], {W: (-2.0, 2.0)}
+
+    def explicit(self, W):
+        return type(self).scalar(list(W))
+
+    def _latex_body(self, printer):
+        tex = rf"\left\lVert {printer._print(self.args[0])} \right\rVert_{{{self.norm}}}"
+        tex += f"^{{{self.power}}}" if self.power else ""
+        return tex
+
+
+class MatL2(_MatrixPenalty):
+    r"""Squared Frobenius norm $\lVert W \rVert_F^2 = \sum_{ij} W_{ij}^2$."""
+
+    name = "l2"
+    scalar = l2
+    norm, power = "F", "2"
+
+    def vjp(self, index, G, out):
+        return (2 * G) * self.args[0]
+
+    def _numpycode(self, printer):
+        return f"({printer._print(self.args[0])}**2).sum()"
+
+
+class MatL1(_MatrixPenalty):
+    r"""Entrywise L1 norm $\sum_{ij} |W_{ij}|$; its derivative at 0 is 0."""
+
+    name = "l1"
+    scalar = l1
+    norm = "1"
+
+    def vjp(self, index, G, out):
+        return G * elementwise(sympy.sign, self.args[0])
+
+    def _numpycode(self, printer):
+        return f"{printer._module_format('numpy.abs')}({printer._print(self.args[0])}).sum()"

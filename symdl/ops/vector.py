@@ -7,10 +7,11 @@ its own SymPy function, so the chain rule sees $\partial s_k / \partial z_m = s_
 from __future__ import annotations
 
 import sympy
-from sympy import Function, Integer, KroneckerDelta, Matrix, exp, log
+from sympy import Function, Integer, KroneckerDelta, Matrix, MatrixSymbol, OneMatrix, S, exp, log
 from sympy.core.function import ArgumentIndexError
 
-from symdl.ops.base import Op, flatten_vector, is_vector, on_matrices
+from symdl.core.matrices import hadamard
+from symdl.ops.base import MatrixOp, Op, _columns, flatten_vector, is_vector, on_matrices
 
 
 def _stacked(printer, entries) -> str:
@@ -53,12 +54,6 @@ class logsumexp(Op):
     def _latex(self, printer, exp=None):
         tex = rf"{self.latex_name}\left({_vector_latex(printer, self.args, bracket=False)}\right)"
         return rf"{tex}^{{{exp}}}" if exp is not None else tex
-
-    @classmethod
-    def matrix_form(cls, Z):
-        from symdl.ops.matrix import MatLogSumExp
-
-        return MatLogSumExp(Z)
 
     def _numpycode(self, printer):  # shifts by the max: finite for logits of +-1000
         return self._np(printer, "scipy.special.logsumexp", _stacked(printer, self.args), "axis=0")
@@ -108,12 +103,6 @@ class softmax(_VectorEntry):
 
     latex_name = r"\operatorname{softmax}"
 
-    @classmethod
-    def matrix_form(cls, Z):
-        from symdl.ops.matrix import MatSoftmax
-
-        return MatSoftmax(Z)
-
     def definition(self):
         return exp(self.vector[self.index]) / sympy.Add(*(exp(z) for z in self.vector))
 
@@ -137,8 +126,6 @@ class log_softmax(_VectorEntry):
 
     @classmethod
     def matrix_form(cls, Z):
-        from symdl.ops.matrix import MatLogSumExp
-
         return Z - sympy.OneMatrix(Z.shape[0], 1) * MatLogSumExp(Z)
 
     def definition(self):
@@ -155,3 +142,68 @@ class log_softmax(_VectorEntry):
 
     def _numpycode(self, printer):
         return f"({printer._print(self.numeric_form())})"
+
+
+# ---------------------------------------------------------------- matrix forms (one column each)
+
+
+class MatSoftmax(MatrixOp):
+    r"""Softmax of each column: $\operatorname{softmax}(Z)_{ij} = e^{Z_{ij}} / \sum_k e^{Z_{kj}}$."""
+
+    name = "softmax"
+    scalar = softmax
+    latex_name = r"\operatorname{softmax}"
+
+    @property
+    def shape(self):
+        return self.args[0].shape
+
+    def explicit(self, Z):
+        columns = [softmax(col) for col in _columns(Z)]
+        return sympy.ImmutableMatrix.hstack(*columns)
+
+    def _entry(self, i, j, **kwargs):
+        return softmax(int(i), *[self.args[0][k, j] for k in range(self.args[0].shape[0])])
+
+    def vjp(self, index, G, out):
+        k = self.shape[0]  # S ∘ (G − 1 1ᵀ(G ∘ S)): the softmax Jacobian, column by column
+        return hadamard(out, G - OneMatrix(k, k) * hadamard(G, out))
+
+    @classmethod
+    def example(cls):
+        Z, C = MatrixSymbol("Z", 3, 2), MatrixSymbol("C", 3, 2)
+        return sympy.Trace(C.T * cls(Z)), [Z], {Z: (-2.0, 2.0), C: (-1.0, 1.0)}
+
+    def _numpycode(self, printer):
+        return f"{printer._module_format('scipy.special.softmax')}({printer._print(self.args[0])}, axis=0)"
+
+
+class MatLogSumExp(MatrixOp):
+    r"""Log-sum-exp of each column, a row vector: $\log \sum_k e^{Z_{kj}}$."""
+
+    name = "logsumexp"
+    scalar = logsumexp
+    latex_name = r"\operatorname{logsumexp}"
+
+    @property
+    def shape(self):
+        return (S.One, self.args[0].shape[1])
+
+    def explicit(self, Z):
+        return sympy.ImmutableMatrix([[logsumexp(col) for col in _columns(Z)]])
+
+    def _entry(self, i, j, **kwargs):
+        return logsumexp(*[self.args[0][k, j] for k in range(self.args[0].shape[0])])
+
+    def vjp(self, index, G, out):
+        Z = self.args[0]
+        return hadamard(MatSoftmax(Z), OneMatrix(Z.shape[0], 1) * G)
+
+    @classmethod
+    def example(cls):
+        Z, C = MatrixSymbol("Z", 3, 2), MatrixSymbol("C", 1, 2)
+        return sympy.Trace(C.T * cls(Z)), [Z], {Z: (-2.0, 2.0), C: (-1.0, 1.0)}
+
+    def _numpycode(self, printer):
+        lse = printer._module_format("symdl.ops.runtime.logsumexp")
+        return f"{lse}({printer._print(self.args[0])}, axis=0)"

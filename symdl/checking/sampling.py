@@ -1,0 +1,304 @@
+"""Points for numerical checks: random, away from kinks, inside every domain, and on both sides
+of each branch of a piecewise function (ReLU, max, |x|, Heaviside, Piecewise)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import sympy
+from sympy import Basic, Dummy, MatrixBase, Symbol
+
+from symdl.checking.claims import entry_name
+from symdl.compile.codegen import SymdlNumPyPrinter
+from symdl.ops import Op
+
+KINK_MARGIN = 1e-6  # |quantity| below this counts as sitting on the kink
+
+
+def nodes(exprs: Iterable) -> list[Basic]:
+    """Every distinct subexpression of `exprs`, each once (a tree walk can be exponential)."""
+    seen: dict[Basic, None] = {}
+    stack = [e for e in exprs if isinstance(e, Basic)]
+    while stack:
+        e = stack.pop()
+        if e in seen:
+            continue
+        seen[e] = None
+        stack.extend(a for a in e.args if a not in seen)
+    return list(seen)
+
+
+def elementary(expr: Basic) -> Basic:
+    """`expr` with every symdl op replaced, recursively, by its elementary definition."""
+    for _ in range(20):
+        ops = {e for e in nodes([expr]) if isinstance(e, Op)}
+        if not ops:
+            return expr
+        expr = expr.replace(lambda e: isinstance(e, Op), lambda e: e.definition())
+    raise ValueError(f"ops nested more than 20 deep in {str(expr)[:80]}")
+
+
+def _own(node: Basic) -> Basic:
+    """The elementary definition of op `node` on placeholders, so its arguments stay opaque."""
+    dummies = [a if a.is_number else Dummy() for a in node.args]  # softmax's entry index stays
+    return node.func(*dummies).definition(), {
+        d: a for d, a in zip(dummies, node.args, strict=True) if d is not a
+    }
+
+
+def _switches(node: Basic) -> list[Basic]:
+    """Quantities whose sign selects a branch of `node` (relu(x): x; Max(a, b): a - b)."""
+    if isinstance(node, Op):
+        definition, back = _own(node)
+        found = [q for n in nodes([definition]) for q in _switches(n)]
+        return [q.xreplace(back) for q in found]
+    if isinstance(node, sympy.Heaviside | sympy.sign | sympy.Abs):
+        return [node.args[0]]
+    if isinstance(node, sympy.Max | sympy.Min):
+        a = node.args
+        differences = [a[i] - a[j] for i in range(len(a)) for j in range(i + 1, len(a))]
+        return [-d if d.could_extract_minus_sign() else d for d in differences]
+    if isinstance(node, sympy.Piecewise):
+        conditions = [c for _, c in node.args if isinstance(c, Basic)]
+        return [
+            r.lhs - r.rhs
+            for c in conditions
+            for r in nodes([c])
+            if isinstance(r, sympy.core.relational.Relational)
+        ]
+    return []
+
+
+def _domains(node: Basic) -> list[tuple[Basic, bool]]:
+    """Quantities that must be positive (log, fractional powers) or nonzero (negative powers)."""
+    if isinstance(node, Op):
+        definition, back = _own(node)
+        return [
+            (q.xreplace(back), strict) for n in nodes([definition]) for q, strict in _domains(n)
+        ]
+    if isinstance(node, sympy.log):
+        return [(node.args[0], True)]
+    if isinstance(node, sympy.Pow) and node.exp.is_number and not node.base.is_number:
+        if not node.exp.is_integer:
+            return [(node.base, True)]
+        if node.exp.is_negative:
+            return [(node.base, False)]
+    return []
+
+
+def conditions(exprs: Sequence[Basic]):
+    """(kinks, domains) of `exprs`: [(source, quantity)] and [(source, quantity, positive)]."""
+    kinks, domains, seen = [], [], set()
+    for node in nodes(exprs):
+        for q in _switches(node):
+            if q.free_symbols and q not in seen and -q not in seen:
+                seen.add(q)
+                kinks.append((node, q))
+        for q, positive in _domains(node):
+            if q.free_symbols and (q, positive) not in seen:
+                seen.add((q, positive))
+                domains.append((node, q, positive))
+    return kinks, domains
+
+
+def lambdified(
+    symbols: Sequence[Symbol], exprs: Sequence[Basic], printer=SymdlNumPyPrinter
+) -> Callable:
+    """`values -> [array per expr]` in NumPy, broadcast over the batch shape of `values`."""
+    symbols = list(symbols)
+    exprs = [sympy.sympify(e) for e in exprs]
+    if not exprs:
+        return lambda values: []
+    f = sympy.lambdify(
+        symbols, exprs, modules=["scipy", "numpy"], printer=printer, cse=len(exprs) > 1
+    )
+
+    def evaluate(values: Mapping[Symbol, np.ndarray]) -> list[np.ndarray]:
+        args = [values[s] for s in symbols]
+        shape = np.broadcast_shapes(*(np.shape(a) for a in args)) if args else ()
+        with np.errstate(all="ignore"):
+            out = f(*args)
+        return [np.broadcast_to(np.asarray(o), shape) for o in out]
+
+    return evaluate
+
+
+def numeric_point(at: Mapping, symbols: Sequence[Symbol]) -> dict[Symbol, float]:
+    """`at` (keys: symbols, their names, Matrices or MatrixSymbols) as {symbol: float}."""
+    by_name = {s.name: s for s in symbols}
+    point: dict[Symbol, float] = {}
+    for key, value in at.items():
+        if isinstance(key, MatrixBase | sympy.MatrixSymbol):
+            keys = list(sympy.Matrix(key)) if isinstance(key, MatrixBase) else None
+            values = np.asarray(value, dtype=float)
+            if keys is None:
+                keys = [
+                    by_name.get(entry_name(key, i, j))
+                    for i in range(key.shape[0])
+                    for j in range(key.shape[1])
+                ]
+            if values.size != len(keys):
+                raise ValueError(
+                    f"at: {key} has {len(keys)} entries but its value has {values.size}"
+                )
+            pairs = zip(keys, values.ravel(), strict=True)
+        else:
+            pairs = [(key, value)]
+        for k, v in pairs:
+            name = k.name if isinstance(k, Symbol) else str(k)
+            if name not in by_name:
+                raise ValueError(f"at: {k} is not a symbol of the function ({', '.join(by_name)})")
+            v = float(v)
+            if not np.isfinite(v):
+                raise ValueError(f"at: the value of {k} is {v}, not a finite number")
+            point[by_name[name]] = v
+    return point
+
+
+def _draw(symbol: Symbol, n: int, rng: np.random.Generator) -> np.ndarray:
+    """A mixture of scales and signs, so each branch of a piecewise function gets visited."""
+    parts = np.stack(
+        [
+            rng.normal(0.0, 1.0, n),
+            rng.uniform(-3.0, 3.0, n),
+            rng.uniform(0.0, 1.0, n),
+            rng.uniform(-1.0, 0.0, n),
+            rng.choice([-1.0, 1.0], n) * rng.uniform(1.0, 4.0, n),
+        ]
+    )
+    x = parts[rng.integers(0, len(parts), n), np.arange(n)]
+    if symbol.is_integer:
+        x = np.rint(2 * x)
+    if symbol.is_positive:
+        x = np.abs(x) + (1.0 if symbol.is_integer else 1e-2)
+    elif symbol.is_nonnegative:
+        x = np.abs(x)
+    elif symbol.is_negative:
+        x = -np.abs(x) - (1.0 if symbol.is_integer else 1e-2)
+    elif symbol.is_nonpositive:
+        x = -np.abs(x)
+    return x
+
+
+class Sampler:
+    """Random points for the symbols of `exprs`, off their kinks and inside their domains."""
+
+    def __init__(self, exprs: Sequence[Basic], symbols: Sequence[Symbol], seed: int = 0):
+        self.symbols = list(symbols)
+        self.kinks, self.domains = conditions(list(exprs))
+        self._kink_values = lambdified(self.symbols, [q for _, q in self.kinks])
+        self._domain_values = lambdified(self.symbols, [q for _, q, _ in self.domains])
+        self.rng = np.random.default_rng(seed)
+
+    def draw(self, n: int, fixed: Mapping[Symbol, float] | None = None) -> dict[Symbol, np.ndarray]:
+        fixed = fixed or {}
+        return {
+            s: np.full(n, fixed[s]) if s in fixed else _draw(s, n, self.rng) for s in self.symbols
+        }
+
+    def screen(self, values: dict[Symbol, np.ndarray]) -> list[str | None]:
+        """For each candidate, None when admissible, else why not."""
+        n = len(next(iter(values.values()))) if values else 1
+        why: list[str | None] = [None] * n
+        for (source, q), v in zip(self.kinks, self._kink_values(values), strict=True):
+            bad = ~(np.abs(v) > KINK_MARGIN)
+            for i in np.flatnonzero(bad):
+                why[i] = (
+                    why[i] or f"at the kink of {_short(source)} ({_short(q)} = {v[i] + 0.0:.2g})"
+                )
+        for (source, q, positive), v in zip(self.domains, self._domain_values(values), strict=True):
+            bad = ~(v > 0) if positive else ~(np.abs(v) > 1e-300)
+            for i in np.flatnonzero(bad):
+                need = "positive" if positive else "nonzero"
+                why[i] = (
+                    why[i]
+                    or f"outside the domain of {_short(source)} ({_short(q)} = {v[i]:.2g}, must be {need})"
+                )
+        return why
+
+    def same_side(self, base: dict, shifted: dict) -> list[str | None]:
+        """Why each base point (axis 0 of `shifted`) has a shifted copy across a kink, or None."""
+        n = len(next(iter(base.values())))
+        why: list[str | None] = [None] * n
+        here = self._kink_values(base)
+        there = self._kink_values(shifted)
+        for (source, _), a, b in zip(self.kinks, here, there, strict=True):
+            b = b.reshape(n, -1)
+            crossed = np.any(np.sign(b) != np.sign(a)[:, None], axis=1)
+            for i in np.flatnonzero(crossed):
+                why[i] = why[i] or f"a finite-difference step crosses the kink of {_short(source)}"
+        return why
+
+    def points(
+        self,
+        n: int,
+        fixed: Mapping[Symbol, float] | None = None,
+        valid: Callable | None = None,
+        also: Callable | None = None,
+        cover: bool = False,
+    ) -> tuple[dict[Symbol, np.ndarray], list[tuple[dict, str]]]:
+        """`n` admissible points (one when `fixed` gives every symbol) and the rejected ones.
+
+        `valid(values)` returns arrays that must be finite there (the function, its gradient);
+        `also(values)` further reasons to reject; `cover` picks points on both sides of each kink.
+        """
+        if fixed and all(s in fixed for s in self.symbols):
+            n, batch, rounds = 1, 1, 1
+        else:
+            batch, rounds = max(4 * n, 64), 10
+        accepted: list[dict] = []
+        rejected: list[tuple[dict, str]] = []
+        for _ in range(rounds):
+            values = self.draw(batch, fixed)
+            why = self.screen(values)
+            if valid is not None:
+                finite = np.all(
+                    [
+                        np.isfinite(np.asarray(v)).reshape(batch, -1).all(axis=1)
+                        for v in valid(values)
+                    ],
+                    axis=0,
+                )
+                why = [
+                    w or (None if ok else "the function or its gradient is not finite here")
+                    for w, ok in zip(why, finite, strict=True)
+                ]
+            if also is not None:
+                why = [w or a for w, a in zip(why, also(values), strict=True)]
+            for i, w in enumerate(why):
+                point = {s: float(v[i]) for s, v in values.items()}
+                (accepted.append(point) if w is None else rejected.append((point, w)))
+            if len(accepted) >= (4 * n if cover else n):
+                break
+        chosen = self._covering(accepted, n) if cover else accepted[:n]
+        return {s: np.array([p[s] for p in chosen], dtype=float) for s in self.symbols}, rejected
+
+    def _covering(self, accepted: list[dict], n: int) -> list[dict]:
+        if not accepted or not self.kinks:
+            return accepted[:n]
+        values = {s: np.array([p[s] for p in accepted]) for s in self.symbols}
+        signs = np.sign(np.array(self._kink_values(values)))  # kinks x candidates
+        chosen: list[int] = []
+        for k in range(signs.shape[0]):
+            for side in (-1.0, 1.0):
+                if any(signs[k, i] == side for i in chosen):
+                    continue
+                hits = np.flatnonzero(signs[k] == side)
+                if hits.size:
+                    chosen.append(int(hits[0]))
+        chosen = list(dict.fromkeys(chosen))
+        rest = [i for i in range(len(accepted)) if i not in set(chosen)]
+        return [accepted[i] for i in (chosen + rest)[: max(n, len(chosen))]]
+
+    def coverage(self, values: dict[Symbol, np.ndarray]) -> tuple[int, int]:
+        """(kinks seen on both sides at `values`, kinks)."""
+        if not self.kinks or not values:
+            return 0, len(self.kinks)
+        signs = [np.sign(v) for v in self._kink_values(values)]
+        return sum(bool(np.any(s > 0) and np.any(s < 0)) for s in signs), len(self.kinks)
+
+
+def _short(expr, width: int = 60) -> str:
+    text = str(expr)
+    return text if len(text) <= width else text[: width - 3] + "..."

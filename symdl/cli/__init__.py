@@ -1,0 +1,1 @@
+"""The `symdl` command line, one module per job (see `symdl --help`)."""

@@ -1,0 +1,447 @@
+"""Compile a Derivation to one NumPy function that returns the value and the gradient.
+
+The forward steps, then the adjoint steps, go through common-subexpression elimination and
+are printed by SymPy's NumPy printer, which asks each op for its own `_numpycode`.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import sympy
+from sympy import Basic, Identity, MatMul, MatrixSymbol, OneMatrix, S, Symbol, Transpose
+from sympy.printing.numpy import SciPyPrinter
+from sympy.printing.precedence import PRECEDENCE
+
+from symdl.core.derivation import Derivation
+
+
+class SymdlNumPyPrinter(SciPyPrinter):
+    """NumPy (and SciPy) printer whose output broadcasts over a batch and follows symdl's kink convention."""
+
+    def _print_Heaviside(self, expr):
+        arg = self._print(expr.args[0])
+        at_zero = expr.pargs[1] if len(expr.pargs) > 1 else S.Half
+        if at_zero in (0, 1):  # a comparison, as a person writes ReLU'; faster than heaviside
+            op = "greater" if at_zero == 0 else "greater_equal"
+            return f"{self._module_format(f'numpy.{op}')}({arg}, 0).astype(float)"
+        return f"{self._module_format('numpy.heaviside')}({arg}, {self._print(at_zero)})"
+
+    # Matrix expressions: products with @, elementwise operations broadcast, and the all-ones
+    # matrix never built: b 1ᵀ broadcasts b, X 1 sums the rows of X.
+    def _print_MatMul(self, expr):
+        coeff, factors = expr.as_coeff_matrices()
+        code, shape = None, None
+        for f in factors:
+            if isinstance(f, Identity):
+                continue
+            if isinstance(f, OneMatrix):
+                if code is None:
+                    code, shape = "ONES", f.shape
+                    continue
+                summed = code if shape[1] == 1 else self._sum(code, 1)
+                shape = (shape[0], f.shape[1])
+                code = summed if shape[1] == 1 else self._broadcast(summed, shape)
+                continue
+            printed = self.parenthesize(f, PRECEDENCE["Mul"], strict=False)
+            if code == "ONES":
+                summed = printed if f.shape[0] == 1 else self._sum(printed, 0)
+                code = summed if shape[0] == 1 else self._broadcast(summed, (shape[0], f.shape[1]))
+            elif code is None:
+                code = printed
+            else:
+                code = f"{code} @ {printed}"
+            shape = (shape[0] if shape else f.shape[0], f.shape[1])
+        if code == "ONES":
+            code = f"{self._module_format('numpy.ones')}({self._print(shape)})"
+        if code is None:
+            code = f"{self._module_format('numpy.eye')}({self._print(expr.shape[0])})"
+        return code if coeff == 1 else f"{self.parenthesize(coeff, PRECEDENCE['Mul'])}*({code})"
+
+    def _sum(self, code, axis):
+        return f"({code}).sum(axis={axis}, keepdims=True)"
+
+    def _broadcast(self, code, shape):
+        return f"{self._module_format('numpy.broadcast_to')}({code}, {self._print(shape)})"
+
+    def _elementwise_operand(self, arg):
+        """A term or factor of an elementwise operation; c·1 (the all-ones matrix) is just c."""
+        coeff, mats = arg.as_coeff_matrices() if isinstance(arg, MatMul) else (S.One, [arg])
+        if len(mats) == 1 and isinstance(mats[0], OneMatrix):
+            return f"({self._print(coeff)})"
+        return f"({self._print(arg)})"
+
+    def _broadcast_operand(self, arg) -> str | None:
+        """Code for the column c of a term c 1ᵀ (or the row r of 1 r), which NumPy broadcasts
+        against a full-size operand without broadcast_to; None for other terms."""
+        if not isinstance(arg, MatMul):
+            return None
+        coeff, mats = arg.as_coeff_matrices()
+        if len(mats) < 2:
+            return None
+        if isinstance(mats[-1], OneMatrix) and mats[-1].shape[0] == 1:
+            rest = MatMul(coeff, *mats[:-1]) if coeff != 1 or len(mats) > 2 else mats[0]
+            return f"({self._print(rest)})" if rest.shape[1] == 1 else None
+        if isinstance(mats[0], OneMatrix) and mats[0].shape[1] == 1:
+            rest = MatMul(coeff, *mats[1:]) if coeff != 1 or len(mats) > 2 else mats[1]
+            return f"({self._print(rest)})" if rest.shape[0] == 1 else None
+        return None
+
+    def _elementwise_operands(self, args) -> list[str]:
+        compact = [self._broadcast_operand(a) for a in args]
+        if all(c is not None for c in compact):  # nothing full-size to broadcast against
+            compact[0] = None
+        return [
+            c if c is not None else self._elementwise_operand(a)
+            for a, c in zip(args, compact, strict=True)
+        ]
+
+    def _print_MatAdd(self, expr):
+        # a term -c·M is subtracted: Z - Y, not Z + (-1)*Y, one array operation fewer
+        terms, signs = [], []
+        for term in expr.args:
+            coeff, mats = term.as_coeff_matrices() if isinstance(term, MatMul) else (S.One, [term])
+            negative = coeff.is_number and coeff.is_extended_negative
+            terms.append(MatMul(-coeff, *mats).doit(deep=False) if negative else term)
+            signs.append(" - " if negative else " + ")
+        if signs[0] == " - " and " + " in signs:  # start with a positive term
+            first = signs.index(" + ")
+            terms.insert(0, terms.pop(first))
+            signs.insert(0, signs.pop(first))
+        operands = self._elementwise_operands(terms)
+        code = ("-" if signs[0] == " - " else "") + operands[0]
+        code += "".join(
+            sign + operand for sign, operand in zip(signs[1:], operands[1:], strict=True)
+        )
+        return f"({code})"
+
+    def _print_HadamardProduct(self, expr):
+        return "(" + "*".join(self._elementwise_operands(expr.args)) + ")"
+
+    def _print_HadamardPower(self, expr):
+        base, exp = expr.args
+        return f"({self._print(base)})**({self._print(exp)})"
+
+    def _print_Determinant(self, expr):
+        return f"{self._module_format('numpy.linalg.det')}({self._print(expr.arg)})"
+
+    def _print_Trace(self, expr):
+        arg = expr.arg
+        if isinstance(arg, MatMul):  # tr(AᵀB) = sum(A ∘ B): no n x n product
+            coeff, mats = arg.as_coeff_matrices()
+            if len(mats) == 2 and isinstance(mats[0], Transpose):
+                a, b = self._print(mats[0].arg), self._print(mats[1])
+                return f"{self.parenthesize(coeff, PRECEDENCE['Mul'])}*(({a})*({b})).sum()"
+        return f"{self._module_format('numpy.trace')}({self._print(arg)})"
+
+    def _print_Transpose(self, expr):
+        return f"({self._print(expr.arg)}).T"
+
+    def _print_ElementwiseApplyFunction(self, expr):
+        marker = Symbol("_symdl_entry_")
+        body = expr.function.expr.xreplace({expr.function.variables[0]: marker})
+        return f"({self._print(body).replace('_symdl_entry_', '(' + self._print(expr.expr) + ')')})"
+
+    def _print_MatrixElement(self, expr):
+        return f"({self._print(expr.parent)})[{self._print(expr.i)}, {self._print(expr.j)}]"
+
+    def _print_Max(self, expr):
+        return self._nested("numpy.maximum", expr.args)
+
+    def _print_Min(self, expr):
+        return self._nested("numpy.minimum", expr.args)
+
+    def _nested(self, func, args):
+        code = self._print(args[0])
+        for arg in args[1:]:
+            code = f"{self._module_format(func)}({code}, {self._print(arg)})"
+        return code
+
+
+def numeric_form(expr: Basic) -> Basic:
+    """`expr` with each op that says how it is best computed (`numeric_form`) rewritten so."""
+    swaps = {f: f.numeric_form() for f in expr.atoms(sympy.Function) if hasattr(f, "numeric_form")}
+    return expr.xreplace(swaps) if swaps else expr
+
+
+def python_names(symbols: Sequence[Symbol], reserved: set[str]) -> dict[Symbol, str]:
+    """A distinct, valid, non-keyword Python identifier for each symbol (names are never code)."""
+    names: dict[Symbol, str] = {}
+    used = set(reserved)
+    for s in symbols:
+        base = re.sub(r"\W", "_", s.name) or "_"
+        base = re.sub(r"_+", "_", base)
+        if base[0].isdigit() or keyword.iskeyword(base) or base in reserved:
+            base = "_" + base
+        name, i = base, 1
+        while name in used:
+            i += 1
+            name = f"{base}_{i}"
+        used.add(name)
+        names[s] = name
+    return names
+
+
+@dataclass(frozen=True)
+class Assignment:
+    target: Symbol
+    rhs: Basic
+
+
+def schedule(assignments: list[Assignment]) -> list[Assignment]:
+    """Order assignments so each runs after the assignments it reads (stable otherwise)."""
+    defined_by = {a.target: a for a in assignments}
+    done: set[Symbol] = set()
+    ordered: list[Assignment] = []
+    for root in assignments:
+        stack = [(root, False)]
+        while stack:
+            a, expanded = stack.pop()
+            if a.target in done:
+                continue
+            if expanded:
+                done.add(a.target)
+                ordered.append(a)
+                continue
+            stack.append((a, True))
+            for s in sorted(a.rhs.free_symbols, key=str, reverse=True):
+                if s in defined_by and s not in done:
+                    stack.append((defined_by[s], False))
+    return ordered
+
+
+def eliminate_common(assignments: list[Assignment]) -> list[Assignment]:
+    """Common-subexpression elimination across all assignments, then a valid order."""
+    temps = sympy.numbered_symbols("_t", real=True)
+    replacements, reduced = sympy.cse([a.rhs for a in assignments], symbols=temps, order="none")
+    out = [Assignment(t, e) for t, e in replacements]
+    out += [Assignment(a.target, e) for a, e in zip(assignments, reduced, strict=True)]
+    return schedule(out)
+
+
+_FREE = (MatrixSymbol, OneMatrix, Identity, sympy.ZeroMatrix)
+
+
+def _worth_a_temporary(node) -> bool:
+    """A matrix subexpression that costs an array operation of its own: not a symbol, a
+    transpose (a view), or a product with the all-ones matrix (printed as a broadcast)."""
+    if not isinstance(node, sympy.MatrixExpr) or isinstance(node, _FREE):
+        return False
+    if isinstance(node, Transpose) and isinstance(node.arg, _FREE):
+        return False
+    return not (isinstance(node, MatMul) and any(isinstance(a, OneMatrix) for a in node.args))
+
+
+def eliminate_common_matrices(assignments: list[Assignment]) -> list[Assignment]:
+    """Matrix subexpressions that occur more than once computed once (SymPy's cse would turn
+    the all-ones matrices into arrays): a step's whole right-hand side found inside another is
+    read from the step; other repeats go to temporaries m_k, the largest first, so a repeated
+    product of repeated factors becomes one temporary, not several."""
+    out = list(assignments)
+    for i in range(len(out)):
+        step = out[i]  # as rewritten so far: earlier replacements are in its pattern too
+        if _worth_a_temporary(step.rhs):
+            out = [
+                b
+                if j == i or not b.rhs.has(step.rhs)
+                else Assignment(b.target, b.rhs.xreplace({step.rhs: step.target}))
+                for j, b in enumerate(out)
+            ]
+
+    def occurrences(node) -> int:
+        return sum(n == node for b in out for n in sympy.preorder_traversal(b.rhs))
+
+    candidates = {
+        node
+        for a in out
+        for node in sympy.preorder_traversal(a.rhs)
+        if node is not a.rhs and _worth_a_temporary(node)
+    }
+    for k, node in enumerate(sorted(candidates, key=lambda n: (-sympy.count_ops(n), str(n))), 1):
+        if occurrences(node) < 2:  # once, or only inside a larger repeat already computed
+            continue
+        temp = MatrixSymbol(f"m_{k}", *node.shape)
+        out = [Assignment(b.target, b.rhs.xreplace({node: temp})) for b in out]
+        out.append(Assignment(temp, node))
+    return schedule(out)
+
+
+def op_count(assignments: Sequence[Assignment]) -> int:
+    """Arithmetic and function operations in `assignments` (SymPy's count_ops)."""
+    return sum(sympy.count_ops(a.rhs) for a in assignments)
+
+
+class ShapeError(ValueError):
+    """An input array does not have the shape its matrix symbol declares."""
+
+
+class CompiledDerivation:
+    """`f(*values)` or `f(**by_name)` or `f({symbol: value})` -> (value, gradient).
+
+    Scalar derivations broadcast elementwise: a batch of inputs gives a batch of values and
+    per-example gradients. Matrix derivations take a 2-D array per MatrixSymbol; symbolic
+    dimensions (a batch size N) are read from the arrays, so any batch size works.
+    """
+
+    def __init__(self, derivation: Derivation, cse: bool = True, extra: Sequence[Basic] = ()):
+        self.derivation = derivation
+        # a `wrt` symbol absent from f is still an input (its gradient is 0)
+        absent = [w for w in dict.fromkeys(derivation.wrt) if w not in derivation.program.leaves]
+        self.args = tuple(sorted((*derivation.program.leaves, *absent), key=str))
+        self.matrices = [a for a in self.args if isinstance(a, MatrixSymbol)]
+        self.dimensions = _dimensions(self.matrices)
+        forward = [Assignment(s.name, numeric_form(s.rhs)) for s in derivation.forward]
+        backward = [Assignment(s.name, numeric_form(s.rhs)) for s in derivation.backward]
+        self.forward_op_count = op_count(forward)
+        # SymPy's cse is for scalars: on matrix programs it would build the all-ones matrices
+        # that the printer otherwise turns into broadcasts and sums.
+        if not cse:
+            body = forward + backward
+        elif self.matrices:
+            body = eliminate_common_matrices(forward + backward)
+        else:
+            body = eliminate_common(forward + backward)
+        self.op_count = op_count(body)
+        outputs = [derivation.output, *derivation.gradient_entries, *extra]
+        self.source = _source(self.args, self.dimensions, body, outputs)
+        self.function = _load(self.source)
+        self._function = self.function
+
+    def __call__(self, *values, **by_name):
+        values = self._arguments(values, by_name)
+        if self.matrices:
+            value, *grads = self._function(*values, *self._bind_dimensions(values))
+            return _scalar_value(value), self._shaped([np.asarray(g, dtype=float) for g in grads])
+        value, *grads = self._function(*values)
+        shape = np.broadcast_shapes(*(np.shape(v) for v in values), np.shape(value))
+        grads = [np.broadcast_to(np.asarray(g, dtype=float), shape) for g in grads]
+        return np.broadcast_to(np.asarray(value, dtype=float), shape)[()], self._shaped(grads)
+
+    def _bind_dimensions(self, values) -> list[int]:
+        """The value of each symbolic dimension, read from the arrays and checked."""
+        bound: dict = {}
+        for symbol, value in zip(self.args, values, strict=True):
+            if not isinstance(symbol, MatrixSymbol):
+                continue
+            if value.ndim != 2:
+                raise ShapeError(
+                    f"{symbol} must be a 2-D array of shape {symbol.shape}; got shape {value.shape}"
+                )
+            for axis, (dim, size) in enumerate(zip(symbol.shape, value.shape, strict=True)):
+                expected = sympy.sympify(dim).xreplace(bound)
+                if expected.is_Integer and int(expected) != size:
+                    raise ShapeError(
+                        f"{symbol} has shape {symbol.shape}, so axis {axis} must have size "
+                        f"{expected}; got an array of shape {value.shape}"
+                    )
+                if isinstance(dim, Symbol) and dim not in bound:
+                    bound[dim] = sympy.Integer(size)
+        return [int(bound[d]) for d in self.dimensions]
+
+    def _shaped(self, grads):
+        wrt_shape = self.derivation.shape
+        if wrt_shape in (list, tuple):
+            return wrt_shape(g[()] for g in grads)
+        result = wrt_shape(list(range(len(grads))))
+        if isinstance(result, sympy.MatrixBase):
+            return np.stack(grads).reshape(result.shape + grads[0].shape)
+        return grads[0][()]
+
+    def _arguments(self, values, by_name):
+        if len(values) == 1 and isinstance(values[0], Mapping):
+            by_name = {str(k): v for k, v in values[0].items()} | by_name
+            values = ()
+        if values and by_name:
+            raise TypeError("pass the inputs either by position or by name, not both")
+        if values:
+            if len(values) != len(self.args):
+                names = ", ".join(map(str, self.args))
+                raise TypeError(f"expected {len(self.args)} inputs ({names}), got {len(values)}")
+            return [np.asarray(v, dtype=float) for v in values]
+        missing = [str(s) for s in self.args if str(s) not in by_name]
+        extra = set(by_name) - {str(s) for s in self.args}
+        if missing or extra:
+            raise TypeError(f"inputs: missing {missing}, unexpected {sorted(extra)}")
+        return [np.asarray(by_name[str(s)], dtype=float) for s in self.args]
+
+
+def _scalar_value(value):
+    value = np.asarray(value, dtype=float)
+    return float(value.reshape(())) if value.size == 1 else value
+
+
+def _dimensions(matrices) -> list[Symbol]:
+    """The symbolic dimensions of the matrix inputs, in order of first appearance."""
+    dims: list[Symbol] = []
+    for M in matrices:
+        for d in M.shape:
+            d = sympy.sympify(d)
+            if isinstance(d, Symbol) and d not in dims:
+                dims.append(d)
+            elif not d.is_Integer and not isinstance(d, Symbol):
+                raise ShapeError(f"{M}: dimension {d} is not a number or a symbol")
+    return dims
+
+
+def _source(args, dimensions, body: list[Assignment], outputs: list[Basic]) -> str:
+    symbols = list(args) + list(dimensions) + [a.target for a in body]
+    names = python_names(symbols, reserved={"numpy", "scipy", "value_and_grad"})
+    printer = SymdlNumPyPrinter({"fully_qualified_modules": True, "inline": True})
+    dims = {d: Symbol(names[d], integer=True, positive=True) for d in dimensions}
+    rename = {s: _renamed(s, names[s], dims) for s in symbols if s not in dims} | dims
+    params = [names[a] for a in args] + [names[d] for d in dimensions]
+    lines = [f"def value_and_grad({', '.join(params)}):"]
+    for a in body:
+        lines.append(f"    {names[a.target]} = {printer.doprint(a.rhs.xreplace(rename))}")
+    returned = ", ".join(_printed_output(printer, o, rename) for o in outputs)
+    lines.append(f"    return ({returned},)")
+    modules = sorted(m for m in printer.module_imports if m != "numpy")
+    header = ["import numpy", *(f"import {m}" for m in modules)]
+    return "\n".join(header + ["", ""] + lines) + "\n"
+
+
+def _renamed(symbol, name, dims):
+    if isinstance(symbol, MatrixSymbol):
+        return MatrixSymbol(name, *(sympy.sympify(d).xreplace(dims) for d in symbol.shape))
+    return Symbol(name)
+
+
+def _printed_output(printer, output, rename) -> str:
+    output = sympy.sympify(output).xreplace(rename)
+    if getattr(output, "is_ZeroMatrix", False):
+        return f"{printer._module_format('numpy.zeros')}({printer._print(output.shape)})"
+    return printer.doprint(output)
+
+
+def compile_derivation(
+    derivation: Derivation, cse: bool = True, extra: Sequence[Basic] = ()
+) -> CompiledDerivation:
+    """Compile `derivation` to NumPy (see CompiledDerivation).
+
+    `extra` lists forward step names whose values the function also returns, after the
+    gradient (a network's batch statistics, say). The generated function itself is
+    `.function(*inputs, *dimensions)`, inputs in `.args` order, for hot loops.
+    """
+    return CompiledDerivation(derivation, cse=cse, extra=extra)
+
+
+class CompiledProgram:
+    """NumPy code for a program's outputs alone (a forward pass): `.function(*inputs, *dims)`."""
+
+    def __init__(self, program):
+        self.program = program
+        self.args = program.leaves
+        self.dimensions = _dimensions([a for a in self.args if isinstance(a, MatrixSymbol)])
+        body = [Assignment(s.name, numeric_form(s.rhs)) for s in program.steps]
+        self.source = _source(self.args, self.dimensions, body, list(program.outputs))
+        self.function = _load(self.source)
+
+
+def _load(source: str):
+    namespace: dict = {}
+    exec(compile(source, "<symdl generated>", "exec"), namespace)  # noqa: S102 - our own generated source
+    return namespace["value_and_grad"]

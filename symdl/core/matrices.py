@@ -1,0 +1,147 @@
+r"""Matrix expressions as symdl builds them: products, sums and Hadamard products flattened
+without SymPy's re-canonicalisation (a name keeps pointing at its subexpression), and a scalar
+function applied entry by entry, printed $f(Z)$ as in textbooks."""
+
+from __future__ import annotations
+
+import sympy
+from sympy import Dummy, Expr, Lambda, MatrixBase, S
+from sympy.matrices.expressions import Identity, MatrixExpr, OneMatrix, ZeroMatrix
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+ENTRY = Dummy(
+    "x", real=True
+)  # the one variable of every elementwise Lambda: equal functions compare equal
+
+
+def hadamard(*factors):
+    r"""The elementwise product, flattened; factors $c\mathbb{1}$ come out as scalars:
+    $(c\mathbb{1}) \circ X = c X$."""
+    coeff, rest = S.One, []
+    for f in factors:
+        c, mats = f.as_coeff_matrices() if isinstance(f, sympy.MatMul) else (S.One, [f])
+        if len(mats) == 1 and isinstance(mats[0], OneMatrix):
+            coeff *= c
+        else:
+            rest.append(f)
+    if not rest:
+        return scale(coeff, OneMatrix(*factors[0].shape))
+    flat = [g for f in rest for g in (f.args if isinstance(f, sympy.HadamardProduct) else (f,))]
+    if len(flat) > 1 and all(g == flat[0] for g in flat):
+        # C^{∘2}, SymPy's canonical form of C ∘ C: an expression that also went through
+        # SymPy's operators (which canonicalise) still contains the very node a name refers to
+        return scale(coeff, sympy.HadamardPower(flat[0], len(flat)))
+    # built, not canonicalised: the adjoint stays first, as in δ ∘ f'(Z)
+    product = flat[0] if len(flat) == 1 else sympy.HadamardProduct(*flat)
+    return scale(coeff, product)
+
+
+def matmul(*factors):
+    """A matrix product, flattened but nothing evaluated: SymPy's `*` and `doit` canonicalise
+    by multiplying again, a deep doit that rewrites subexpressions (the order inside a
+    Hadamard product, say) which a program step or a name refers to."""
+    coeff, matrices = S.One, []
+    for factor in factors:
+        if isinstance(factor, sympy.MatMul):
+            c, mats = factor.as_coeff_matrices()
+            coeff, matrices = coeff * c, matrices + list(mats)
+        elif isinstance(factor, MatrixExpr):
+            matrices.append(factor)
+        else:
+            coeff *= factor
+    shape = (matrices[0].rows, matrices[-1].cols)
+    if any(isinstance(m, ZeroMatrix) for m in matrices) or coeff == 0:
+        return ZeroMatrix(*shape)
+    kept = [m for m in matrices if not isinstance(m, Identity)] or [Identity(shape[0])]
+    if coeff == 1 and len(kept) == 1:
+        return kept[0]
+    return sympy.MatMul(*([] if coeff == 1 else [coeff]), *kept)
+
+
+def matadd(*terms):
+    """A matrix sum, flattened but nothing evaluated (see matmul)."""
+    flat = [t for term in terms for t in (term.args if isinstance(term, sympy.MatAdd) else (term,))]
+    kept = [t for t in flat if not isinstance(t, ZeroMatrix)]
+    if not kept:
+        return flat[0]
+    return kept[0] if len(kept) == 1 else sympy.MatAdd(*kept)
+
+
+def scale(c, M):
+    """`c M` flattened, nothing evaluated inside `c` or `M` (see matmul)."""
+    return M if c == 1 else matmul(c, M)
+
+
+def _raised(tex: str, exp) -> str:
+    """`tex` to the power `exp` (which SymPy's printer passes for a power of an op), if any."""
+    return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+
+
+class elementwise(ElementwiseApplyFunction):
+    r"""A scalar function applied to each entry of a matrix, printed $f(Z)$ as in textbooks."""
+
+    def __new__(cls, function, expr):
+        if not isinstance(function, Lambda):
+            function = Lambda(ENTRY, function(ENTRY))
+        elif function.variables != (ENTRY,):
+            function = Lambda(ENTRY, function.expr.xreplace({function.variables[0]: ENTRY}))
+        return MatrixExpr.__new__(cls, function, sympy.sympify(expr))
+
+    @property
+    def body(self) -> Expr:
+        """f(x) with x the entry variable ENTRY."""
+        return self.function.expr
+
+    def doit(self, **hints):
+        arg = self.expr.doit(**hints) if hints.get("deep", True) else self.expr
+        if isinstance(arg, MatrixBase):
+            return arg.applyfunc(self.function)
+        return elementwise(self.function, arg)
+
+    def _entry(self, i, j, **kwargs):
+        return self.body.xreplace({ENTRY: self.expr[i, j]})
+
+    def _shown(self, printer, arg_text: str) -> str:
+        marker = sympy.Symbol("SYMDLENTRY")
+        return printer._print(self.body.xreplace({ENTRY: marker})).replace("SYMDLENTRY", arg_text)
+
+    @property
+    def is_indicator(self) -> bool:
+        """The step function 1[x > 0] (ReLU's derivative, 0 at the kink)."""
+        return self.body == sympy.Heaviside(ENTRY, 0)
+
+    def _latex(self, printer, exp=None):
+        if self.is_indicator:
+            tex = rf"\mathbb{{1}}\left[{printer._print(self.expr)} > 0\right]"
+        else:
+            tex = self._shown(printer, printer._print(self.expr))
+            if not (self.body.is_Function and self.body.args == (ENTRY,)):
+                tex = rf"\left[{tex}\right]_{{\circ}}"  # an elementwise expression, said so
+        return _raised(tex, exp)
+
+    def _sympystr(self, printer):
+        if self.is_indicator:
+            return f"({printer._print(self.expr)} > 0)"
+        if self.body.is_Function and self.body.args == (ENTRY,):
+            return self._shown(printer, printer._print(self.expr))
+        return f"elementwise({self._shown(printer, printer._print(self.expr))})"
+
+
+def as_elementwise(expr: Expr, arg) -> object:
+    """Scalar `expr` in ENTRY as a matrix expression in `arg`, with Hadamard products and
+    powers where the scalar has products and powers: $y(1 - y) \\mapsto A \\circ (\\mathbb{1} - A)$."""
+    shape = arg.shape
+    if expr == ENTRY:
+        return arg
+    if not expr.has(ENTRY):
+        return expr * OneMatrix(*shape)
+    if isinstance(expr, sympy.Add):  # constants first: 1 - A, as written by hand
+        terms = sorted(expr.args, key=lambda t: t.has(ENTRY))
+        return sympy.MatAdd(*(as_elementwise(t, arg) for t in terms))
+    if isinstance(expr, sympy.Mul):
+        coeff, rest = expr.as_independent(ENTRY, as_Add=False)
+        product = hadamard(*(as_elementwise(f, arg) for f in sympy.Mul.make_args(rest)))
+        return product if coeff == 1 else coeff * product
+    if isinstance(expr, sympy.Pow) and expr.base == ENTRY and expr.exp.is_Integer and expr.exp > 0:
+        return sympy.HadamardPower(arg, expr.exp)
+    return elementwise(Lambda(ENTRY, expr), arg)

@@ -1,0 +1,346 @@
+"""Programs: a SymPy expression flattened into named steps in forward order.
+
+Every function application, every shared subexpression and every output becomes one step
+`name = rhs`; sums, products and powers used once stay inside the step that uses them, so a
+neuron reads `z = w x + b`, `a = tanh(z)`, as in a textbook.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import sympy
+from sympy import Add, Basic, Lambda, Mul, Pow, Symbol
+from sympy.functions.elementary.piecewise import ExprCondPair
+from sympy.logic.boolalg import Boolean
+from sympy.matrices.expressions import (
+    HadamardPower,
+    HadamardProduct,
+    Identity,
+    MatAdd,
+    MatMul,
+    MatrixExpr,
+    MatrixSymbol,
+    OneMatrix,
+    Transpose,
+    ZeroMatrix,
+)
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.printing.precedence import PRECEDENCE
+from sympy.printing.str import StrPrinter
+
+from symdl.core.matrices import elementwise
+
+
+class TextPrinter(StrPrinter):
+    """SymPy's text form, with Hadamard products and powers as written by hand (A ∘ B) and
+    the all-ones matrix as ones(m, n), not a bare 1."""
+
+    def _print_OneMatrix(self, expr):
+        return f"ones({self._print(expr.rows)}, {self._print(expr.cols)})"
+
+    def _print_HadamardProduct(self, expr):
+        return " ∘ ".join(self.parenthesize(a, PRECEDENCE["Mul"]) for a in expr.args)
+
+    def _print_HadamardPower(self, expr):
+        return f"{self.parenthesize(expr.base, PRECEDENCE['Pow'])}∘^({self._print(expr.exp)})"
+
+
+class UnsupportedExpression(TypeError):
+    """The object is not something symdl can differentiate (a Python function, a string, ...)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One forward assignment `name = rhs`; `rhs` refers to leaves and earlier step names."""
+
+    name: Symbol
+    rhs: Basic
+
+    def __str__(self) -> str:
+        return f"{self.name} = {TextPrinter().doprint(self.rhs)}"
+
+
+# Sums, products and powers (of scalars or matrices) stay inside the step that uses them once.
+_ALGEBRA = (Add, Mul, Pow, MatAdd, MatMul, Transpose, HadamardProduct, HadamardPower)
+# A Piecewise's (expression, condition) pairs and its conditions are never steps of their own:
+# a condition is a truth value, not a number, and SymPy rebuilds a Piecewise only from pairs.
+_NEVER_STEPS = (ExprCondPair, Boolean)
+# Matrix leaves: symbols, and constants whose arguments are only their dimensions.
+_MATRIX_LEAVES = (MatrixSymbol, Identity, ZeroMatrix, OneMatrix)
+
+
+@dataclass(frozen=True)
+class Program:
+    """Named steps in forward order, the outputs they compute, and the leaves they read."""
+
+    steps: tuple[Step, ...]
+    outputs: tuple[Symbol, ...]
+    leaves: tuple[Symbol, ...]
+    sources: Mapping[Symbol, Basic] = field(
+        default_factory=dict
+    )  # name -> the user's subexpression
+
+    def __str__(self) -> str:
+        return "\n".join(str(step) for step in self.steps)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @property
+    def definitions(self) -> dict[Symbol, Basic]:
+        """Each step's name mapped to its right-hand side."""
+        return {step.name: step.rhs for step in self.steps}
+
+    def expressions(self, leaves: Mapping[Symbol, Basic] | None = None) -> dict[Symbol, Basic]:
+        """Each step's name mapped to its expression in the leaves (steps substituted back).
+
+        `leaves` optionally replaces leaves on the way; subexpressions stay shared objects.
+        A step flattened from the user's expression maps to that very subexpression.
+        """
+        full: dict[Symbol, Basic] = dict(leaves or {})
+        for step in self.steps:
+            full[step.name] = self.sources.get(step.name) or step.rhs.xreplace(full)
+        return full
+
+
+def as_expr(obj, what: str = "expression") -> Basic:
+    """`obj` as a SymPy object, refusing what symdl cannot differentiate, with a reason."""
+    if isinstance(obj, Basic):
+        return obj
+    if isinstance(obj, bool) or not isinstance(obj, int | float):
+        if callable(obj):
+            name = getattr(obj, "__name__", type(obj).__name__)
+            raise UnsupportedExpression(
+                f"{what}: got the Python function {name!r}; symdl differentiates SymPy "
+                f"expressions, so call it on symbols first, e.g. f(*sympy.symbols('x y'))"
+            )
+        raise UnsupportedExpression(
+            f"{what}: expected a SymPy expression, got {type(obj).__name__} {obj!r:.60}; "
+            "strings are accepted only by sd.verify (as claims), never evaluated"
+        )
+    return sympy.sympify(obj)
+
+
+def build_program(
+    outputs: Sequence[Basic],
+    names: Mapping[Basic, str | Symbol] | None = None,
+    output_names: Sequence[str] | None = None,
+    leaves: Mapping[Symbol, Symbol] | None = None,
+) -> Program:
+    """Flatten `outputs` into a Program, one step per function application or shared node.
+
+    Args:
+        outputs: the expressions to compute.
+        names: names for chosen subexpressions, e.g. ``{w*x + b: "z"}``.
+        output_names: names for the outputs (default ``L`` for one output, ``f_1, ...``).
+        leaves: symbols to replace on the way (symdl uses it to make every symbol real).
+
+    Raises:
+        ValueError: a name in `names` is already a symbol of the expression, or a named
+            subexpression does not occur in it.
+    """
+    outputs = [canonical(as_expr(out)) for out in outputs]
+    names = {canonical(as_expr(k, "names")): v for k, v in (names or {}).items()}
+    graph = _Graph(outputs)
+    taken = {str(s) for s in graph.symbols | graph.matrices | graph.dimensions}
+    named = _check_names(names or {}, graph, taken)
+    taken |= {str(s) for s in named.values()}
+    out_names = _output_names(outputs, output_names, named, taken)
+    leaves = dict(leaves or {})
+
+    steps: list[Step] = []
+    replaced: dict[Basic, Basic] = {}  # node -> its step name, or the node rebuilt on step names
+    sources: dict[Symbol, Basic] = {}
+    fresh = _fresh_names(taken)
+
+    def visit(node: Basic, is_step: bool) -> Basic:
+        if node in replaced:
+            return replaced[node]
+        # f(w x + b): z = w x + b, a = f(z)
+        args_are_steps = not isinstance(node, _ALGEBRA + _NEVER_STEPS)
+        new_args = [
+            _replace_leaves(arg, leaves)
+            if graph.inline(arg)
+            else visit(arg, _is_step(arg, graph, named, args_are_steps))
+            for arg in node.args
+        ]
+        rebuilt = node.func(*new_args) if new_args != list(node.args) else node
+        if not is_step:
+            replaced[node] = rebuilt
+            return rebuilt
+        name = _shaped_like(node, named.get(node) or out_names.get(node) or next(fresh))
+        steps.append(Step(name, rebuilt))
+        sources[name] = node
+        replaced[node] = name
+        return name
+
+    result = []
+    named_inline: dict[Basic, Basic] = {}  # an output that is a symbol or constant: its step
+    for out in outputs:
+        if not graph.inline(out):
+            result.append(visit(out, True))
+            continue
+        if out not in named_inline:  # a bare symbol or constant: give it a step, once
+            name = _shaped_like(out, out_names.get(out) or next(fresh))
+            steps.append(Step(name, _replace_leaves(out, leaves)))
+            named_inline[out] = name
+        result.append(named_inline[out])
+    symbols = sorted((leaves.get(s, s) for s in graph.symbols | graph.matrices), key=str)
+    return Program(tuple(steps), tuple(result), tuple(symbols), sources)
+
+
+class _Graph:
+    """One walk over the DAG of `outputs`: how often each node is used, which symbols occur,
+    and which nodes are constants (a tree walk per node would cost exponential time)."""
+
+    def __init__(self, outputs: Iterable[Basic]):
+        self.uses: Counter = Counter()
+        self.symbols: set[Symbol] = set()
+        self.matrices: set[MatrixSymbol] = set()
+        self.dimensions: set[Symbol] = set()
+        self.constant: dict[Basic, bool] = {}
+        for out in outputs:
+            self._walk(out)
+            self.uses[out] += 1  # an output is a use: inside another output it is a step
+
+    def _walk(self, root: Basic) -> None:
+        stack = [(root, False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                self.constant[node] = all(self.constant[a] for a in node.args)
+                continue
+            if node in self.constant:
+                continue
+            if node.is_Atom or isinstance(node, _MATRIX_LEAVES + (Lambda,)):
+                leaf = isinstance(node, Symbol | MatrixSymbol)
+                self.constant[node] = not leaf
+                if isinstance(node, Symbol):
+                    self.symbols.add(node)
+                elif isinstance(node, MatrixSymbol):
+                    self.matrices.add(node)
+                    self.dimensions |= {
+                        s for d in node.shape for s in sympy.sympify(d).free_symbols
+                    }
+                continue
+            stack.append((node, True))
+            for arg in node.args:
+                self.uses[arg] += 1
+                if arg not in self.constant:
+                    stack.append((arg, False))
+
+    def __contains__(self, node) -> bool:
+        return node in self.constant
+
+    def inline(self, node: Basic) -> bool:
+        """Atoms, constants, negated or scaled atoms, transposed matrix symbols and powers of a
+        dimension (1/N) stay inside the steps that use them, as an author writes them."""
+        if node.is_Atom or isinstance(node, _MATRIX_LEAVES) or self.constant.get(node, False):
+            return True
+        args = node.args
+        if isinstance(node, Transpose):
+            return isinstance(node.arg, MatrixSymbol)
+        if isinstance(node, Pow):
+            return node.base in self.dimensions and node.exp.is_Number
+        return isinstance(node, Mul) and len(args) == 2 and args[0].is_Number and args[1].is_Atom
+
+
+def canonical(expr: Basic) -> Basic:
+    """`expr` with every elementwise function over one shared variable, so that equal
+    functions compare equal (SymPy's applyfunc makes a new Dummy each time)."""
+    if not expr.has(ElementwiseApplyFunction):
+        return expr
+    memo: dict[Basic, Basic] = {}
+
+    def rebuild(node):
+        if node in memo:
+            return memo[node]
+        if node.is_Atom or isinstance(node, _MATRIX_LEAVES + (Lambda,)):
+            result = node
+        else:
+            args = [rebuild(a) for a in node.args]
+            if isinstance(node, ElementwiseApplyFunction):
+                result = elementwise(node.function, args[1])
+            else:
+                result = node.func(*args) if args != list(node.args) else node
+        memo[node] = result
+        return result
+
+    return rebuild(expr)
+
+
+def _replace_leaves(expr: Basic, leaves: Mapping[Symbol, Symbol]) -> Basic:
+    """`expr` with scalar leaves replaced; matrix symbols (and their dimensions) untouched."""
+    if not leaves or isinstance(expr, _MATRIX_LEAVES):
+        return expr
+    if expr.is_Atom:
+        return leaves.get(expr, expr)
+    args = [_replace_leaves(a, leaves) for a in expr.args]
+    return expr.func(*args) if args != list(expr.args) else expr
+
+
+def _is_step(node: Basic, graph: _Graph, named, argument_of_function: bool) -> bool:
+    """Function applications, shared nodes, named nodes and a function's arguments get steps
+    of their own; a Piecewise's pairs and conditions never do."""
+    if isinstance(node, _NEVER_STEPS):
+        return False
+    return (
+        argument_of_function
+        or not isinstance(node, _ALGEBRA)
+        or graph.uses[node] > 1
+        or node in named
+    )
+
+
+def _shaped_like(node: Basic, name: Symbol) -> Basic:
+    """The step name for `node`: a MatrixSymbol of its shape when it is a matrix."""
+    if isinstance(node, MatrixExpr):
+        return MatrixSymbol(name.name, *node.shape)
+    return name
+
+
+def _check_names(names: Mapping, graph: _Graph, taken: set[str]) -> dict[Basic, Symbol]:
+    checked = {}
+    for expr, name in names.items():
+        expr = as_expr(expr, "names")
+        symbol = name if isinstance(name, Symbol) else Symbol(str(name), real=True)
+        if str(symbol) in taken:
+            raise ValueError(
+                f"names: {symbol} is already a symbol of the expression; pick another name"
+            )
+        if expr not in graph:
+            raise ValueError(
+                f"names: {expr} does not occur as a subexpression, so it cannot be named {symbol}"
+            )
+        if graph.inline(expr):
+            raise ValueError(
+                f"names: {expr} is a symbol or constant; only compound subexpressions get names"
+            )
+        checked[expr] = symbol
+    return checked
+
+
+def _output_names(outputs, given, named, taken) -> dict[Basic, Symbol]:
+    if given is not None and len(given) != len(outputs):
+        raise ValueError(f"output_names: {len(given)} names for {len(outputs)} outputs")
+    default = ["L"] if len(outputs) == 1 else [f"f_{i + 1}" for i in range(len(outputs))]
+    result = {}
+    for out, name in zip(outputs, given or default, strict=True):
+        if out in named or out in result:
+            continue
+        while name in taken:
+            name = name + "'"
+        taken.add(name)
+        result[out] = Symbol(name, real=True)
+    return result
+
+
+def _fresh_names(taken: set[str]):
+    i = 0
+    while True:
+        i += 1
+        if f"v_{i}" not in taken:
+            yield Symbol(f"v_{i}", real=True)

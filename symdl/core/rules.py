@@ -1,0 +1,240 @@
+r"""Vector-Jacobian products of matrix operations, in matrix notation: one rule per operation.
+
+A rule takes a node, the adjoint $G$ of its value and the expression standing for that value,
+and gives the adjoint contribution of each argument: $G \mapsto G X^\top$ for $W X$,
+$G \mapsto G \circ f'(Z)$ for $f(Z)$. symdl's own matrix ops carry their rule as a `vjp` method;
+`pullback` walks a step's right-hand side with them and never names an op itself.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sympy
+from sympy import Add, Basic, Dummy, Mul
+from sympy.matrices.expressions import (
+    Determinant,
+    HadamardPower,
+    HadamardProduct,
+    Identity,
+    Inverse,
+    MatAdd,
+    MatMul,
+    MatPow,
+    MatrixExpr,
+    MatrixSymbol,
+    Trace,
+    Transpose,
+)
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.matexpr import MatrixElement
+
+from symdl.core.matrices import ENTRY, as_elementwise, elementwise, hadamard
+
+
+class UnsupportedMatrixOp(TypeError):
+    """A matrix operation with no vector-Jacobian rule."""
+
+
+def _matadd(*parts):
+    parts = [p for p in parts if not (getattr(p, "is_ZeroMatrix", False) or p == 0)]
+    return MatAdd(*parts).doit(deep=False) if len(parts) > 1 else parts[0]
+
+
+def _matmul(*factors):
+    return MatMul(*factors).doit(deep=False)
+
+
+def _product(factors):
+    return _matmul(*factors) if factors else None
+
+
+def _vjp_matadd(node, G, out):
+    return [(arg, G) for arg in node.args]
+
+
+def _vjp_matmul(node, G, out):
+    coeff, mats = node.as_coeff_matrices()
+    result = []
+    for i, factor in enumerate(mats):
+        left, right = _product(mats[:i]), _product(mats[i + 1 :])
+        parts = [coeff] if coeff != 1 else []
+        parts += [left.T] if left is not None else []
+        parts += [G] + ([right.T] if right is not None else [])
+        result.append((factor, _matmul(*parts)))
+    if coeff != 1:  # the scalar factor: <G, M> = tr(Gᵀ M)
+        result.append((coeff, Trace(_matmul(G.T, *mats))))
+    return result
+
+
+def _vjp_transpose(node, G, out):
+    return [(node.arg, G.T)]
+
+
+def _vjp_inverse(node, G, out):
+    return [(node.arg, -_matmul(out.T, G, out.T))]
+
+
+def _vjp_matpow(node, G, out):
+    base, exp = node.args
+    if not (exp.is_Integer and exp > 0):
+        raise UnsupportedMatrixOp(f"{node}: only positive integer matrix powers have a rule here")
+    n = int(exp)
+    terms = [_matmul(*([base.T] * j), G, *([base.T] * (n - 1 - j))) for j in range(n)]
+    return [(base, _matadd(*terms))]
+
+
+def _vjp_hadamard_product(node, G, out):
+    args = node.args
+    return [(a, hadamard(G, *args[:i], *args[i + 1 :])) for i, a in enumerate(args)]
+
+
+def _vjp_hadamard_power(node, G, out):
+    base, exp = node.args
+    if exp.free_symbols:
+        raise UnsupportedMatrixOp(f"{node}: the exponent of a Hadamard power must be a number")
+    power = base if exp == 2 else HadamardPower(base, exp - 1)  # not C^{∘1}
+    return [(base, exp * hadamard(G, power))]
+
+
+def _vjp_elementwise(node, G, out):
+    x = ENTRY
+    body = node.function.expr.xreplace({node.function.variables[0]: x})
+    derivative = body.diff(x)
+    value = Dummy("y")  # f' written through f's own value when it can be: σ' = σ(1 − σ)
+    through_value = derivative.xreplace({body: value})
+    if not through_value.has(x) and out is not None:
+        local = as_elementwise(through_value.xreplace({value: x}), out)
+    else:
+        local = as_elementwise(derivative, node.expr)
+    return [(node.expr, hadamard(G, local))]
+
+
+def _vjp_trace(node, G, out):
+    return [(node.arg, G * Identity(node.arg.shape[0]))]
+
+
+def _vjp_determinant(node, G, out):
+    return [(node.arg, (G * out) * Inverse(node.arg).T)]
+
+
+def _vjp_matrix_element(node, G, out):
+    matrix, i, j = node.args
+    if matrix.shape != (1, 1):
+        raise UnsupportedMatrixOp(f"{node}: only the entry of a 1x1 matrix has a rule here")
+    return [(matrix, G * Identity(1))]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A vector-Jacobian rule and an example scalar function that exercises it (for the tests:
+    a rule joins the test suite by being added to RULES)."""
+
+    vjp: Callable
+    example: Callable[[], tuple]
+
+
+_n, _m = sympy.symbols("n m", integer=True, positive=True)
+_X, _Y = MatrixSymbol("X", _n, _n), MatrixSymbol("Y", _n, _n)
+_A, _B, _C = (MatrixSymbol(name, _n, _n) for name in "ABC")
+_SIZES = {_n: 2}
+
+
+def _probe(M):
+    """<C, M>: a scalar that depends on every entry of M."""
+    return Trace(_C.T * M)
+
+
+RULES: dict[type, Rule] = {
+    MatAdd: Rule(_vjp_matadd, lambda: (_probe(_X + _Y.T), [_X, _Y], _SIZES)),
+    MatMul: Rule(_vjp_matmul, lambda: (_probe(_A * _X * _B / _n), [_A, _X, _B], _SIZES)),
+    Transpose: Rule(_vjp_transpose, lambda: (_probe(_A * _X.T), [_X], _SIZES)),
+    Inverse: Rule(_vjp_inverse, lambda: (_probe(Inverse(_X)), [_X], _SIZES)),
+    MatPow: Rule(_vjp_matpow, lambda: (_probe(MatPow(_X, 3)), [_X], _SIZES)),
+    HadamardProduct: Rule(
+        _vjp_hadamard_product, lambda: (_probe(HadamardProduct(_X, _Y, _A)), [_X, _Y], _SIZES)
+    ),
+    HadamardPower: Rule(_vjp_hadamard_power, lambda: (_probe(HadamardPower(_X, 3)), [_X], _SIZES)),
+    ElementwiseApplyFunction: Rule(
+        _vjp_elementwise, lambda: (_probe(_X.applyfunc(sympy.tanh)), [_X], _SIZES)
+    ),
+    elementwise: Rule(
+        _vjp_elementwise,
+        lambda: (_probe(elementwise(lambda x: sympy.exp(-(x**2)) * x, _X)), [_X], _SIZES),
+    ),
+    Trace: Rule(_vjp_trace, lambda: (Trace(_A * _X * _X), [_X], _SIZES)),
+    Determinant: Rule(_vjp_determinant, lambda: (sympy.log(Determinant(_X)), [_X], _SIZES)),
+    MatrixElement: Rule(
+        _vjp_matrix_element,
+        lambda: (
+            sympy.tanh(
+                MatrixElement(MatrixSymbol("a", _n, 1).T * _X * MatrixSymbol("b", _n, 1), 0, 0)
+            ),
+            [_X],
+            _SIZES,
+        ),
+    ),
+}
+
+
+def rule_for(node: Basic) -> Callable:
+    """The vector-Jacobian rule of `node`: its own `vjp`, or the table's entry for its class."""
+    if hasattr(node, "vjp"):
+        return lambda node, G, out: [
+            (a, node.vjp(i, G, out)) for i, a in enumerate(node.args) if a.free_symbols
+        ]
+    for cls in type(node).__mro__:
+        if cls in RULES:
+            return RULES[cls].vjp
+    raise UnsupportedMatrixOp(
+        f"no vector-Jacobian rule for {type(node).__name__} in {node}; add one to "
+        "symdl.core.rules.RULES or give the op a vjp(index, G, out) method"
+    )
+
+
+def pullback(rhs: Basic, G, out, active: set) -> dict[Basic, list]:
+    """Adjoint contributions to each active symbol of `rhs`, given the adjoint `G` of its value.
+
+    `out` is the symbol standing for the value of `rhs` (rules such as the inverse's reuse it).
+    Scalar sub-expressions (coefficients, functions of scalars) use SymPy's diff.
+    """
+    contributions: dict[Basic, list] = defaultdict(list)
+
+    def visit(node, adjoint, value):
+        if node in active:
+            contributions[node].append(adjoint)
+            return
+        if not (node.free_symbols & active):
+            return
+        if isinstance(node, MatrixExpr) or node.has(MatrixExpr) and not _is_scalar_algebra(node):
+            for arg, part in rule_for(node)(node, adjoint, value):
+                visit(arg, part, None)
+            return
+        for arg in dict.fromkeys(node.args):  # scalar algebra: ∂node/∂arg by a stand-in symbol
+            if arg.free_symbols & active:
+                stand_in = Dummy("a")
+                local = node.xreplace({arg: stand_in}).diff(stand_in).xreplace({stand_in: arg})
+                visit(arg, adjoint * local, None)
+
+    visit(rhs, G, out)
+    return contributions
+
+
+def _is_scalar_algebra(node) -> bool:
+    return isinstance(node, Add | Mul | sympy.Pow | sympy.Function) and not isinstance(
+        node, MatrixExpr
+    )
+
+
+def total(parts: list):
+    """The sum of adjoint contributions: MatAdd for matrices, Add for scalars."""
+    if isinstance(parts[0], MatrixExpr):
+        return _matadd(*parts)
+    return Add(*parts)
+
+
+def is_matrix_step(rhs: Basic) -> bool:
+    """Whether a step involves matrices (and so goes through `pullback`)."""
+    return isinstance(rhs, MatrixExpr) or bool(rhs.atoms(MatrixSymbol))

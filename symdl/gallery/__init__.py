@@ -1,9 +1,0 @@
-r"""The derivation gallery: classic derivations of deep learning, each written once as SymPy
-expressions, derived by symdl, and checked against a reference symdl did not derive (see
-symdl.reference). scripts/build_gallery.py writes them to docs/gallery/ as .tex, .md and .png.
-"""
-
-from symdl.gallery import networks, optimisation, statistics  # noqa: F401  (defining registers)
-from symdl.gallery.entry import GALLERY, Entry, entries
-
-__all__ = ["GALLERY", "Entry", "entries"]

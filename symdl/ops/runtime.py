@@ -1,0 +1,476 @@
+"""The NumPy kernels that generated code calls: convolution and pooling, forward and backward,
+and column-wise reductions with fewer checks and copies than scipy.special's general versions.
+
+Convolution contracts a strided view of every window (im2col) with the kernel; pooling and the
+transposes loop over the kh·kw offsets inside a window, never over pixels or samples.
+1-D ops are the 2-D ones on a height of 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+__all__ = [
+    "ShapeError",
+    "avg_pool1d",
+    "avg_pool1d_grad",
+    "avg_pool2d",
+    "avg_pool2d_grad",
+    "conv1d",
+    "conv1d_grad_input",
+    "conv1d_grad_kernel",
+    "conv2d",
+    "conv2d_grad_input",
+    "conv2d_grad_kernel",
+    "logsumexp",
+    "max_pool1d",
+    "max_pool1d_grad",
+    "max_pool2d",
+    "max_pool2d_grad",
+]
+
+Pair = int | tuple[int, int]
+
+
+class ShapeError(ValueError):
+    """Arrays or window arguments whose shapes do not fit the kernel they are given to."""
+
+
+# ---------------------------------------------------------------- arguments
+
+
+def _pair(value, op: str, name: str, minimum: int) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, int | np.integer) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int | np.integer) and v >= minimum for v in pair):
+        raise ShapeError(
+            f"{op}: {name} must be an integer >= {minimum} or a pair of them, got {value!r}"
+        )
+    return int(pair[0]), int(pair[1])
+
+
+def _single(value, op: str, name: str, minimum: int) -> int:
+    if isinstance(value, tuple | list) and len(value) == 1:
+        value = value[0]
+    if not isinstance(value, int | np.integer) or value < minimum:
+        raise ShapeError(f"{op}: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _array(a, op: str, name: str, ndim: int, layout: str) -> np.ndarray:
+    a = np.asarray(a)
+    if a.ndim != ndim:
+        raise ShapeError(f"{op}: {name} must be {ndim}-D {layout}, got shape {a.shape}")
+    return a
+
+
+def _output_size(op, size, window, stride, padding, what) -> int:
+    padded = size + 2 * padding
+    if padded < window:
+        raise ShapeError(
+            f"{op}: the {what} window {window} is larger than the padded input {padded} "
+            f"(size {size}, padding {padding}); pad more or use a smaller window"
+        )
+    return (padded - window) // stride + 1
+
+
+def _check_grad_shape(op: str, g: np.ndarray, expected: tuple) -> None:
+    if g.shape != tuple(expected):
+        raise ShapeError(
+            f"{op}: upstream gradient g has shape {g.shape} but the forward output has shape "
+            f"{tuple(expected)}; pass the gradient of this op's output"
+        )
+
+
+# ---------------------------------------------------------------- convolution, 2-D core
+
+
+def _windows(xp: np.ndarray, window: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
+    """View (N, C, Ho, Wo, kh, kw) of every window of `xp` (N, C, H, W); no copy."""
+    view = sliding_window_view(xp, window, axis=(2, 3))
+    return view[:, :, :: stride[0], :: stride[1]]
+
+
+def _pad(x: np.ndarray, padding: tuple[int, int]) -> np.ndarray:
+    if padding == (0, 0):
+        return x
+    ph, pw = padding
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+
+
+def _conv(x, k, stride, padding):
+    """Cross-correlation y[n,f,i,j] = Σ_{c,a,b} xp[n, c, i·sh + a, j·sw + b] k[f, c, a, b]."""
+    windows = _windows(_pad(x, padding), k.shape[2:], stride)
+    y = np.tensordot(windows, k, axes=([1, 4, 5], [1, 2, 3]))  # (N, Ho, Wo, F)
+    return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
+
+
+def _offsets(window: tuple[int, int], stride: tuple[int, int], out_hw: tuple[int, int]):
+    """For each offset (a, b) inside a window, row-major: the slice of the input it reads.
+
+    `x[slice]` is then (N, C, Ho, Wo): entry (a, b) of every window at once. Kernels loop
+    over these kh·kw offsets, never over pixels or samples.
+    """
+    (sh, sw), (ho, wo) = stride, out_hw
+    for a in range(window[0]):
+        for b in range(window[1]):
+            yield (
+                a,
+                b,
+                (slice(None), slice(None), slice(a, a + sh * ho, sh), slice(b, b + sw * wo, sw)),
+            )
+
+
+def _col2im(cols: np.ndarray, shape: tuple, stride: tuple[int, int]) -> np.ndarray:
+    """Sum window contributions `cols` (N, C, Ho, Wo, kh, kw) into an array of `shape`.
+
+    The transpose of `_windows`: where windows overlap, contributions accumulate.
+    """
+    out = np.zeros(shape, dtype=cols.dtype)
+    for a, b, where in _offsets(cols.shape[4:], stride, cols.shape[2:4]):
+        out[where] += cols[..., a, b]
+    return out
+
+
+def _conv_grad_input(g, k, input_shape, stride, padding):
+    """dxp[n,c,i·sh+a, j·sw+b] += Σ_f g[n,f,i,j] k[f,c,a,b], cropped to the unpadded input.
+
+    This is the full correlation of the stride-dilated g with the flipped kernel, computed
+    as im2col's transpose; inputs that no window reached get a zero gradient.
+    """
+    n, c, height, width = input_shape
+    (ph, pw), result_type = padding, np.result_type(g, k)
+    cols = np.tensordot(g, k, axes=([1], [0])).transpose(0, 3, 1, 2, 4, 5)  # (N,C,Ho,Wo,kh,kw)
+    padded = _col2im(
+        cols.astype(result_type, copy=False), (n, c, height + 2 * ph, width + 2 * pw), stride
+    )
+    return padded[:, :, ph : ph + height, pw : pw + width]
+
+
+def _conv_grad_kernel(g, x, kernel_shape, stride, padding):
+    """Correlation of the input with the upstream gradient: Σ_{n,i,j} g[n,f,i,j] xp[...]."""
+    windows = _windows(_pad(x, padding), kernel_shape[2:], stride)
+    return np.tensordot(g, windows, axes=([0, 2, 3], [0, 2, 3]))  # (F, C, kh, kw)
+
+
+def _conv_shapes(op, x_shape, k_shape, stride, padding, axes=("height", "width")):
+    """Check that kernel `k_shape` fits input `x_shape`; return the output shape."""
+    if x_shape[1] != k_shape[1]:
+        raise ShapeError(
+            f"{op}: input x has {x_shape[1]} channels (shape {x_shape}) but kernel k expects "
+            f"{k_shape[1]} (shape {k_shape}); a kernel is (filters, channels, *window)"
+        )
+    spatial = [
+        _output_size(op, size, window, s, p, axis)
+        for size, window, s, p, axis in zip(
+            x_shape[2:], k_shape[2:], stride, padding, axes, strict=True
+        )
+    ]
+    return (x_shape[0], k_shape[0], *spatial)
+
+
+# ---------------------------------------------------------------- convolution, public
+
+
+def conv2d(x, k, stride: Pair = (1, 1), padding: Pair = (0, 0)) -> np.ndarray:
+    """2-D cross-correlation (what deep-learning libraries call convolution), zero padded.
+
+    Args:
+        x: input (N, C, H, W).
+        k: kernel (F, C, kh, kw).
+        stride: int or (sh, sw).
+        padding: int or (ph, pw) zeros added on each side.
+
+    Returns:
+        y (N, F, Ho, Wo) with Ho = (H + 2 ph - kh) // sh + 1, likewise Wo.
+
+    Raises:
+        ShapeError: arrays that are not 4-D, channels that differ, or a kernel larger than the
+            padded input.
+
+    >>> conv2d(np.arange(9.0).reshape(1, 1, 3, 3), np.ones((1, 1, 2, 2)))[0, 0]
+    array([[ 8., 12.],
+           [20., 24.]])
+    """
+    x = _array(x, "conv2d", "x", 4, "(N, C, H, W)")
+    k = _array(k, "conv2d", "k", 4, "(F, C, kh, kw)")
+    stride, padding = _pair(stride, "conv2d", "stride", 1), _pair(padding, "conv2d", "padding", 0)
+    _conv_shapes("conv2d", x.shape, k.shape, stride, padding)
+    return _conv(x, k, stride, padding)
+
+
+def conv2d_grad_input(g, k, input_shape, stride: Pair = (1, 1), padding: Pair = (0, 0)):
+    """Gradient of a loss with respect to `x` of `conv2d(x, k, stride, padding)`.
+
+    Args:
+        g: gradient with respect to the output, (N, F, Ho, Wo).
+        k: kernel (F, C, kh, kw).
+        input_shape: the shape (N, C, H, W) of x.
+
+    Returns:
+        dx of shape `input_shape`.
+
+    Raises:
+        ShapeError: g not shaped like the forward output.
+    """
+    op = "conv2d_grad_input"
+    g, k = _array(g, op, "g", 4, "(N, F, Ho, Wo)"), _array(k, op, "k", 4, "(F, C, kh, kw)")
+    stride, padding = _pair(stride, op, "stride", 1), _pair(padding, op, "padding", 0)
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 4:
+        raise ShapeError(f"{op}: input_shape must be (N, C, H, W), got {input_shape}")
+    _check_grad_shape(op, g, _conv_shapes(op, input_shape, k.shape, stride, padding))
+    return _conv_grad_input(g, k, input_shape, stride, padding)
+
+
+def conv2d_grad_kernel(g, x, kernel_shape, stride: Pair = (1, 1), padding: Pair = (0, 0)):
+    """Gradient of a loss with respect to `k` of `conv2d(x, k, stride, padding)`.
+
+    Args:
+        g: gradient with respect to the output, (N, F, Ho, Wo).
+        x: input (N, C, H, W).
+        kernel_shape: the shape (F, C, kh, kw) of k.
+
+    Returns:
+        dk of shape `kernel_shape`.
+
+    Raises:
+        ShapeError: g not shaped like the forward output.
+    """
+    op = "conv2d_grad_kernel"
+    g, x = _array(g, op, "g", 4, "(N, F, Ho, Wo)"), _array(x, op, "x", 4, "(N, C, H, W)")
+    stride, padding = _pair(stride, op, "stride", 1), _pair(padding, op, "padding", 0)
+    kernel_shape = tuple(kernel_shape)
+    if len(kernel_shape) != 4:
+        raise ShapeError(f"{op}: kernel_shape must be (F, C, kh, kw), got {kernel_shape}")
+    _check_grad_shape(op, g, _conv_shapes(op, x.shape, kernel_shape, stride, padding))
+    return _conv_grad_kernel(g, x, kernel_shape, stride, padding)
+
+
+def _conv1d_args(op, stride, padding):
+    return (1, _single(stride, op, "stride", 1)), (0, _single(padding, op, "padding", 0))
+
+
+def _conv1d_shapes(op, x_shape, k_shape, stride, padding):
+    return _conv_shapes(op, x_shape, k_shape, (stride,), (padding,), axes=("length",))
+
+
+def conv1d(x, k, stride: int = 1, padding: int = 0) -> np.ndarray:
+    """1-D cross-correlation, zero padded: x (N, C, L), k (F, C, kl) -> y (N, F, Lo).
+
+    Lo = (L + 2 padding - kl) // stride + 1. Raises ShapeError as `conv2d` does.
+
+    >>> conv1d(np.arange(5.0).reshape(1, 1, 5), np.array([[[1.0, -1.0]]]), stride=2)
+    array([[[-1., -1.]]])
+    """
+    op = "conv1d"
+    x, k = _array(x, op, "x", 3, "(N, C, L)"), _array(k, op, "k", 3, "(F, C, kl)")
+    stride2, padding2 = _conv1d_args(op, stride, padding)
+    _conv1d_shapes(op, x.shape, k.shape, stride2[1], padding2[1])
+    return _conv(x[:, :, None], k[:, :, None], stride2, padding2)[:, :, 0]
+
+
+def conv1d_grad_input(g, k, input_shape, stride: int = 1, padding: int = 0) -> np.ndarray:
+    """Gradient with respect to x of `conv1d(x, k, stride, padding)`; g is (N, F, Lo)."""
+    op = "conv1d_grad_input"
+    g, k = _array(g, op, "g", 3, "(N, F, Lo)"), _array(k, op, "k", 3, "(F, C, kl)")
+    stride2, padding2 = _conv1d_args(op, stride, padding)
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3:
+        raise ShapeError(f"{op}: input_shape must be (N, C, L), got {input_shape}")
+    _check_grad_shape(op, g, _conv1d_shapes(op, input_shape, k.shape, stride2[1], padding2[1]))
+    n, c, length = input_shape
+    dx = _conv_grad_input(g[:, :, None], k[:, :, None], (n, c, 1, length), stride2, padding2)
+    return dx[:, :, 0]
+
+
+def conv1d_grad_kernel(g, x, kernel_shape, stride: int = 1, padding: int = 0) -> np.ndarray:
+    """Gradient with respect to k of `conv1d(x, k, stride, padding)`; g is (N, F, Lo)."""
+    op = "conv1d_grad_kernel"
+    g, x = _array(g, op, "g", 3, "(N, F, Lo)"), _array(x, op, "x", 3, "(N, C, L)")
+    stride2, padding2 = _conv1d_args(op, stride, padding)
+    kernel_shape = tuple(kernel_shape)
+    if len(kernel_shape) != 3:
+        raise ShapeError(f"{op}: kernel_shape must be (F, C, kl), got {kernel_shape}")
+    _check_grad_shape(op, g, _conv1d_shapes(op, x.shape, kernel_shape, stride2[1], padding2[1]))
+    f, c, kl = kernel_shape
+    return _conv_grad_kernel(g[:, :, None], x[:, :, None], (f, c, 1, kl), stride2, padding2)[
+        :, :, 0
+    ]
+
+
+# ---------------------------------------------------------------- pooling, 2-D core
+
+
+def _pool_shape(op, x_shape, size, stride, axes=("height", "width")):
+    spatial = [
+        _output_size(op, n, w, s, 0, axis)
+        for n, w, s, axis in zip(x_shape[2:], size, stride, axes, strict=True)
+    ]
+    return (*x_shape[:2], *spatial)
+
+
+def _max_pool(x, size, stride, out_hw):
+    y = None
+    for _, _, where in _offsets(size, stride, out_hw):
+        y = x[where].copy() if y is None else np.maximum(y, x[where], out=y)
+    return y
+
+
+def _max_pool_grad(g, x, size, stride):
+    # Ties: the first maximum of a window in row-major order takes the whole gradient, as
+    # np.argmax would pick it (and PyTorch's CPU kernel does).
+    y = _max_pool(x, size, stride, g.shape[2:])
+    dx = np.zeros(x.shape, dtype=np.result_type(g, x))
+    taken = np.zeros(g.shape, dtype=bool)
+    for _, _, where in _offsets(size, stride, g.shape[2:]):
+        first = (x[where] == y) & ~taken
+        dx[where] += np.where(first, g, 0)
+        taken |= first
+    return dx
+
+
+def _avg_pool(x, size, stride, out_hw):
+    y = np.zeros((*x.shape[:2], *out_hw), dtype=np.result_type(x, np.float16))
+    for _, _, where in _offsets(size, stride, out_hw):
+        y += x[where]
+    return y / (size[0] * size[1])
+
+
+def _avg_pool_grad(g, x_shape, size, stride):
+    share, dx = g / (size[0] * size[1]), np.zeros(x_shape, dtype=np.result_type(g, np.float16))
+    for _, _, where in _offsets(size, stride, g.shape[2:]):
+        dx[where] += share
+    return dx
+
+
+# ---------------------------------------------------------------- pooling, public
+
+
+def _pool2d_args(op, x_shape, size, stride):
+    """Window size, stride and output shape of a 2-D pooling of an input of `x_shape`."""
+    if len(x_shape) != 4:
+        raise ShapeError(f"{op}: x must be 4-D (N, C, H, W), got shape {tuple(x_shape)}")
+    size = _pair(size, op, "size", 1)
+    stride = size if stride is None else _pair(stride, op, "stride", 1)
+    return size, stride, _pool_shape(op, tuple(x_shape), size, stride)
+
+
+def max_pool2d(x, size: Pair, stride: Pair | None = None) -> np.ndarray:
+    """Maximum over each size[0] x size[1] window, moved by `stride` (default: `size`).
+
+    Args:
+        x: input (N, C, H, W).
+        size: int or (kh, kw).
+        stride: int or (sh, sw); None means non-overlapping windows.
+
+    Returns:
+        (N, C, Ho, Wo) with Ho = (H - kh) // sh + 1; a last partial window is dropped.
+
+    Raises:
+        ShapeError: x not 4-D, or a window larger than x.
+
+    >>> max_pool2d(np.arange(16.0).reshape(1, 1, 4, 4), 2)[0, 0]
+    array([[ 5.,  7.],
+           [13., 15.]])
+    """
+    x = np.asarray(x)
+    size, stride, out = _pool2d_args("max_pool2d", x.shape, size, stride)
+    return _max_pool(x, size, stride, out[2:])
+
+
+def max_pool2d_grad(g, x, size: Pair, stride: Pair | None = None) -> np.ndarray:
+    """Gradient with respect to x of `max_pool2d(x, size, stride)`.
+
+    Each window's gradient goes to its maximum; on ties, to the first maximum in row-major
+    order within the window (PyTorch's CPU convention). Overlapping windows accumulate.
+
+    Raises:
+        ShapeError: g not shaped like the forward output.
+    """
+    op = "max_pool2d_grad"
+    x, g = np.asarray(x), _array(g, op, "g", 4, "(N, C, Ho, Wo)")
+    size, stride, out = _pool2d_args(op, x.shape, size, stride)
+    _check_grad_shape(op, g, out)
+    return _max_pool_grad(g, x, size, stride)
+
+
+def avg_pool2d(x, size: Pair, stride: Pair | None = None) -> np.ndarray:
+    """Mean over each size[0] x size[1] window, moved by `stride` (default: `size`).
+
+    Shapes and errors as `max_pool2d`.
+
+    >>> avg_pool2d(np.arange(16.0).reshape(1, 1, 4, 4), 2)[0, 0]
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]])
+    """
+    x = np.asarray(x)
+    size, stride, out = _pool2d_args("avg_pool2d", x.shape, size, stride)
+    return _avg_pool(x, size, stride, out[2:])
+
+
+def avg_pool2d_grad(g, input_shape, size: Pair, stride: Pair | None = None) -> np.ndarray:
+    """Gradient with respect to x of `avg_pool2d(x, size, stride)`; x has `input_shape`.
+
+    Each window spreads its gradient equally over its kh·kw inputs.
+    """
+    op = "avg_pool2d_grad"
+    g, input_shape = _array(g, op, "g", 4, "(N, C, Ho, Wo)"), tuple(input_shape)
+    size, stride, out = _pool2d_args(op, input_shape, size, stride)
+    _check_grad_shape(op, g, out)
+    return _avg_pool_grad(g, input_shape, size, stride)
+
+
+def _pool1d_args(op, x_shape, size, stride):
+    """As `_pool2d_args` for (N, C, L), with the window and stride as 2-D pairs of height 1."""
+    if len(x_shape) != 3:
+        raise ShapeError(f"{op}: x must be 3-D (N, C, L), got shape {tuple(x_shape)}")
+    size = _single(size, op, "size", 1)
+    stride = size if stride is None else _single(stride, op, "stride", 1)
+    out = _pool_shape(op, tuple(x_shape), (size,), (stride,), axes=("length",))
+    return (1, size), (1, stride), out
+
+
+def max_pool1d(x, size: int, stride: int | None = None) -> np.ndarray:
+    """Maximum over windows of `size` along the last axis of x (N, C, L).
+
+    >>> max_pool1d(np.array([[[1.0, 3.0, 2.0, 0.0, 5.0]]]), 2)
+    array([[[3., 2.]]])
+    """
+    x = np.asarray(x)
+    size, stride, out = _pool1d_args("max_pool1d", x.shape, size, stride)
+    return _max_pool(x[:, :, None], size, stride, (1, out[2]))[:, :, 0]
+
+
+def max_pool1d_grad(g, x, size: int, stride: int | None = None) -> np.ndarray:
+    """Gradient with respect to x of `max_pool1d(x, size, stride)` (ties: first maximum)."""
+    op = "max_pool1d_grad"
+    x, g = np.asarray(x), _array(g, op, "g", 3, "(N, C, Lo)")
+    size, stride, out = _pool1d_args(op, x.shape, size, stride)
+    _check_grad_shape(op, g, out)
+    return _max_pool_grad(g[:, :, None], x[:, :, None], size, stride)[:, :, 0]
+
+
+def avg_pool1d(x, size: int, stride: int | None = None) -> np.ndarray:
+    """Mean over windows of `size` along the last axis of x (N, C, L)."""
+    x = np.asarray(x)
+    size, stride, out = _pool1d_args("avg_pool1d", x.shape, size, stride)
+    return _avg_pool(x[:, :, None], size, stride, (1, out[2]))[:, :, 0]
+
+
+def avg_pool1d_grad(g, input_shape, size: int, stride: int | None = None) -> np.ndarray:
+    """Gradient with respect to x of `avg_pool1d(x, size, stride)`; x has `input_shape`."""
+    op = "avg_pool1d_grad"
+    g, input_shape = _array(g, op, "g", 3, "(N, C, Lo)"), tuple(input_shape)
+    size, stride, out = _pool1d_args(op, input_shape, size, stride)
+    _check_grad_shape(op, g, out)
+    n, c, length = input_shape
+    return _avg_pool_grad(g[:, :, None], (n, c, 1, length), size, stride)[:, :, 0]
+
+
+def logsumexp(Z: np.ndarray, axis: int = 0) -> np.ndarray:
+    """log Σ exp(Z) along `axis` (kept), stable: the maximum is taken out first, so logits of
+    ±1000 give finite results."""
+    peak = Z.max(axis=axis, keepdims=True)
+    peak = np.where(np.isfinite(peak), peak, 0.0)
+    return peak + np.log(np.exp(Z - peak).sum(axis=axis, keepdims=True))

@@ -1,0 +1,208 @@
+"""Guarded construction of formulas: every operation a parsed formula may ask for, with limits
+on the size of numbers, matrices and time, so that no text can make SymPy run for long."""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable
+
+import sympy
+from sympy import ImmutableMatrix, Integer, MatrixBase, Rational
+from sympy.matrices.expressions import MatrixExpr
+
+from symdl.parsing.errors import MAX_ARGS, MAX_BITS, MAX_ENTRIES, TIME_LIMIT, ParseError
+
+
+class Builder:
+    """Guarded constructors: every operation a formula may ask for, with its limits."""
+
+    def __init__(self, text: str, time_limit: float = TIME_LIMIT):
+        self.text = text
+        self.deadline = time.monotonic() + time_limit
+
+    def fail(self, reason: str, position: int | None):
+        raise ParseError(reason, self.text, position)
+
+    def tick(self, position: int | None) -> None:
+        if time.monotonic() > self.deadline:
+            self.fail(
+                f"the formula takes more than {TIME_LIMIT:g} s to build; simplify it", position
+            )
+
+    def number(self, literal: str, position: int) -> Rational:
+        literal = literal.replace("_", "")
+        m = re.fullmatch(r"(?:\d+\.?\d*|\.\d+)(?:[eE]([+-]?\d+))?", literal)
+        if not m or len(literal) > 100 or (m[1] and abs(int(m[1])) > 300):
+            self.fail(f"number {literal[:30]!r} is too long or out of range", position)
+        return Rational(literal)  # exact: 0.1 means 1/10
+
+    def matrix(self, rows: list[list], position: int) -> ImmutableMatrix:
+        if not rows or any(len(r) != len(rows[0]) for r in rows) or not rows[0]:
+            self.fail("a matrix needs rows of equal, non-zero length", position)
+        if len(rows) * len(rows[0]) > MAX_ENTRIES:
+            self.fail(f"a matrix may have at most {MAX_ENTRIES} entries", position)
+        for row in rows:
+            for e in row:
+                if not _is_scalar(e):
+                    self.fail("matrix entries must be scalars", position)
+        return ImmutableMatrix(rows)
+
+    def as_value(self, v, position: int):
+        """A list written in the formula, as a matrix (a flat list is a column)."""
+        if isinstance(v, list):
+            rows = [r if isinstance(r, list) else [r] for r in v]
+            return self.matrix(rows, position)
+        return v
+
+    def add(self, a, b, position: int, sign: int = 1):
+        self.tick(position)
+        a, b = self.as_value(a, position), self.as_value(b, position)
+        if _is_scalar(a) and _is_scalar(b):
+            return a + sign * b
+        if isinstance(a, MatrixBase) and _is_scalar(b):  # 1 - p: elementwise, as in DL papers
+            return a.applyfunc(lambda e: e + sign * b)
+        if _is_scalar(a) and isinstance(b, MatrixBase):
+            return b.applyfunc(lambda e: a + sign * e)
+        self._same_shape(a, b, "add" if sign > 0 else "subtract", position)
+        return self._sympy(lambda: a + sign * b, position)
+
+    def mul(self, a, b, position: int):
+        self.tick(position)
+        a, b = self.as_value(a, position), self.as_value(b, position)
+        if _is_scalar(a) or _is_scalar(b):
+            return self._sympy(lambda: a * b, position)
+        (r, k), (k2, c) = a.shape, b.shape
+        if k != k2:
+            self.fail(
+                f"cannot multiply a {_shape(a)} matrix by a {_shape(b)} one; write .T (or ^T) "
+                "for a transpose, or hadamard(a, b) (\\odot) for the entrywise product",
+                position,
+            )
+        if isinstance(a, MatrixBase) and isinstance(b, MatrixBase) and r * k * c > 20 * MAX_ENTRIES:
+            self.fail("matrix product too large", position)
+        return self._sympy(lambda: a * b, position)
+
+    def total(self, terms: list[tuple[object, int, int]]):
+        """The sum of (value, sign, position) terms. Scalars are added in one n-ary Add: a
+        chain of binary additions costs time quadratic in the number of terms."""
+        scalars, matrix = [], None
+        for value, sign, position in terms:
+            self.tick(position)
+            value = self.as_value(value, position)
+            if _is_scalar(value):
+                scalars.append(value if sign > 0 else -value)
+            elif matrix is None:
+                matrix = value if sign > 0 else self.neg(value, position)
+            else:
+                matrix = self.add(matrix, value, position, sign)
+        scalar = self._sympy(lambda: sympy.Add(*scalars), terms[0][2]) if scalars else None
+        if matrix is None:
+            return scalar
+        return matrix if scalar is None else self.add(matrix, scalar, terms[0][2])
+
+    def product(self, factors: list[tuple[object, bool, int]]):
+        """The product of (value, divides, position) factors, in order for matrices; scalar
+        factors are multiplied in one n-ary Mul (they commute with everything)."""
+        scalars, matrix = [], None
+        for value, divides, position in factors:
+            self.tick(position)
+            value = self.as_value(value, position)
+            if divides:
+                value = self.div(Integer(1), value, position)
+            if _is_scalar(value):
+                scalars.append(value)
+            else:
+                matrix = value if matrix is None else self.mul(matrix, value, position)
+        scalar = self._sympy(lambda: sympy.Mul(*scalars), factors[0][2]) if scalars else None
+        if matrix is None:
+            return scalar
+        return matrix if scalar is None else self.mul(scalar, matrix, factors[0][2])
+
+    def div(self, a, b, position: int):
+        a, b = self.as_value(a, position), self.as_value(b, position)
+        if not _is_scalar(b):
+            self.fail("cannot divide by a matrix", position)
+        if b == 0:
+            self.fail("division by zero", position)
+        return self.mul(a, self._sympy(lambda: 1 / b, position), position)
+
+    def neg(self, a, position: int):
+        return self.mul(Integer(-1), a, position)
+
+    def pow(self, base, exponent, position: int):
+        self.tick(position)
+        base, exponent = self.as_value(base, position), self.as_value(exponent, position)
+        if not _is_scalar(exponent):
+            self.fail("an exponent must be a scalar", position)
+        if not _is_scalar(base):
+            square = base.shape[0] == base.shape[1]
+            if exponent.is_Integer and 1 <= exponent <= 8 and square:
+                if (
+                    isinstance(base, MatrixBase)
+                    and base.shape[0] ** 3 * exponent > 20 * MAX_ENTRIES
+                ):
+                    self.fail("matrix power too large", position)
+                return self._sympy(lambda: base**exponent, position)
+            self.fail(
+                "a matrix power needs a square matrix and an integer exponent from 1 to 8; "
+                "for entrywise squares write hadamard(a, a)",
+                position,
+            )
+        if base.is_Number and exponent.is_Rational:
+            if base == 0 and exponent < 0:
+                self.fail("division by zero (0 to a negative power)", position)
+            size = max(abs(base.p), base.q, 2) if base.is_Rational else 2
+            if abs(exponent) * math.log2(size) > MAX_BITS:
+                self.fail(
+                    f"number too large: {base}**{exponent} has more than {MAX_BITS} bits", position
+                )
+        return self._sympy(lambda: sympy.Pow(base, exponent), position)
+
+    def transpose(self, a, position: int):
+        a = self.as_value(a, position)
+        return a if _is_scalar(a) else a.T
+
+    def index(self, a, indices: tuple[int, ...], position: int):
+        if isinstance(a, list):
+            a = self.as_value(a, position)
+        if _is_scalar(a):
+            self.fail("only a vector or matrix can be indexed", position)
+        rows, cols = a.shape
+        if len(indices) == 1 and 1 in (rows, cols):
+            indices = (indices[0], 0) if cols == 1 else (0, indices[0])
+        if len(indices) != 2 or not (0 <= indices[0] < rows and 0 <= indices[1] < cols):
+            self.fail(
+                f"index {indices} is outside the {_shape(a)} matrix (indices start at 0)", position
+            )
+        return a[indices]
+
+    def call(self, function: Callable, args: list, name: str, position: int):
+        self.tick(position)
+        if len(args) > MAX_ARGS:
+            self.fail(f"{name}: more than {MAX_ARGS} arguments", position)
+        try:
+            return function(self, *args)
+        except ParseError:
+            raise
+        except (TypeError, ValueError, ArithmeticError, sympy.ShapeError) as error:
+            self.fail(f"{name}: {error}".split("\n")[0][:300], position)
+
+    def _same_shape(self, a, b, verb: str, position: int) -> None:
+        if a.shape != b.shape:
+            self.fail(f"cannot {verb} a {_shape(a)} and a {_shape(b)} matrix", position)
+
+    def _sympy(self, thunk: Callable, position: int):
+        try:
+            return thunk()
+        except (TypeError, ValueError, ArithmeticError, sympy.ShapeError) as error:
+            self.fail(str(error).split("\n")[0][:300], position)
+
+
+def _is_scalar(v) -> bool:
+    return not isinstance(v, MatrixBase | MatrixExpr | list)
+
+
+def _shape(a) -> str:
+    return "x".join(map(str, a.shape))

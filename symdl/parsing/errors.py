@@ -1,0 +1,72 @@
+"""What a formula may be: the limits on its text and on what it makes SymPy compute, and the
+error that names the position where a text breaks them."""
+
+from __future__ import annotations
+
+import re
+
+import sympy
+
+MAX_LENGTH = 10_000  # characters; a two-layer network's gradient in matrix notation is far less
+MAX_DEPTH = 60  # nested brackets
+MAX_BITS = 10_000  # size of any number the text makes SymPy compute (2**10000 has 3011 digits)
+MAX_ENTRIES = 10_000  # entries of a matrix, and multiply-adds of one matrix product / 20
+MAX_VECTOR = 200  # entries of a vector given whole to an op (softmax of n entries has n^2 parts)
+MAX_ARGS = 100  # arguments of one call
+TIME_LIMIT = 2.5  # seconds to build the formula (each step is bounded; this bounds their sum)
+
+
+class ParseError(ValueError):
+    """Text that is not a formula symdl accepts; `position` is the offending character (from 0)."""
+
+    def __init__(self, reason: str, text: str = "", position: int | None = None):
+        self.reason, self.text, self.position = reason, text, position
+        super().__init__(reason + _caret(text, position))
+
+
+def _caret(text: str, position: int | None) -> str:
+    if position is None or not text:
+        return ""
+    position = max(0, min(position, len(text)))
+    start = max(0, position - 40)
+    line = text[start : position + 40].replace("\n", " ").replace("\0", "?")
+    prefix = "..." if start else ""
+    return f" (at character {position})\n    {prefix}{line}\n    {' ' * (len(prefix) + position - start)}^"
+
+
+def looks_like_latex(text: str) -> bool:
+    """LaTeX has backslashes or braces; Python syntax never does."""
+    return bool(re.search(r"[\\{}]", text))
+
+
+def check_finite(result, text: str):
+    """`result`, unless it contains an infinity or nan (log(0), a division by x - x, ...)."""
+    parts = result if isinstance(result, list) else [result]
+    for part in parts:
+        if isinstance(part, list):
+            check_finite(part, text)
+        elif isinstance(part, sympy.Basic) and part.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
+            raise ParseError("the formula is not finite (a division by zero, log(0), ...)", text)
+    return result
+
+
+def check_text(text: str) -> None:
+    if len(text) > MAX_LENGTH:
+        raise ParseError(
+            f"the formula has {len(text)} characters; at most {MAX_LENGTH} are accepted",
+            text,
+            MAX_LENGTH,
+        )
+    bad = re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", text)
+    if bad:
+        raise ParseError(f"control character {bad[0]!r} in the formula", text, bad.start())
+    if not text.strip():
+        raise ParseError("the formula is empty", text, 0)
+    depth = 0
+    for i, ch in enumerate(text):
+        if ch in "([{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ParseError(f"brackets nested more than {MAX_DEPTH} deep", text, i)
+        elif ch in ")]}":
+            depth -= 1

@@ -1,0 +1,475 @@
+r"""LaTeX formulas as SymPy objects, by a small recursive-descent parser that executes nothing:
+$\sigma(z)\,(1-\sigma(z))$, $\frac{2}{N}(a - y)$, $\delta x^\top$, $a \odot b$, $\sigma'(z)$,
+pmatrix; names match the spellings (name or LaTeX) of the function's symbols."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import sympy
+from sympy import Integer
+
+from symdl.parsing.builder import Builder
+from symdl.parsing.errors import MAX_DEPTH, ParseError
+from symdl.parsing.namespace import Namespace
+
+# SymPy's own parse_latex (lark backend) is not used for untrusted text: its Earley parser took
+# 3.4 s on 673 characters of juxtaposed symbols and ran out of memory on 1,300 (SymPy 1.14), and
+# it knows neither \sigma nor \operatorname.
+
+_TOKEN = re.compile(
+    r"(?P<space>\s+)|(?P<command>\\[A-Za-z]+)|(?P<escaped>\\[^A-Za-z])"
+    r"|(?P<number>\d+(?:\.\d+)?|\.\d+)|(?P<char>.)",
+    re.S,
+)
+_SKIP = {
+    r"\left", r"\right", r"\big", r"\Big", r"\bigg", r"\Bigg", r"\bigl", r"\bigr", r"\Bigl",
+    r"\Bigr", r"\biggl", r"\biggr", r"\displaystyle", r"\textstyle", r"\quad", r"\qquad",
+    r"\limits", r"\nolimits", r"\,", r"\;", r"\:", r"\!", "\\ ", r"\>",
+}  # fmt: skip
+_SYNONYMS = {
+    r"\lvert": "|", r"\rvert": "|", r"\vert": "|", r"\lbrace": r"\{", r"\rbrace": r"\}",
+    r"\lbrack": "[", r"\rbrack": "]", r"\ast": "*", r"\cdot": "*", r"\times": "*",
+    r"\div": "/", r"\circ": r"\odot", r"\dfrac": r"\frac", r"\tfrac": r"\frac",
+    r"\intercal": r"\top", r"\mathrm": r"\operatorname", r"\text": r"\operatorname",
+    r"\textrm": r"\operatorname", r"\mathit": r"\operatorname", r"\mathsf": r"\operatorname",
+    r"\mathbf": r"\operatorname", r"\boldsymbol": r"\operatorname", r"\bm": r"\operatorname",
+    r"\vec": r"\operatorname", r"\operatorname*": r"\operatorname", r"\varepsilon": r"\epsilon",
+    r"\varphi": r"\phi", r"\vartheta": r"\theta", r"\prime": "'",
+}  # fmt: skip
+_FUNCTION_COMMANDS = {
+    r"\exp": "exp", r"\log": "log", r"\ln": "log", r"\tanh": "tanh", r"\sinh": "sinh",
+    r"\cosh": "cosh", r"\sin": "sin", r"\cos": "cos", r"\tan": "tan", r"\max": "max",
+    r"\min": "min", r"\sigma": "sigmoid", r"\operatorname{sgn}": "sign",
+}  # fmt: skip
+_LONGEST_NAME = 40
+_OPEN = {"(": ")", "[": "]", r"\{": r"\}", "{": "}"}
+_MATRICES = {"matrix", "pmatrix", "bmatrix", "Bmatrix", "smallmatrix"}
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+    position: int
+
+
+def tokenize(text: str) -> list[Token]:
+    """Tokens without spacing, sizes or synonyms; `^x` and `_x` get braces, as `^{x}`."""
+    tokens: list[Token] = []
+    raw = [Token(m[0], m.start()) for m in _TOKEN.finditer(text) if not m["space"]]
+    i = 0
+    while i < len(raw):
+        t = raw[i]
+        text_ = _SYNONYMS.get(t.text, t.text)
+        i += 1
+        if text_ in _SKIP:
+            if t.text in (r"\left", r"\right") and i < len(raw) and raw[i].text == ".":
+                i += 1
+            continue
+        if len(text_) == 1 and not text_.isascii() and unicodedata.category(text_).startswith("L"):
+            text_ = _unicode_letter(text_)
+        tokens.append(Token(text_, t.position))
+        if text_ in "^_" and i < len(raw) and raw[i].text not in ("{", r"\left"):
+            nxt = raw[i]
+            if nxt.text[:1].isdigit() and len(nxt.text) > 1:  # x^23 is x^{2} 3
+                raw[i] = Token(nxt.text[1:], nxt.position + 1)
+                nxt = Token(nxt.text[0], nxt.position)
+            else:
+                i += 1
+            nxt = Token(_SYNONYMS.get(nxt.text, nxt.text), nxt.position)
+            tokens += [Token("{", nxt.position), nxt, Token("}", nxt.position)]
+    return tokens
+
+
+def _unicode_letter(ch: str) -> str:
+    """σ -> \\sigma (Greek letters by their Unicode names); other letters stay."""
+    name = unicodedata.name(ch, "")
+    m = re.fullmatch(r"GREEK (SMALL|CAPITAL) LETTER (\w+)", name)
+    if not m:
+        return ch
+    letter = m[2].lower()
+    return "\\" + (letter if m[1] == "SMALL" else letter.capitalize())
+
+
+def parse_latex(text: str, namespace: Namespace):
+    """`text` (LaTeX math) as SymPy objects, names resolved in `namespace`.
+
+    Raises:
+        ParseError: unbalanced braces, unknown commands or names, or an unsupported construct.
+    """
+    tokens = tokenize(text)
+    _check_balanced(text, tokens)
+    parser = _Parser(text, tokens, namespace)
+    try:
+        result = parser.expression()
+    except RecursionError:
+        raise ParseError("the formula is nested too deeply", text, 0) from None
+    if parser.i < len(tokens):
+        parser.fail(f"unexpected {parser.peek()!r}")
+    return result
+
+
+def _check_balanced(text: str, tokens: list[Token]) -> None:
+    stack: list[Token] = []
+    for t in tokens:
+        if t.text in ("{", r"\{", "(", "["):
+            stack.append(t)
+        elif t.text in ("}", r"\}", ")", "]"):
+            if not stack or _OPEN[stack[-1].text] != t.text:
+                raise ParseError(f"unbalanced {t.text!r}", text, t.position)
+            stack.pop()
+    if stack:
+        raise ParseError(f"{stack[-1].text!r} is never closed", text, stack[-1].position)
+
+
+def _spellings(namespace: Namespace) -> dict[str, list[tuple[tuple[str, ...], object]]]:
+    """Each value's spellings as token sequences, by first token, longest first."""
+    table: dict[str, list] = {}
+    for name, value in namespace.values.items():
+        spellings = {name, sympy.latex(sympy.Symbol(name))}  # delta is also \delta
+        if isinstance(value, sympy.Symbol | sympy.MatrixSymbol) or value in (sympy.pi, sympy.E):
+            spellings.add(sympy.latex(value))
+        for spelling in spellings:
+            key = tuple(t.text for t in tokenize(spelling))
+            if key:
+                table.setdefault(key[0], []).append((key, value))
+    for entries in table.values():
+        entries.sort(key=lambda e: -len(e[0]))
+    return table
+
+
+class _Parser:
+    def __init__(self, text: str, tokens: list[Token], namespace: Namespace):
+        self.text, self.tokens, self.namespace = text, tokens, namespace
+        self.build = Builder(text)
+        self.i = 0
+        self.depth = 0
+        self.in_abs = 0
+        self.spellings = _spellings(namespace)
+
+    # tokens
+    def peek(self, k: int = 0) -> str:
+        j = self.i + k
+        return self.tokens[j].text if j < len(self.tokens) else ""
+
+    def position(self) -> int:
+        return self.tokens[self.i].position if self.i < len(self.tokens) else len(self.text)
+
+    def fail(self, reason: str):
+        raise ParseError(reason, self.text, self.position())
+
+    def take(self, expected: str | None = None) -> str:
+        if self.i >= len(self.tokens):
+            self.fail(f"the formula ends early{f'; expected {expected!r}' if expected else ''}")
+        t = self.tokens[self.i].text
+        if expected is not None and t != expected:
+            self.fail(f"expected {expected!r}, found {t!r}")
+        self.i += 1
+        return t
+
+    # grammar
+    def expression(self):
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self.fail(f"the formula is nested more than {MAX_DEPTH} deep")
+        p = self.position()
+        terms = [(self.term(), 1, p)]
+        while self.peek() in ("+", "-"):
+            p = self.position()
+            sign = 1 if self.take() == "+" else -1
+            terms.append((self.term(), sign, p))
+        self.depth -= 1
+        return terms[0][0] if len(terms) == 1 else self.build.total(terms)
+
+    def term(self):
+        """Factors joined by products, quotients (one n-ary product) and \\odot (in order)."""
+        p = self.position()
+        factors = [(self.unary(), False, p)]
+        while True:
+            op, p = self.peek(), self.position()
+            if op in ("*", "/"):
+                self.take()
+                factors.append((self.unary(), op == "/", p))
+            elif op == r"\odot":
+                self.take()
+                left = self.build.product(factors)
+                hadamard = self.namespace.functions["hadamard"]
+                factors = [(self.build.call(hadamard, [left, self.unary()], "odot", p), False, p)]
+            elif self.starts_atom():
+                factors.append((self.power(), False, p))
+            else:
+                return factors[0][0] if len(factors) == 1 else self.build.product(factors)
+
+    def unary(self):
+        p, negative = self.position(), False
+        while self.peek() in ("+", "-"):
+            negative ^= self.take() == "-"
+        value = self.power()
+        return self.build.neg(value, p) if negative else value
+
+    def starts_atom(self) -> bool:
+        t = self.peek()
+        if not t or t in ("|",) and self.in_abs:
+            return False
+        if t in ("(", "[", r"\{", "{", "|") or t[0].isdigit() or t[0] == "." and len(t) > 1:
+            return True
+        if t.startswith("\\"):
+            return t not in (r"\}", r"\odot", r"\end", r"\\", r"\top") and t[1:2].isalpha()
+        return t[0].isalpha()
+
+    def power(self):
+        value = self.atom()
+        while self.peek() == "^":
+            p = self.position()
+            self.take()
+            if self.is_transpose():
+                value = self.build.transpose(value, p)
+                continue
+            self.take("{")
+            exponent = self.expression()
+            self.take("}")
+            value = self.build.pow(value, exponent, p)
+        if self.peek() == "_":
+            self.fail("a subscript here is not part of a known name")
+        return value
+
+    def is_transpose(self) -> bool:
+        inner = [self.peek(k) for k in range(1, 5)]
+        if inner[:2] in ([r"\top", "}"], ["'", "}"]):
+            self.i += 3
+            return True
+        if inner[:4] == [r"\operatorname", "{", "T", "}"] and self.peek(5) == "}":
+            self.i += 6
+            return True
+        if inner[:2] == ["T", "}"] and "T" not in self.namespace.values:
+            self.i += 3
+            return True
+        return False
+
+    def atom(self):
+        t, p = self.peek(), self.position()
+        if not t:
+            self.fail("the formula ends early")
+        if t in _OPEN:
+            self.take()
+            value = self.expression()
+            self.take(_OPEN[t])
+            return value
+        if t == "|":
+            self.take()
+            self.in_abs += 1
+            value = self.expression()
+            self.in_abs -= 1
+            self.take("|")
+            return self.build.call(self.namespace.functions["abs"], [value], "abs", p)
+        if t[0].isdigit() or t[0] == "." and len(t) > 1:
+            self.take()
+            return self.build.number(t, p)
+        if t == r"\frac":
+            self.take()
+            numerator, denominator = self.group(), self.group()
+            return self.build.div(numerator, denominator, p)
+        if t == r"\sqrt":
+            return self.sqrt()
+        if t == r"\begin":
+            return self.matrix()
+        return self.named()
+
+    def group(self):
+        """A braced argument, or a single token as in \\frac12 or \\frac{1}{N}."""
+        if self.peek() != "{":
+            p = self.position()
+            t = self.take()
+            if t[0].isdigit():
+                if len(t) > 1:  # \frac12: the digits are two arguments
+                    self.i -= 1
+                    self.tokens[self.i] = Token(t[1:], p + 1)
+                    return self.build.number(t[0], p)
+                return self.build.number(t, p)
+            self.i -= 1
+            return self.named()
+        self.take("{")
+        value = self.expression()
+        self.take("}")
+        return value
+
+    def sqrt(self):
+        p = self.position()
+        self.take()
+        degree = None
+        if self.peek() == "[":
+            self.take()
+            degree = self.expression()
+            self.take("]")
+        radicand = self.group()
+        root = self.build.call(self.namespace.functions["sqrt"], [radicand], "sqrt", p)
+        if degree is None:
+            return root
+        return self.build.pow(radicand, self.build.div(Integer(1), degree, p), p)
+
+    def matrix(self):
+        p = self.position()
+        self.take(r"\begin")
+        env = self.word()
+        if env not in _MATRICES:
+            self.fail(f"environment {env!r} is not a matrix; use pmatrix or bmatrix")
+        rows, row = [], [self.expression()]
+        while self.peek() in ("&", r"\\"):
+            if self.take() == "&":
+                row.append(self.expression())
+            else:
+                rows.append(row)
+                row = [] if self.peek() == r"\end" else [self.expression()]
+        if row:
+            rows.append(row)
+        self.take(r"\end")
+        if self.word() != env:
+            self.fail(f"\\begin{{{env}}} closed by a different \\end")
+        return self.build.matrix(rows, p)
+
+    def word(self) -> str:
+        """The letters of a braced word, as in \\begin{pmatrix} or \\operatorname{ReLU}."""
+        self.take("{")
+        letters = []
+        while self.peek() not in ("}", ""):
+            t = self.take()
+            letters.append(t.lstrip("\\") if t.startswith("\\") and t[1:].isalpha() else t)
+        self.take("}")
+        return "".join(letters)
+
+    # names and calls
+    def named(self):
+        p, t = self.position(), self.peek()
+        name = self.function_name()
+        if name is not None:
+            return self.call(name, p)
+        spelled = self.spelled()
+        if spelled is not None:
+            return spelled
+        if t == r"\operatorname":
+            self.take()
+            return self.with_subscript(self.word(), p)
+        if t.startswith("\\") and t[1:] not in GREEK:
+            self.fail(f"unsupported LaTeX command {t}")
+        if t.startswith("\\") or t[0].isalpha():
+            self.take()
+            return self.with_subscript(t.lstrip("\\"), p)
+        self.fail(f"unexpected {t!r}")
+
+    def function_name(self) -> str | None:
+        """The function a call starts with, if the tokens here are a call, else None.
+
+        \\log, \\exp, \\tanh, ... always call; \\sigma, \\operatorname{ReLU} and names written
+        in letters (softmax) call when a parenthesis, a prime or an exponent then a
+        parenthesis follows, so \\sigma^2 alone is still the symbol sigma squared.
+        """
+        t, save = self.peek(), self.i
+        if t in _FUNCTION_COMMANDS and t != r"\sigma":
+            self.take()
+            return _FUNCTION_COMMANDS[t]
+        if t == r"\sigma":
+            self.take()
+            name = "sigmoid"
+        elif t == r"\operatorname":
+            self.take()
+            name = self.word()
+        elif len(t) == 1 and t.isalpha():
+            name = self.take()
+            while len(self.peek()) == 1 and self.peek().isalpha() and self.glued():
+                name += self.take()
+                if len(name) > _LONGEST_NAME:  # no function is called that: stop looking
+                    break
+        else:
+            return None
+        if name.lower() == "relu":
+            name = "relu"
+        if name in self.namespace.functions and self.call_follows():
+            return name
+        self.i = save
+        return None
+
+    def glued(self, j: int | None = None) -> bool:
+        """True when token `j` (the next one by default) follows its predecessor without a space."""
+        j = self.i if j is None else j
+        before, here = self.tokens[j - 1], self.tokens[j]
+        return here.position == before.position + len(before.text)
+
+    def call_follows(self) -> bool:
+        j = self.i
+        while self.peek(j - self.i) == "'":
+            j += 1
+        if self.peek(j - self.i) == "^" and self.peek(j - self.i + 1) == "{":
+            depth, j = 0, j + 1
+            while j < len(self.tokens):
+                depth += {"{": 1, "}": -1}.get(self.tokens[j].text, 0)
+                j += 1
+                if depth == 0:
+                    break
+        return self.peek(j - self.i) == "("
+
+    def call(self, name: str, p: int):
+        function = self.namespace.function(name, self.text, p)
+        order = 0
+        while self.peek() == "'":
+            self.take()
+            order += 1
+        exponent = None
+        if self.peek() == "^":
+            self.take()
+            exponent = self.group()
+        if self.peek() == "(":
+            self.take()
+            args = [self.expression()]
+            while self.peek() == ",":
+                self.take()
+                args.append(self.expression())
+            self.take(")")
+        else:  # \log x, \tanh z: the argument is the next factor
+            args = [self.power()]
+        value = self.build.call(function, args, name, p)
+        if order:
+            value = self.derivative(value, name, order)
+        return value if exponent is None else self.build.pow(value, exponent, p)
+
+    def derivative(self, value, name: str, order: int):
+        """f'(x): the derivative of a one-argument function, at its argument."""
+        if not isinstance(value, sympy.Function) or len(value.args) != 1:
+            self.fail(f"{name}' needs a function of one scalar argument")
+        x = sympy.Dummy("x", real=True)
+        return sympy.diff(value.func(x), x, order).subs(x, value.args[0])
+
+    def spelled(self):
+        """The longest spelling of a known name here (w^{(1)}_{11}, x_1, \\delta, lr)."""
+        for key, value in self.spellings.get(self.peek(), ()):
+            if tuple(self.peek(k) for k in range(len(key))) != key:
+                continue
+            letters = len(key) > 1 and all(len(k) == 1 and k.isalpha() for k in key)
+            if letters and not all(self.glued(self.i + k) for k in range(1, len(key))):
+                continue  # "l r" is l times r even when lr is a name
+            self.i += len(key)
+            return value
+        return None
+
+    def with_subscript(self, base: str, p: int):
+        name = base
+        if self.peek() == "_":
+            self.take()
+            self.take("{")
+            sub = ""
+            while self.peek() not in ("}", ""):
+                t = self.take()
+                sub += t.lstrip("\\") if t.startswith("\\") else t
+            self.take("}")
+            for candidate in (f"{base}_{{{sub}}}", f"{base}_{sub}", f"{base}{sub}"):
+                if candidate in self.namespace.values:
+                    return self.namespace.values[candidate]
+            name = f"{base}_{sub}"
+        return self.namespace.value(name, self.text, p)
+
+
+GREEK = set(
+    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma tau "
+    "upsilon phi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega".split()
+)

@@ -1,0 +1,208 @@
+"""Formulas in Python syntax: `ast.parse` (which only builds a tree), then a whitelist of node
+types evaluated without recursion into SymPy objects; nothing is ever executed."""
+
+from __future__ import annotations
+
+import ast
+
+from symdl.parsing.builder import Builder
+from symdl.parsing.errors import MAX_DEPTH, ParseError
+from symdl.parsing.namespace import Namespace
+
+_LOOKALIKES = str.maketrans({"−": "-", "·": "*", "×": "*", "⋅": "*", "⊙": "*"})
+
+_BINARY = {
+    ast.Add: lambda b, x, y, p: b.add(x, y, p),
+    ast.Sub: lambda b, x, y, p: b.add(x, y, p, sign=-1),
+    ast.Mult: lambda b, x, y, p: b.mul(x, y, p),
+    ast.MatMult: lambda b, x, y, p: b.mul(x, y, p),
+    ast.Div: lambda b, x, y, p: b.div(x, y, p),
+    ast.Pow: lambda b, x, y, p: b.pow(x, y, p),
+    ast.BitXor: lambda b, x, y, p: b.pow(x, y, p),  # x^2 means a power, as in SymPy's parser
+}
+
+
+_CHAINS = {ast.Add: 0, ast.Sub: 0, ast.Mult: 1, ast.MatMult: 1, ast.Div: 1}  # op -> level
+
+
+def _chain(node: ast.BinOp) -> list[tuple[ast.operator | None, ast.expr]]:
+    """a - b + c as [(None, a), (Sub, b), (Add, c)]: a left-deep chain of one precedence level,
+    built as one sum (or product) instead of a chain of binary operations."""
+    level = _CHAINS[type(node.op)]
+    links = []
+    while isinstance(node, ast.BinOp) and _CHAINS.get(type(node.op)) == level:
+        links.append((node.op, node.right))
+        node = node.left
+    links.append((None, node))
+    return links[::-1]
+
+
+def parse_python(text: str, namespace: Namespace):
+    """`text` in Python syntax as SymPy objects; only arithmetic, names, calls, lists and .T.
+
+    Raises:
+        ParseError: anything else (attribute access, lambdas, keywords, strings, ...).
+    """
+    if "⊙" in text:
+        raise ParseError("write hadamard(a, b) for the entrywise product", text, text.index("⊙"))
+    source, origin = _python_source(text)
+    try:
+        tree = ast.parse(source, mode="eval")
+    except SyntaxError as error:
+        at = origin[min(_offset(source, error.lineno, error.offset), len(source))]
+        raise ParseError(f"not valid Python syntax: {error.msg}", text, at) from None
+    except (MemoryError, RecursionError, ValueError):
+        raise ParseError(
+            "the formula is nested too deeply or too long for Python's parser", text, 0
+        ) from None
+    return _Evaluator(text, source, origin, namespace).run(tree.body)
+
+
+def _python_source(text: str) -> tuple[str, list[int]]:
+    """The text as Python source (^ as **, Unicode operators in ASCII, no leading blanks) and
+    the position in `text` of each of its characters."""
+    start = len(text) - len(text.lstrip())
+    chars, origin = [], []
+    for i, ch in enumerate(text[start:], start):
+        ch = ch.translate(_LOOKALIKES)
+        chars.append("**" if ch == "^" else ch)  # x^2 + 1 is a power, as in SymPy's parser
+        origin += [i, i] if ch == "^" else [i]
+    origin.append(len(text))
+    return "".join(chars), origin
+
+
+def _offset(text: str, lineno: int | None, col: int | None, byte_col: bool = False) -> int:
+    if not lineno:
+        return 0
+    lines = text.splitlines(keepends=True) or [""]
+    start = sum(len(line) for line in lines[: lineno - 1])
+    line = lines[min(lineno, len(lines)) - 1]
+    col = col or 0
+    if byte_col:
+        col = len(line.encode()[:col].decode(errors="ignore"))
+    else:
+        col = max(col - 1, 0)
+    return start + col
+
+
+class _Evaluator:
+    """Builds SymPy objects from a whitelisted Python AST without recursion (long sums are deep)."""
+
+    def __init__(self, text: str, source: str, origin: list[int], namespace: Namespace):
+        self.text, self.source, self.origin, self.namespace = text, source, origin, namespace
+        self.build = Builder(text)
+
+    def pos(self, node, end: bool = False) -> int:
+        line, col = (
+            (node.end_lineno, node.end_col_offset) if end else (node.lineno, node.col_offset)
+        )
+        return self.origin[min(_offset(self.source, line, col, True), len(self.source))]
+
+    def run(self, root):
+        done: dict[int, object] = {}
+        stack = [(root, False)]
+        while stack:
+            node, ready = stack.pop()
+            if not ready:
+                children = self.children(node)
+                if len(stack) > 10 * MAX_DEPTH + 100_000:
+                    self.build.fail("the formula is too large", self.pos(node))
+                stack.append((node, True))
+                stack.extend((c, False) for c in reversed(children))
+                continue
+            values = [done.pop(id(c)) for c in self.children(node)]
+            done[id(node)] = self.combine(node, values)
+        return done[id(root)]
+
+    def children(self, node) -> list:
+        if isinstance(node, ast.BinOp) and type(node.op) in _CHAINS:
+            return [operand for _, operand in _chain(node)]
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+            return [node.left, node.right]
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+            return [node.operand]
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name):
+                self.refuse(node.func, "only named functions can be called, e.g. sigma(z)")
+            self.namespace.function(node.func.id, self.text, self.pos(node))
+            if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+                self.refuse(node, "function arguments must be plain and positional")
+            return list(node.args)
+        if isinstance(node, ast.List | ast.Tuple):
+            return list(node.elts)
+        if isinstance(node, ast.Attribute):
+            if node.attr != "T":
+                at = self.pos(node, end=True) - len(node.attr)
+                self.build.fail(
+                    f"attribute .{node.attr} is not allowed (only .T, the transpose)", at
+                )
+            return [node.value]
+        if isinstance(node, ast.Subscript):
+            return [node.value]
+        if isinstance(node, ast.Name | ast.Constant):
+            return []
+        self.refuse(node, f"{_describe(node)} is not allowed in a formula")
+
+    def refuse(self, node, reason: str):
+        self.build.fail(reason, self.pos(node))
+
+    def combine(self, node, values: list):
+        b, p = self.build, self.pos(node)
+        if isinstance(node, ast.BinOp) and type(node.op) in _CHAINS:
+            links = _chain(node)
+            at = [self.pos(operand) for _, operand in links]
+            if type(node.op) in (ast.Add, ast.Sub):
+                signs = [-1 if isinstance(op, ast.Sub) else 1 for op, _ in links]
+                return b.total(list(zip(values, signs, at, strict=True)))
+            divides = [isinstance(op, ast.Div) for op, _ in links]
+            return b.product(list(zip(values, divides, at, strict=True)))
+        if isinstance(node, ast.BinOp):
+            return _BINARY[type(node.op)](b, *values, p)
+        if isinstance(node, ast.UnaryOp):
+            return values[0] if isinstance(node.op, ast.UAdd) else b.neg(values[0], p)
+        if isinstance(node, ast.Call):
+            name = node.func.id
+            return b.call(self.namespace.function(name, self.text, p), values, name, p)
+        if isinstance(node, ast.List | ast.Tuple):
+            return values
+        if isinstance(node, ast.Attribute):
+            return b.transpose(values[0], p)
+        if isinstance(node, ast.Subscript):
+            return b.index(values[0], self.indices(node.slice), p)
+        if isinstance(node, ast.Name):
+            return self.namespace.value(node.id, self.text, p)
+        return self.constant(node, p)
+
+    def constant(self, node: ast.Constant, position: int):
+        value = node.value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.refuse(node, f"the constant {value!r:.30} is not a number")
+        literal = ast.get_source_segment(self.source, node) or repr(value)
+        return self.build.number(literal, position)
+
+    def indices(self, node) -> tuple[int, ...]:
+        parts = node.elts if isinstance(node, ast.Tuple) else [node]
+        if not all(isinstance(p, ast.Constant) and type(p.value) is int for p in parts):
+            self.refuse(node, "an index must be a whole number, e.g. W[0, 1]")
+        return tuple(p.value for p in parts)
+
+
+def _describe(node) -> str:
+    names = {
+        ast.Lambda: "a lambda",
+        ast.Compare: "a comparison",
+        ast.BoolOp: "a boolean operation",
+        ast.IfExp: "a conditional expression",
+        ast.JoinedStr: "an f-string",
+        ast.ListComp: "a comprehension",
+        ast.GeneratorExp: "a generator",
+        ast.Dict: "a dict",
+        ast.Set: "a set",
+        ast.NamedExpr: "an assignment",
+        ast.Await: "await",
+        ast.Starred: "unpacking",
+        ast.Slice: "a slice",
+    }
+    if isinstance(node, ast.BinOp | ast.UnaryOp):
+        return f"the operator {type(node.op).__name__}"
+    return names.get(type(node), type(node).__name__)

@@ -1,0 +1,44 @@
+"""Safe parsing of formulas written as text, Python syntax or LaTeX, never evaluated as code:
+`parse` checks the text (symdl/parsing/errors.py), then hands it to the Python or the LaTeX
+reader, which build SymPy objects through the guarded Builder with names from a Namespace."""
+
+from __future__ import annotations
+
+from symdl.parsing.errors import ParseError, check_finite, check_text, looks_like_latex
+from symdl.parsing.latex import parse_latex
+from symdl.parsing.namespace import namespace_of
+from symdl.parsing.python import parse_python
+
+
+def parse(text: str, namespace=None):
+    """A formula as SymPy objects: a scalar expression, a matrix, or a list (from ``[a, b]``).
+
+    Python syntax (``"2*(a - y)*x"``, ``"delta*x.T"``) or LaTeX (``r"\\sigma(z)(1-\\sigma(z))"``).
+    Nothing in `text` is ever executed; a name means a symbol, a matrix or a function of
+    `namespace` (a `symdl.parsing.namespace.Namespace`; by default unknown names are new real symbols).
+
+    Raises:
+        ParseError: the text is not a formula, is too long or too deeply nested, or names
+            something unknown; the message points at the position.
+
+    >>> parse("2*(a - y)*x")
+    2*x*(a - y)
+    >>> parse(r"\\frac{1}{2} \\sigma(z)^2")
+    sigmoid(z)**2/2
+    """
+    if namespace is None:
+        namespace = namespace_of(new_symbols=True)
+    if not isinstance(text, str):
+        raise ParseError(f"expected text, got {type(text).__name__}")
+    check_text(text)
+    if looks_like_latex(text):
+        return check_finite(parse_latex(text, namespace), text)
+    try:
+        return check_finite(parse_python(text, namespace), text)
+    except ParseError as python_error:
+        if not python_error.reason.startswith("not valid Python syntax"):
+            raise
+        try:  # "2(a - y)x" is not Python, but it is LaTeX
+            return check_finite(parse_latex(text, namespace), text)
+        except ParseError:
+            raise python_error from None

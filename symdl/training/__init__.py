@@ -1,0 +1,1 @@
+"""Training: the loop and its History, checkpoints, and the bundled data sets."""
