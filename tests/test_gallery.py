@@ -23,7 +23,7 @@ from symdl.render.export import png_bytes, png_size
 from symdl.render.latex import latex
 from symdl.render.linebreak import rows_of
 
-from .test_export import require_pdflatex
+from .render.test_export import require_pdflatex
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "docs" / "gallery"

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import symdl as sd
 from symdl.ops import declared
 
-from .conftest import expand_ops
+from ..conftest import expand_ops
 
 # as users write them: no assumptions (symdl makes them real on the way in)
 SYMBOLS = sympy.symbols("x y z")

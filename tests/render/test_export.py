@@ -221,7 +221,7 @@ def test_rows_match_the_document(network):
 
 
 def test_the_examples_in_docs_latex_md_run():
-    path = Path(__file__).parents[1] / "docs" / "latex.md"
+    path = Path(__file__).parents[2] / "docs" / "latex.md"
     flags = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
     result = doctest.testfile(str(path), module_relative=False, optionflags=flags)
     assert result.failed == 0 and result.attempted >= 15

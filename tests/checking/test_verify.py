@@ -13,7 +13,7 @@ from sympy import Matrix, Symbol
 
 import symdl as sd
 
-from .conftest import expand_ops
+from ..conftest import expand_ops
 
 
 def vector(name: str, n: int) -> Matrix:
@@ -310,7 +310,7 @@ def test_matrix_symbols_are_written_out_at_small_sizes():
 
 def test_docs_examples_run():
     """docs/checking.md: every example in it is a doctest."""
-    path = Path(__file__).parents[1] / "docs" / "checking.md"
+    path = Path(__file__).parents[2] / "docs" / "checking.md"
     failures, tried = doctest.testfile(
         str(path),
         module_relative=False,

@@ -8,7 +8,7 @@ import sympy
 
 import symdl as sd
 
-from .conftest import evaluate
+from ..conftest import evaluate
 
 
 def test_compiled_value_and_gradient_match_closed_forms(rng):

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import symdl as sd
 from symdl.ops import declared
 
-from .conftest import evaluate
+from ..conftest import evaluate
 
 X, Y, Z = sympy.symbols("x y z", real=True)
 SYMBOLS = (X, Y, Z)

@@ -29,7 +29,7 @@ def test_digits_equal_scikit_learns_copy():
 
 def test_package_data_declares_the_digits_file():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
-    root = Path(__file__).parent.parent
+    root = Path(__file__).parents[2]
     config = tomllib.loads((root / "pyproject.toml").read_text())
     patterns = config["tool"]["setuptools"]["package-data"]["symdl"]
     shipped = [p.relative_to(root / "symdl").as_posix() for p in (root / "symdl/data").iterdir()]

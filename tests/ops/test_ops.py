@@ -12,7 +12,7 @@ import symdl as sd
 from symdl.compile.codegen import SymdlNumPyPrinter
 from symdl.ops import declared
 
-from .conftest import evaluate, evaluate_exact, expand_ops
+from ..conftest import evaluate, evaluate_exact, expand_ops
 
 OPS = sorted(declared())
 

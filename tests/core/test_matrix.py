@@ -15,7 +15,7 @@ from symdl.core.explicit import entries, evaluate, expand
 from symdl.core.rules import RULES
 from symdl.ops.base import MatrixLoss, MatrixOp
 
-from .conftest import expand_ops
+from ..conftest import expand_ops
 
 n, N = sympy.symbols("n N", integer=True, positive=True)
 SIZES = {n: 2, N: 2}
