@@ -113,6 +113,7 @@ class mse(_MeanLoss):
     r"""Mean squared error $\frac{1}{n}\sum_i (\hat{y}_i - y_i)^2$."""
 
     latex_name = r"\operatorname{MSE}"
+    aliases = ("MSE",)
 
     @staticmethod
     def term(p, y):
@@ -134,6 +135,7 @@ class binary_cross_entropy(_MeanLoss):
     """
 
     latex_name = r"\operatorname{BCE}"
+    aliases = ("BCE",)
 
     @staticmethod
     def term(p, y):
@@ -235,6 +237,7 @@ class cross_entropy(Op):
     """
 
     latex_name = r"\operatorname{CE}"
+    aliases = ("CE",)
 
     def __new__(cls, *args, **kwargs):
         if matrix := on_matrices(cls, args):
