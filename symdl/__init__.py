@@ -20,28 +20,26 @@ __version__ = "0.1.0"
 
 globals().update(_declared())  # every declared op is sd.<name>
 
-__all__ = sorted(
-    [
-        "Derivation",
-        "GradCheck",
-        "GradientMismatch",
-        "History",
-        "ParseError",
-        "Program",
-        "UnsupportedExpression",
-        "UnsupportedOp",
-        "Verdict",
-        "build_program",
-        "check_grad",
-        "datasets",
-        "derive",
-        "grad",
-        "hessian",
-        "jacobian",
-        "nn",
-        "optim",
-        "train",
-        "verify",
-        *_declared(),
-    ]
-)
+__all__ = [
+    "Derivation",
+    "GradCheck",
+    "GradientMismatch",
+    "History",
+    "ParseError",
+    "Program",
+    "UnsupportedExpression",
+    "UnsupportedOp",
+    "Verdict",
+    "build_program",
+    "check_grad",
+    "datasets",
+    "derive",
+    "grad",
+    "hessian",
+    "jacobian",
+    "nn",
+    "optim",
+    "train",
+    "verify",
+]
+__all__ += sorted(_declared())

@@ -20,27 +20,25 @@ from symdl.ops.window import Geometry, columns
 
 globals().update(declared())
 
-__all__ = sorted(
-    [
-        "Geometry",
-        "MatrixLoss",
-        "MatrixOp",
-        "Op",
-        "activations",
-        "avg_pool2d",
-        "avg_pool2d_grad",
-        "channel_sum",
-        "columns",
-        "conv2d",
-        "conv2d_input_grad",
-        "conv2d_kernel_grad",
-        "declared",
-        "elementwise",
-        "map_reduce",
-        "map_repeat",
-        "max_pool2d",
-        "max_pool2d_grad",
-        "mean",
-        *declared(),
-    ]
-)
+__all__ = [
+    "Geometry",
+    "MatrixLoss",
+    "MatrixOp",
+    "Op",
+    "activations",
+    "avg_pool2d",
+    "avg_pool2d_grad",
+    "channel_sum",
+    "columns",
+    "conv2d",
+    "conv2d_input_grad",
+    "conv2d_kernel_grad",
+    "declared",
+    "elementwise",
+    "map_reduce",
+    "map_repeat",
+    "max_pool2d",
+    "max_pool2d_grad",
+    "mean",
+]
+__all__ += sorted(declared())
