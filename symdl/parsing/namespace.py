@@ -105,7 +105,7 @@ def namespace_of(*exprs, new_symbols: bool = False, where: Mapping | None = None
         if not (isinstance(name, str) and name.isidentifier() and not name.startswith("__")):
             raise ValueError(f"where: {name!r} is not a name (a Python identifier)")
         values[name] = ImmutableMatrix(value) if isinstance(value, MatrixBase) else value
-    return Namespace(values, dict(FUNCTIONS), new_symbols)
+    return Namespace(values, _functions(), new_symbols)  # with ops declared since import
 
 
 def _flat(obj) -> Iterable:
