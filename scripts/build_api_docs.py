@@ -71,6 +71,16 @@ def groups() -> list[tuple[str, str, list[tuple[str, object]]]]:
     ):
         names = sorted(module.__all__, key=lambda n: (not inspect.isclass(getattr(module, n)), n))
         out.append((title, _doc(module), [(f"{prefix}.{n}", getattr(module, n)) for n in names]))
+    ops = importlib.import_module("symdl.ops")
+    declaring = ["Op", "MatrixOp", "MatrixLoss", "elementwise", "declared", "activations"]
+    out.append(
+        (
+            "Declaring ops: symdl.ops",
+            "What a user needs to declare an op of their own; see the guide's section "
+            '"Adding an op, a layer or an optimizer".',
+            [(f"symdl.ops.{n}", getattr(ops, n)) for n in declaring],
+        )
+    )
     export = importlib.import_module("symdl.render.export")
     names = [
         n

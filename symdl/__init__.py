@@ -12,30 +12,13 @@ from symdl.core.backward import UnsupportedOp
 from symdl.core.calculus import derive, grad, hessian, jacobian
 from symdl.core.derivation import Derivation
 from symdl.core.program import Program, UnsupportedExpression, build_program
-from symdl.ops import (
-    binary_cross_entropy,
-    binary_cross_entropy_with_logits,
-    cross_entropy,
-    elu,
-    gelu,
-    hinge,
-    huber,
-    l1,
-    l2,
-    leaky_relu,
-    log_softmax,
-    logsumexp,
-    mse,
-    relu,
-    sigmoid,
-    silu,
-    softmax,
-    softplus,
-)
+from symdl.ops import declared as _declared
 from symdl.parsing import ParseError
 from symdl.training.loop import History, train
 
 __version__ = "0.1.0"
+
+globals().update(_declared())  # every declared op is sd.<name>
 
 __all__ = [
     "Derivation",
@@ -47,33 +30,16 @@ __all__ = [
     "UnsupportedExpression",
     "UnsupportedOp",
     "Verdict",
-    "binary_cross_entropy",
-    "binary_cross_entropy_with_logits",
     "build_program",
     "check_grad",
-    "cross_entropy",
     "datasets",
     "derive",
-    "elu",
-    "gelu",
     "grad",
     "hessian",
-    "hinge",
-    "huber",
     "jacobian",
-    "l1",
-    "l2",
-    "leaky_relu",
-    "log_softmax",
-    "logsumexp",
-    "mse",
     "nn",
     "optim",
-    "relu",
-    "sigmoid",
-    "silu",
-    "softmax",
-    "softplus",
     "train",
     "verify",
 ]
+__all__ += sorted(_declared())

@@ -5,6 +5,7 @@ norms and the trained parameters."""
 from __future__ import annotations
 
 import argparse
+import inspect
 import time
 from pathlib import Path
 
@@ -28,7 +29,6 @@ exit codes: 0 trained, 1 training diverged (the step is named), 2 bad input.
 """
 
 DATASETS = ("digits", "moons", "spirals")
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
 
 
 def add_parser(commands) -> None:
@@ -43,7 +43,12 @@ def add_parser(commands) -> None:
     train.add_argument("--data", choices=DATASETS, help="a bundled data set (else the file's X, y)")
     train.add_argument("--epochs", type=int, default=20)
     train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    train.add_argument(
+        "--optimizer",
+        default="adam",
+        help="an optimizer by name: one of symdl.optim.registered() (adam, sgd, ...), or a "
+        "subclass of sd.optim.Optimizer that FILE.py declares",
+    )
     train.add_argument("--lr", type=float, help="learning rate (default: the optimizer's)")
     train.add_argument("--momentum", type=float, default=0.0, help="SGD momentum")
     train.add_argument("--validation", type=float, default=0.1, help="share held out per epoch")
@@ -74,11 +79,16 @@ def _data(args, namespace: dict, path: Path):
 def _optimizer(args):
     import symdl.optim as optim
 
+    try:
+        cls = optim.get_optimizer(args.optimizer)
+    except optim.OptimizerError as error:
+        raise InputError(f"--optimizer: {error}") from None
     options = {} if args.lr is None else {"lr": args.lr}
-    if args.optimizer == "sgd":
-        return optim.SGD(**options, momentum=args.momentum)
-    kind = {"adam": optim.Adam, "adamw": optim.AdamW, "rmsprop": optim.RMSProp}
-    return kind.get(args.optimizer, optim.Adagrad)(**options)
+    if args.momentum:
+        if "momentum" not in inspect.signature(cls).parameters:
+            raise InputError(f"--momentum: {cls.__name__} takes no momentum")
+        options["momentum"] = args.momentum
+    return cls(**options)
 
 
 def run(args) -> int:

@@ -18,6 +18,7 @@ from sympy.printing.numpy import SciPyPrinter
 from sympy.printing.precedence import PRECEDENCE
 
 from symdl.core.derivation import Derivation
+from symdl.ops.runtime import ShapeError
 
 
 class SymdlNumPyPrinter(SciPyPrinter):
@@ -273,10 +274,6 @@ def eliminate_common_matrices(assignments: list[Assignment]) -> list[Assignment]
 def op_count(assignments: Sequence[Assignment]) -> int:
     """Arithmetic and function operations in `assignments` (SymPy's count_ops)."""
     return sum(sympy.count_ops(a.rhs) for a in assignments)
-
-
-class ShapeError(ValueError):
-    """An input array does not have the shape its matrix symbol declares."""
 
 
 class CompiledDerivation:

@@ -15,26 +15,11 @@ import sympy
 from sympy import MatrixSymbol, OneMatrix
 
 from symdl.core.matrices import elementwise, hadamard, matadd, matmul, scale
-from symdl.ops import (
-    Geometry,
-    avg_pool2d,
-    conv2d,
-    elu,
-    gelu,
-    leaky_relu,
-    max_pool2d,
-    relu,
-    sigmoid,
-    silu,
-    softplus,
-)
+from symdl.ops import Geometry, activations, avg_pool2d, conv2d, max_pool2d
 from symdl.ops.losses import MatL1, MatL2
+from symdl.ops.runtime import ShapeError
 
 Shape = tuple[int, ...]  # the shape of one example: (features,), (C, L) or (C, H, W)
-
-
-class ShapeError(ValueError):
-    """A layer does not fit the shape of its input."""
 
 
 def _tanh(Z):
@@ -45,17 +30,13 @@ def _identity(Z):
     return Z
 
 
-ACTIVATIONS: dict[str, Callable] = {
-    "relu": relu,
-    "leaky_relu": leaky_relu,
-    "sigmoid": sigmoid,
-    "tanh": _tanh,
-    "softplus": softplus,
-    "elu": elu,
-    "gelu": gelu,
-    "silu": silu,
-    "linear": _identity,
-}
+def activation_functions() -> dict[str, Callable]:
+    """Every activation name a layer accepts: each declared elementwise op of one argument
+    (`symdl.ops.activations()`, so an op declared later joins), tanh and linear."""
+    return {**activations(), "tanh": _tanh, "linear": _identity}
+
+
+ACTIVATIONS: dict[str, Callable] = activation_functions()  # as of import
 
 
 def get_activation(name: str | Callable | None) -> Callable:
@@ -64,9 +45,10 @@ def get_activation(name: str | Callable | None) -> Callable:
         return _identity
     if callable(name):
         return name
-    if name not in ACTIVATIONS:
-        raise ValueError(f"activation {name!r} is not one of {', '.join(sorted(ACTIVATIONS))}")
-    return ACTIVATIONS[name]
+    known = activation_functions()
+    if name not in known:
+        raise ValueError(f"activation {name!r} is not one of {', '.join(sorted(known))}")
+    return known[name]
 
 
 @dataclass
@@ -173,10 +155,8 @@ INITIALISERS = {"glorot": _glorot, "he": _he}
 
 
 def _initialiser(init: str | None, activation_name) -> Callable:
-    if init is None:  # He for the ReLU family, Glorot for the saturating ones
-        init = (
-            "he" if activation_name in ("relu", "leaky_relu", "elu", "gelu", "silu") else "glorot"
-        )
+    if init is None:  # the activation's own choice: He for the ReLU family, else Glorot
+        init = getattr(activation_functions().get(activation_name), "init", "glorot")
     if init not in INITIALISERS:
         raise ValueError(f"init {init!r} is not one of {', '.join(INITIALISERS)}")
     return INITIALISERS[init]

@@ -7,8 +7,9 @@ import numpy as np
 import sympy
 
 from symdl.core.matrices import elementwise
+from symdl.ops import Op
 from symdl.ops.activations import sigmoid
-from symdl.ops.losses import MatBCEWithLogits, MatCrossEntropy, MatHinge, MatHuber, MatMSE
+from symdl.ops.losses import binary_cross_entropy_with_logits, cross_entropy, hinge, huber, mse
 from symdl.ops.vector import MatSoftmax
 
 
@@ -17,14 +18,29 @@ class TargetError(ValueError):
 
 
 class Loss:
-    """A loss: `expression(Z, Y)`, `targets(y, outputs)` and `predictions(Z)`."""
+    """A loss: `expression(Z, Y)`, `targets(y, outputs)` and `predictions(Z)`.
 
-    name = "loss"
+    A subclass names the declared loss op it trains with (`op = mse`); the expression is that
+    op on the matrices, `op(Z, Y, *params)`, and the name is the op's. What stays here is what
+    belongs to a model: how labels become targets and what `predict` returns.
+    """
+
+    op: type[Op] | None = None
     is_classifier = False
+
+    @property
+    def name(self) -> str:
+        return self.op.__name__ if self.op is not None else "loss"
+
+    def params(self) -> tuple:
+        """The op's arguments after `(Z, Y)` (Huber's delta)."""
+        return ()
 
     def expression(self, Z, Y):
         """The scalar loss of outputs `Z` against targets `Y` (both outputs x N)."""
-        raise TypeError(f"{type(self).__name__} does not define expression")
+        if self.op is None:
+            raise TypeError(f"{type(self).__name__} names no loss op (op = ...) and no expression")
+        return self.op(Z, Y, *self.params())
 
     def predictions(self, Z):
         """What `predict` returns for outputs `Z` (probabilities for a classifier)."""
@@ -50,11 +66,8 @@ class CrossEntropy(Loss):
     """Softmax cross-entropy on logits, averaged over the batch; labels are class indices
     (N,) or probability rows (N, classes). `predict` gives softmax probabilities."""
 
-    name = "cross_entropy"
+    op = cross_entropy
     is_classifier = True
-
-    def expression(self, Z, Y):
-        return MatCrossEntropy(Z, Y)
 
     def predictions(self, Z):
         return MatSoftmax(Z)
@@ -81,11 +94,8 @@ class BCEWithLogits(Loss):
     """Binary cross-entropy on logits, averaged over every entry; targets in [0, 1].
     `predict` gives sigmoid probabilities."""
 
-    name = "binary_cross_entropy_with_logits"
+    op = binary_cross_entropy_with_logits
     is_classifier = True
-
-    def expression(self, Z, Y):
-        return MatBCEWithLogits(Z, Y)
 
     def predictions(self, Z):
         return elementwise(sigmoid, Z)
@@ -94,22 +104,19 @@ class BCEWithLogits(Loss):
 class MSE(Loss):
     """Mean squared error over every entry (regression)."""
 
-    name = "mse"
-
-    def expression(self, Z, Y):
-        return MatMSE(Z, Y)
+    op = mse
 
 
 class Huber(Loss):
     """Huber loss with threshold `delta`, averaged over every entry (robust regression)."""
 
-    name = "huber"
+    op = huber
 
     def __init__(self, delta: float = 1.0):
         self.delta = float(delta)
 
-    def expression(self, Z, Y):
-        return MatHuber(Z, Y, sympy.Float(self.delta))
+    def params(self):
+        return (sympy.Float(self.delta),)
 
     def __repr__(self) -> str:
         return f"Huber(delta={self.delta})"
@@ -119,11 +126,8 @@ class Hinge(Loss):
     """Hinge loss for labels ±1 (labels 0/1 are read as -1/+1); `predict` gives the predicted
     label as 0 or 1."""
 
-    name = "hinge"
+    op = hinge
     is_classifier = True
-
-    def expression(self, Z, Y):
-        return MatHinge(Z, Y)
 
     def predictions(self, Z):
         return elementwise(lambda z: sympy.Heaviside(z, 0), Z)
@@ -137,14 +141,9 @@ class Hinge(Loss):
         return Y
 
 
-LOSSES = {
-    "cross_entropy": CrossEntropy,
-    "binary_cross_entropy_with_logits": BCEWithLogits,
-    "bce_with_logits": BCEWithLogits,
-    "mse": MSE,
-    "huber": Huber,
-    "hinge": Hinge,
-}
+# by the name of each loss's op, and one short name
+LOSSES = {cls.op.__name__: cls for cls in (CrossEntropy, BCEWithLogits, MSE, Huber, Hinge)}
+LOSSES["bce_with_logits"] = BCEWithLogits
 
 
 def get_loss(loss) -> Loss:

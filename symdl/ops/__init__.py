@@ -1,28 +1,31 @@
 """symdl's operations, each declared once with its derivative, notation and NumPy form:
 activations, vector functions, losses (scalar and matrix form together), convolution,
-pooling and batch statistics; their NumPy kernels live in symdl.ops.runtime."""
+pooling and batch statistics; their NumPy kernels live in symdl.ops.runtime.
 
-from symdl.ops.activations import elu, gelu, leaky_relu, relu, sigmoid, silu, softplus
-from symdl.ops.base import Op, declared
+Every declared op is exported by its name (`symdl.ops.relu`), read from the registry
+`declared()`: declaring an op class is all it takes. To declare one of your own, subclass
+`Op` (elementwise ops: `definition`, `fdiff`, `latex_name`, `_numpycode`), or `MatrixOp` /
+`MatrixLoss` for a matrix form; `elementwise(f, Z)` applies a scalar function to each entry.
+"""
+
+import symdl.ops.activations
+import symdl.ops.losses
+import symdl.ops.vector  # noqa: F401  (importing the modules declares their ops)
+from symdl.core.matrices import elementwise
+from symdl.ops.base import MatrixLoss, MatrixOp, Op, activations, declared
 from symdl.ops.convolution import channel_sum, conv2d, conv2d_input_grad, conv2d_kernel_grad
-from symdl.ops.losses import (
-    binary_cross_entropy,
-    binary_cross_entropy_with_logits,
-    cross_entropy,
-    hinge,
-    huber,
-    l1,
-    l2,
-    mse,
-)
 from symdl.ops.pooling import avg_pool2d, avg_pool2d_grad, max_pool2d, max_pool2d_grad
 from symdl.ops.statistics import map_reduce, map_repeat, mean
-from symdl.ops.vector import log_softmax, logsumexp, softmax
 from symdl.ops.window import Geometry, columns
+
+globals().update(declared())
 
 __all__ = [
     "Geometry",
+    "MatrixLoss",
+    "MatrixOp",
     "Op",
+    "activations",
     "avg_pool2d",
     "avg_pool2d_grad",
     "channel_sum",
@@ -30,28 +33,12 @@ __all__ = [
     "conv2d",
     "conv2d_input_grad",
     "conv2d_kernel_grad",
+    "declared",
+    "elementwise",
     "map_reduce",
     "map_repeat",
     "max_pool2d",
     "max_pool2d_grad",
     "mean",
-    "binary_cross_entropy",
-    "binary_cross_entropy_with_logits",
-    "cross_entropy",
-    "declared",
-    "elu",
-    "gelu",
-    "hinge",
-    "huber",
-    "l1",
-    "l2",
-    "leaky_relu",
-    "log_softmax",
-    "logsumexp",
-    "mse",
-    "relu",
-    "sigmoid",
-    "silu",
-    "softmax",
-    "softplus",
 ]
+__all__ += sorted(declared())

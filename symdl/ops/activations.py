@@ -1,4 +1,4 @@
-"""Elementwise activations: ReLU, leaky ReLU, sigmoid, softplus, ELU, GELU, SiLU.
+"""Elementwise activations: ReLU, leaky ReLU, sigmoid, softplus, ELU, GELU, SiLU, Mish.
 
 Kinks follow one convention, as PyTorch does: at the kink the derivative is the slope on its
 left (0 for ReLU at 0, alpha for leaky ReLU at 0), never an average of the two sides.
@@ -7,7 +7,7 @@ left (0 for ReLU at 0, alpha for leaky ReLU at 0), never an average of the two s
 from __future__ import annotations
 
 import sympy
-from sympy import Function, Heaviside, Piecewise, Rational, erf, exp, log, pi, sqrt
+from sympy import Function, Heaviside, Piecewise, Rational, erf, exp, log, pi, sqrt, tanh
 from sympy.core.function import ArgumentIndexError
 
 from symdl.ops.base import Op, on_matrices
@@ -19,6 +19,8 @@ class relu(Op):
     r"""Rectified linear unit $\operatorname{ReLU}(x) = \max(x, 0)$; $\operatorname{ReLU}'(0) = 0$."""
 
     latex_name = r"\operatorname{ReLU}"
+    aliases = ("ReLU", "Relu")
+    init = "he"
     nargs = 1
 
     def definition(self):
@@ -37,6 +39,8 @@ class leaky_relu(Op):
     r"""Leaky ReLU $x$ for $x > 0$, $\alpha x$ otherwise ($\alpha = 0.01$ by default)."""
 
     latex_name = r"\operatorname{LeakyReLU}"
+    aliases = ("LeakyReLU",)
+    init = "he"
 
     def __new__(cls, x, alpha=_ONE_PERCENT, **kwargs):
         return on_matrices(cls, (x, alpha)) or Function.__new__(cls, x, alpha, **kwargs)
@@ -72,6 +76,7 @@ class sigmoid(Op):
     r"""Logistic function $\sigma(x) = 1 / (1 + e^{-x})$, with $\sigma' = \sigma (1 - \sigma)$."""
 
     latex_name = r"\sigma"
+    aliases = ("sigma", "σ")
     nargs = 1
 
     def definition(self):
@@ -108,6 +113,8 @@ class elu(Op):
     r"""Exponential linear unit: $x$ for $x > 0$, $\alpha (e^{x} - 1)$ otherwise."""
 
     latex_name = r"\operatorname{ELU}"
+    aliases = ("ELU",)
+    init = "he"
 
     def __new__(cls, x, alpha=sympy.S.One, **kwargs):
         return on_matrices(cls, (x, alpha)) or Function.__new__(cls, x, alpha, **kwargs)
@@ -147,6 +154,8 @@ class gelu(Op):
     r"""Gaussian error linear unit $x\,\Phi(x) = \frac{x}{2}\left(1 + \operatorname{erf}(x/\sqrt{2})\right)$."""
 
     latex_name = r"\operatorname{GELU}"
+    aliases = ("GELU",)
+    init = "he"
     nargs = 1
 
     def definition(self):
@@ -168,6 +177,8 @@ class silu(Op):
     r"""Sigmoid linear unit (swish) $x\,\sigma(x)$, with derivative $\sigma(x)(1 + x(1 - \sigma(x)))$."""
 
     latex_name = r"\operatorname{SiLU}"
+    aliases = ("SiLU", "swish")
+    init = "he"
     nargs = 1
 
     def definition(self):
@@ -184,3 +195,28 @@ class silu(Op):
     def _numpycode(self, printer):
         x = printer._print(self.args[0])
         return f"(({x})*{printer._module_format('scipy.special.expit')}({x}))"
+
+
+class mish(Op):
+    r"""Mish $x \tanh(\operatorname{softplus}(x))$ (Misra, 2019), with derivative
+    $\tanh(s) + x\,\sigma(x)\,(1 - \tanh^2(s))$ where $s = \operatorname{softplus}(x)$."""
+
+    latex_name = r"\operatorname{mish}"
+    init = "he"
+    nargs = 1
+
+    def definition(self):
+        x = self.args[0]
+        return x * tanh(log(1 + exp(x)))
+
+    def fdiff(self, argindex=1):
+        if argindex != 1:
+            raise ArgumentIndexError(self, argindex)
+        x = self.args[0]
+        t = tanh(softplus(x))
+        return t + x * sigmoid(x) * (1 - t**2)
+
+    def _numpycode(self, printer):  # softplus by logaddexp: finite for |x| large
+        x = printer._print(self.args[0])
+        tanh_, logaddexp = (printer._module_format(f"numpy.{f}") for f in ("tanh", "logaddexp"))
+        return f"(({x})*{tanh_}({logaddexp}(0.0, {x})))"

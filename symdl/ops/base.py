@@ -27,6 +27,10 @@ class Op(Function):
     """
 
     latex_name: ClassVar[str] = ""
+    # other names the parser accepts for it ("σ", "ReLU"); its class name always works
+    aliases: ClassVar[tuple[str, ...]] = ()
+    # the weight initialiser a layer with this activation draws from: "he" or "glorot"
+    init: ClassVar[str] = "glorot"
     # its form for matrix arguments: set by a MatrixOp or MatrixLoss declaring `scalar = cls`
     matrix_class: ClassVar[type | None] = None
 
@@ -95,6 +99,23 @@ def on_matrices(cls, args):
 def declared() -> dict[str, type[Op]]:
     """Every op declared in symdl, by name (a new op appears here by being declared)."""
     return dict(_DECLARED)
+
+
+def activations() -> dict[str, type[Op]]:
+    """The declared ops a layer can use as its activation: elementwise (no matrix form of
+    their own) and callable on one argument (any others have defaults)."""
+    x = sympy.Symbol("x", real=True)
+    return {name: cls for name, cls in _DECLARED.items() if _unary(cls, x)}
+
+
+def _unary(cls: type[Op], x: sympy.Symbol) -> bool:
+    if cls.matrix_class is not None:
+        return False
+    try:
+        result = cls(x)
+    except (TypeError, ValueError):
+        return False
+    return isinstance(result, cls) and all(a.is_number for a in result.args[1:])
 
 
 def flatten_vector(arg, what: str) -> list:

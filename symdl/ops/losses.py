@@ -113,6 +113,7 @@ class mse(_MeanLoss):
     r"""Mean squared error $\frac{1}{n}\sum_i (\hat{y}_i - y_i)^2$."""
 
     latex_name = r"\operatorname{MSE}"
+    aliases = ("MSE",)
 
     @staticmethod
     def term(p, y):
@@ -122,7 +123,8 @@ class mse(_MeanLoss):
     def dterm(p, y):
         return 2 * (p - y), -2 * (p - y)
 
-    def numpy_term(self, printer, p, y):
+    @staticmethod
+    def numpy_term(printer, p, y):
         return f"(({printer._print(p)}) - ({printer._print(y)}))**2"
 
 
@@ -134,6 +136,7 @@ class binary_cross_entropy(_MeanLoss):
     """
 
     latex_name = r"\operatorname{BCE}"
+    aliases = ("BCE",)
 
     @staticmethod
     def term(p, y):
@@ -149,7 +152,8 @@ class binary_cross_entropy(_MeanLoss):
         y = sympy.symbols("y0:2", real=True)
         return cls(list(p), list(y)), {**{s: (0.05, 0.95) for s in p}, **{s: (0.0, 1.0) for s in y}}
 
-    def numpy_term(self, printer, p, y):
+    @staticmethod
+    def numpy_term(printer, p, y):
         maximum, log_, log1p = (
             printer._module_format(f"numpy.{f}") for f in ("maximum", "log", "log1p")
         )
@@ -173,7 +177,8 @@ class binary_cross_entropy_with_logits(_MeanLoss):
     def dterm(p, y):
         return sigmoid(p) - y, -p
 
-    def numpy_term(self, printer, p, y):
+    @staticmethod
+    def numpy_term(printer, p, y):
         p, y = f"({printer._print(p)})", f"({printer._print(y)})"
         return f"({printer._module_format('numpy.logaddexp')}(0.0, {p}) - {y}*{p})"
 
@@ -202,7 +207,8 @@ class huber(_MeanLoss):
         d = sympy.Symbol("delta", positive=True)
         return cls(list(expr.predictions), list(expr.targets), d), {**ranges, d: (0.5, 2.0)}
 
-    def numpy_term(self, printer, p, y, delta):
+    @staticmethod
+    def numpy_term(printer, p, y, delta):
         abs_, where = printer._module_format("numpy.abs"), printer._module_format("numpy.where")
         r = f"(({printer._print(p)}) - ({printer._print(y)}))"
         d = f"({printer._print(delta)})"
@@ -223,7 +229,8 @@ class hinge(_MeanLoss):
         active = Heaviside(1 - y * s, 0)  # 0 exactly at the margin, the kink convention
         return -y * active, -s * active
 
-    def numpy_term(self, printer, s, y):
+    @staticmethod
+    def numpy_term(printer, s, y):
         s, y = f"({printer._print(s)})", f"({printer._print(y)})"
         return f"{printer._module_format('numpy.maximum')}(0.0, 1 - {y}*{s})"
 
@@ -235,6 +242,7 @@ class cross_entropy(Op):
     """
 
     latex_name = r"\operatorname{CE}"
+    aliases = ("CE",)
 
     def __new__(cls, *args, **kwargs):
         if matrix := on_matrices(cls, args):
@@ -354,6 +362,14 @@ class l2(_Penalty):
 # ---------------------------------------------------------------- matrix forms (a batch per column)
 
 
+class _MeanMatrixLoss(MatrixLoss):
+    """The matrix form of a `_MeanLoss`: its NumPy form is the scalar op's term, written once,
+    applied to whole arrays and averaged."""
+
+    def _numpycode(self, printer):
+        return f"({self.scalar.numpy_term(printer, *self.args)}).mean()"
+
+
 class MatCrossEntropy(MatrixLoss):
     r"""Softmax cross-entropy of logits $Z$ against targets $Y$, one example per column,
     averaged over the $N$ columns: $\frac{1}{N}\sum_j \operatorname{logsumexp}(Z_{:j}) - Y_{:j}^\top Z_{:j}$.
@@ -390,7 +406,7 @@ class MatCrossEntropy(MatrixLoss):
         return f"({lse}({Z}, axis=0) - ({Y}*{Z}).sum(axis=0, keepdims=True)).mean()"
 
 
-class MatMSE(MatrixLoss):
+class MatMSE(_MeanMatrixLoss):
     r"""Mean squared error over every entry: $\frac{1}{kN}\sum_{ij} (P_{ij} - Y_{ij})^2$."""
 
     name = "mse"
@@ -405,12 +421,8 @@ class MatMSE(MatrixLoss):
         sign = 2 if index == 0 else -2
         return (sign * G / self.count) * (P - Y)
 
-    def _numpycode(self, printer):
-        P, Y = (printer._print(a) for a in self.args)
-        return f"(({P} - {Y})**2).mean()"
 
-
-class MatBCEWithLogits(MatrixLoss):
+class MatBCEWithLogits(_MeanMatrixLoss):
     r"""Binary cross-entropy of logits over every entry: mean of $\operatorname{softplus}(Z) - Y \circ Z$."""
 
     name = "binary_cross_entropy_with_logits"
@@ -426,12 +438,8 @@ class MatBCEWithLogits(MatrixLoss):
             return (G / self.count) * (elementwise(sigmoid, Z) - Y)
         return (-G / self.count) * Z
 
-    def _numpycode(self, printer):
-        Z, Y = (printer._print(a) for a in self.args)
-        return f"({printer._module_format('numpy.logaddexp')}(0.0, {Z}) - {Y}*{Z}).mean()"
 
-
-class MatBCE(MatrixLoss):
+class MatBCE(_MeanMatrixLoss):
     r"""Binary cross-entropy of probabilities over every entry (logs clamped at -100 in NumPy)."""
 
     name = "binary_cross_entropy"
@@ -454,15 +462,8 @@ class MatBCE(MatrixLoss):
             return scale * hadamard(P - Y, sympy.HadamardPower(odds, -1))
         return scale * elementwise(Lambda(ENTRY, sympy.log(1 - ENTRY) - sympy.log(ENTRY)), P)
 
-    def _numpycode(self, printer):
-        P, Y = (printer._print(a) for a in self.args)
-        log, log1p, maximum = (
-            printer._module_format(f"numpy.{f}") for f in ("log", "log1p", "maximum")
-        )
-        return f"(-({Y}*{maximum}({log}({P}), -100.0) + (1 - {Y})*{maximum}({log1p}(-{P}), -100.0))).mean()"
 
-
-class MatHuber(MatrixLoss):
+class MatHuber(_MeanMatrixLoss):
     r"""Huber loss over every entry, mean: $\frac{1}{2}r^2$ inside $|r| \le \delta$, linear outside."""
 
     name = "huber"
@@ -490,14 +491,8 @@ class MatHuber(MatrixLoss):
         tex = rf"{self.latex_name}_{{{delta}}}\left({P}, {Y}\right)"
         return tex
 
-    def _numpycode(self, printer):
-        P, Y, d = (printer._print(a) for a in self.args)
-        abs_, where = printer._module_format("numpy.abs"), printer._module_format("numpy.where")
-        r = f"({P} - {Y})"
-        return f"{where}({abs_}({r}) <= {d}, 0.5*{r}**2, {d}*({abs_}({r}) - 0.5*{d})).mean()"
 
-
-class MatHinge(MatrixLoss):
+class MatHinge(_MeanMatrixLoss):
     r"""Hinge loss over every entry, mean of $\max(0, 1 - Y \circ S)$ for labels $\pm 1$."""
 
     name = "hinge"
@@ -513,10 +508,6 @@ class MatHinge(MatrixLoss):
         active = elementwise(Lambda(ENTRY, sympy.Heaviside(ENTRY, 0)), margin)  # 0 at the margin
         other = Y if index == 0 else scores
         return (-G / self.count) * hadamard(other, active)
-
-    def _numpycode(self, printer):
-        scores, Y = (printer._print(a) for a in self.args)
-        return f"{printer._module_format('numpy.maximum')}(0.0, 1 - {Y}*{scores}).mean()"
 
 
 class _MatrixPenalty(MatrixLoss):

@@ -34,7 +34,9 @@ Pair = int | tuple[int, int]
 
 
 class ShapeError(ValueError):
-    """Arrays or window arguments whose shapes do not fit the kernel they are given to."""
+    """Shapes that do not fit: arrays or window arguments given to a kernel, an input array
+    and the matrix symbol it is given for, a layer and its input. Defined once, here, the lowest
+    layer that raises it; symdl.compile and symdl.nn raise this same class."""
 
 
 # ---------------------------------------------------------------- arguments

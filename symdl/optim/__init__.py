@@ -4,7 +4,17 @@ Each optimizer updates a dict of NumPy arrays in place and states its update rul
 equations, so the rule that trains is the rule that prints.
 """
 
-from symdl.optim.optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSProp, RMSprop
+from symdl.optim.optimizers import (
+    SGD,
+    Adagrad,
+    Adam,
+    AdamW,
+    Optimizer,
+    RMSProp,
+    RMSprop,
+    get_optimizer,
+    registered,
+)
 from symdl.optim.rules import OptimizerError
 from symdl.optim.rules import t as t  # the update count in schedules' equations
 from symdl.optim.schedules import CosineLR, ExponentialLR, LinearWarmup, Schedule, StepLR
@@ -23,4 +33,6 @@ __all__ = [
     "RMSprop",
     "Schedule",
     "StepLR",
+    "get_optimizer",
+    "registered",
 ]

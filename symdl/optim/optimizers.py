@@ -33,6 +33,28 @@ from symdl.optim.rules import (
 )
 from symdl.optim.schedules import Schedule, _as_schedule
 
+_REGISTERED: dict[str, type[Optimizer]] = {}
+
+
+def registered() -> dict[str, type[Optimizer]]:
+    """Every optimizer class by its lowercase name ("adam"): a subclass of Optimizer joins by
+    being declared, and `symdl train --optimizer NAME` finds it here."""
+    return dict(_REGISTERED)
+
+
+def get_optimizer(name: str) -> type[Optimizer]:
+    """The optimizer class registered as `name` (any case).
+
+    Raises:
+        OptimizerError: no optimizer has that name; the message lists the known ones.
+    """
+    cls = _REGISTERED.get(name.lower())
+    if cls is None:
+        raise OptimizerError(
+            f"unknown optimizer {name!r}; the known ones are {', '.join(sorted(_REGISTERED))}"
+        )
+    return cls
+
 
 class Optimizer(ABC):
     """An update rule over a dict of NumPy arrays, with its state and its equations.
@@ -43,6 +65,11 @@ class Optimizer(ABC):
     """
 
     buffers: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):
+            _REGISTERED[cls.__name__.lower()] = cls
 
     def __init__(self, lr: float | Schedule, weight_decay: float = 0.0):
         self.schedule = _as_schedule(lr)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import sympy
 from sympy import Integer
 
+from symdl.ops import declared
 from symdl.parsing.builder import Builder
 from symdl.parsing.errors import MAX_DEPTH, ParseError
 from symdl.parsing.namespace import Namespace
@@ -42,8 +43,19 @@ _SYNONYMS = {
 _FUNCTION_COMMANDS = {
     r"\exp": "exp", r"\log": "log", r"\ln": "log", r"\tanh": "tanh", r"\sinh": "sinh",
     r"\cosh": "cosh", r"\sin": "sin", r"\cos": "cos", r"\tan": "tan", r"\max": "max",
-    r"\min": "min", r"\sigma": "sigmoid", r"\operatorname{sgn}": "sign",
+    r"\min": "min", r"\operatorname{sgn}": "sign",
 }  # fmt: skip
+
+
+def _op_commands() -> dict[str, str]:
+    """Declared ops whose notation is one command (sigmoid's \\sigma), by that command."""
+    return {
+        cls.latex_name: name
+        for name, cls in declared().items()
+        if re.fullmatch(r"\\[A-Za-z]+", cls.latex_name)
+    }
+
+
 _LONGEST_NAME = 40
 _OPEN = {"(": ")", "[": "]", r"\{": r"\}", "{": "}"}
 _MATRICES = {"matrix", "pmatrix", "bmatrix", "Bmatrix", "smallmatrix"}
@@ -366,12 +378,13 @@ class _Parser:
         parenthesis follows, so \\sigma^2 alone is still the symbol sigma squared.
         """
         t, save = self.peek(), self.i
-        if t in _FUNCTION_COMMANDS and t != r"\sigma":
+        if t in _FUNCTION_COMMANDS:
             self.take()
             return _FUNCTION_COMMANDS[t]
-        if t == r"\sigma":
+        op_commands = _op_commands()
+        if t in op_commands:
             self.take()
-            name = "sigmoid"
+            name = op_commands[t]
         elif t == r"\operatorname":
             self.take()
             name = self.word()

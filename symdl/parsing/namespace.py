@@ -105,7 +105,7 @@ def namespace_of(*exprs, new_symbols: bool = False, where: Mapping | None = None
         if not (isinstance(name, str) and name.isidentifier() and not name.startswith("__")):
             raise ValueError(f"where: {name!r} is not a name (a Python identifier)")
         values[name] = ImmutableMatrix(value) if isinstance(value, MatrixBase) else value
-    return Namespace(values, dict(FUNCTIONS), new_symbols)
+    return Namespace(values, _functions(), new_symbols)  # with ops declared since import
 
 
 def _flat(obj) -> Iterable:
@@ -296,10 +296,8 @@ def _functions() -> dict[str, Callable]:
     functions.update({name: _elementwise(f) for name, f in elementary.items()})
     for name, f in (("max", sympy.Max), ("Max", sympy.Max), ("min", sympy.Min), ("Min", sympy.Min)):
         functions[name] = lambda build, *args, f=f: f(*args)
-    aliases = {"sigma": "sigmoid", "σ": "sigmoid", "ReLU": "relu", "Relu": "relu", "swish": "silu"}
-    aliases |= {"LeakyReLU": "leaky_relu", "ELU": "elu", "GELU": "gelu", "SiLU": "silu"}
-    aliases |= {"CE": "cross_entropy", "MSE": "mse", "BCE": "binary_cross_entropy"}
-    functions.update({a: functions[n] for a, n in aliases.items() if n in functions})
+    for name, cls in declared().items():  # the op's other names, declared on its class
+        functions.update({alias: functions[name] for alias in cls.aliases})
     functions.update(_matrix_helpers())
     return functions
 
