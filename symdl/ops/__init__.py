@@ -3,7 +3,7 @@ activations, vector functions, losses (scalar and matrix form together), convolu
 pooling and batch statistics; their NumPy kernels live in symdl.ops.runtime."""
 
 from symdl.ops.activations import elu, gelu, leaky_relu, relu, sigmoid, silu, softplus
-from symdl.ops.base import Op, declared
+from symdl.ops.base import Op, declared, elementary
 from symdl.ops.convolution import channel_sum, conv2d, conv2d_input_grad, conv2d_kernel_grad
 from symdl.ops.losses import (
     binary_cross_entropy,
@@ -39,6 +39,7 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "cross_entropy",
     "declared",
+    "elementary",
     "elu",
     "gelu",
     "hinge",
