@@ -7,12 +7,12 @@ import pytest
 import sympy
 
 from symdl.compile.codegen import SymdlNumPyPrinter
-from symdl.ops import Op
+from symdl.ops import elementary
 
 
 def expand_ops(expr):
     """`expr` with every symdl op replaced by its elementary definition (the reference)."""
-    return expr.replace(lambda e: isinstance(e, Op), lambda e: e.definition())
+    return elementary(expr)
 
 
 def evaluate(expr, point: dict) -> float:

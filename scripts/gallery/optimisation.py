@@ -11,9 +11,10 @@ from sympy import MatrixSymbol, Rational, Symbol, sqrt
 
 import symdl as sd
 from gallery.entry import Entry, dL, entry, in_order, part
-from gallery.reference import Claim, ExplicitDiff, Property, elementary, substitute
+from gallery.reference import Claim, ExplicitDiff, Property, substitute
 from symdl import optim
 from symdl.core.matrices import elementwise
+from symdl.ops import elementary
 from symdl.render.latex import Block, Equation
 from symdl.render.linebreak import rows_of
 

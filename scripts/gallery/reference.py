@@ -16,7 +16,7 @@ from symdl.checking.verify import verify
 from symdl.compile.codegen import SymdlNumPyPrinter
 from symdl.core.calculus import grad
 from symdl.core.explicit import entries, evaluate, expand
-from symdl.ops import Op
+from symdl.ops import elementary
 from symdl.render.latex import Equation, latex
 
 
@@ -44,14 +44,6 @@ def substitute(expr: Basic, where: Mapping[Basic, Basic]) -> Basic:
             return expr
         expr = expr.xreplace(dict(where))
     raise ValueError(f"substitute: the definitions of {sorted(map(str, where))} are circular")
-
-
-def elementary(expr: Basic) -> Basic:
-    """`expr` with every symdl op replaced by its elementary definition, so that `sympy.diff`
-    differentiates it by SymPy's own rules and never by a derivative symdl declared."""
-    while expr.has(Op):
-        expr = expr.replace(lambda e: isinstance(e, Op), lambda e: e.definition())
-    return expr
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ from sympy import Basic, Symbol
 from sympy.printing.numpy import SciPyPrinter
 
 from symdl.checking.claims import claimed_entries, matrix_shape
-from symdl.checking.sampling import _switches, elementary, lambdified, nodes
+from symdl.checking.sampling import _switches, lambdified, nodes
 from symdl.compile.codegen import SymdlNumPyPrinter
+from symdl.ops import elementary
 
 
 def scalar_function(compiled) -> Callable:

@@ -29,16 +29,6 @@ def nodes(exprs: Iterable) -> list[Basic]:
     return list(seen)
 
 
-def elementary(expr: Basic) -> Basic:
-    """`expr` with every symdl op replaced, recursively, by its elementary definition."""
-    for _ in range(20):
-        ops = {e for e in nodes([expr]) if isinstance(e, Op)}
-        if not ops:
-            return expr
-        expr = expr.replace(lambda e: isinstance(e, Op), lambda e: e.definition())
-    raise ValueError(f"ops nested more than 20 deep in {str(expr)[:80]}")
-
-
 def _own(node: Basic) -> Basic:
     """The elementary definition of op `node` on placeholders, so its arguments stay opaque."""
     dummies = [a if a.is_number else Dummy() for a in node.args]  # softmax's entry index stays

@@ -26,8 +26,9 @@ from symdl.checking.claims import (
     wrt_entries_of,
 )
 from symdl.checking.numeric import gradient_function, lambdified, scalar_function
-from symdl.checking.sampling import Sampler, elementary, nodes, numeric_point
+from symdl.checking.sampling import Sampler, nodes, numeric_point
 from symdl.core.calculus import derive
+from symdl.ops import elementary
 from symdl.parsing.namespace import namespace_of
 
 SYMBOLIC_BUDGET = 1.5  # seconds for the symbolic attempt, then numbers decide

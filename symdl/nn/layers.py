@@ -7,7 +7,7 @@ channel by channel, so Flatten changes nothing but the shape a layer reports.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,19 +51,44 @@ def get_activation(name: str | Callable | None) -> Callable:
     return known[name]
 
 
+@dataclass(frozen=True)
+class Owned:
+    """An expression a layer declared while building the model: an extra input it needs fed
+    (`expr` a symbol) or a value it wants back after a training step."""
+
+    layer: Layer
+    key: str  # the layer's short name for it: "mask", "mean"
+    expr: sympy.Basic
+
+
 @dataclass
 class Context:
-    """What a layer needs while the model expression is built."""
+    """What a layer needs while the model expression is built, and what it declares there."""
 
     index: int  # the layer's number, for names like W^{(2)}
     batch: sympy.Symbol  # the symbolic batch size N
     train: bool  # training (dropout on, batch statistics) or inference
-    inputs: dict = field(default_factory=dict)  # extra input symbols: masks, running statistics
-    outputs: dict = field(default_factory=dict)  # extra outputs: batch statistics
+    inputs: dict[str, Owned] = field(default_factory=dict)  # extra inputs by symbol name
+    outputs: list[Owned] = field(default_factory=list)  # values wanted after a training step
     names: dict = field(default_factory=dict)  # textbook names of intermediates: mu^{(2)}
     constants: dict = field(default_factory=dict)  # symbols with a fixed value: epsilon
     penalties: list = field(default_factory=list)
     apply: Callable | None = None  # (layers, A) -> output: a block runs its inner layers
+
+    def extra_input(self, layer: Layer, key: str, symbol: MatrixSymbol) -> MatrixSymbol:
+        """Declare `symbol` an input that `layer` needs fed at every call (a dropout mask, a
+        running statistic); the compiled model asks `layer.extra_input_value(key, ...)` for
+        its value. Returns the symbol."""
+        if symbol.name in self.inputs:
+            raise ValueError(f"{layer.name}: the extra input {symbol.name} is declared twice")
+        self.inputs[symbol.name] = Owned(layer, key, symbol)
+        return symbol
+
+    def state_update(self, layer: Layer, key: str, expr) -> None:
+        """Declare that `layer` wants the value of `expr` (computed by the training step, e.g.
+        a batch mean) after each training step, passed to `layer.update_state` as `key`.
+        `expr` must be a subexpression of the loss, which the training step computes."""
+        self.outputs.append(Owned(layer, key, expr))
 
 
 class Layer:
@@ -109,6 +134,42 @@ class Layer:
         """`(Z, A_out)`: the pre-activation (or None) and the output, matrix expressions of
         the input `A` (features x N) and the `params` symbols."""
         raise TypeError(f"{type(self).__name__} does not define forward")
+
+    # what a layer adds to each call of the compiled model --------------------------------
+    # In `forward` a layer declares symbols it needs fed (`context.extra_input`) and values it
+    # wants back after a training step (`context.state_update`); the compiled model then asks
+    # the layer itself for those inputs and for its new state, and knows no layer kind.
+
+    def extra_input_value(
+        self,
+        key: str,
+        shape: tuple[int, ...],
+        train: bool,
+        rng: np.random.Generator,
+        state: Mapping[str, np.ndarray],
+    ) -> np.ndarray:
+        """The value of the extra input `key` this layer declared, for one batch.
+
+        Args:
+            key: the short name given to `context.extra_input`.
+            shape: the symbol's shape with the batch size N put in, e.g. (features, N).
+            train: whether the compiled function is the training or the inference one.
+            rng: the compiled model's generator (draw random inputs from it only, so a run
+                resumes bit for bit).
+            state: this layer's state arrays, keyed as `state()` keys them.
+        """
+        raise TypeError(
+            f"{self.name}: declares the extra input {key!r} but {type(self).__name__} does not "
+            "define extra_input_value to give its value"
+        )
+
+    def update_state(
+        self, state: Mapping[str, np.ndarray], values: Mapping[str, np.ndarray], batch: int
+    ) -> dict[str, np.ndarray]:
+        """This layer's new state after a training step of `batch` examples, from its current
+        `state` and the `values` of what it declared with `context.state_update` (by key);
+        returns the entries that change. By default nothing changes."""
+        return {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -438,5 +499,9 @@ class Dropout(Layer):
         if not context.train or self.rate == 0:
             return None, A
         mask = MatrixSymbol(f"M^{{({context.index})}}", A.shape[0], context.batch)
-        context.inputs[f"{self.name}.mask"] = (mask, self.rate)
+        context.extra_input(self, "mask", mask)
         return None, scale(sympy.Float(1 / (1 - self.rate)), hadamard(A, mask))
+
+    def extra_input_value(self, key, shape, train, rng, state):
+        """A fresh Bernoulli mask: each entry kept (1) with probability 1 - rate."""
+        return (rng.random(shape) >= self.rate).astype(float)

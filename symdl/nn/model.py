@@ -9,7 +9,7 @@ chain rule, and compiled to NumPy functions that train.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import sympy
@@ -19,7 +19,7 @@ from symdl.compile.codegen import CompiledProgram
 from symdl.core.calculus import derive
 from symdl.core.derivation import Derivation
 from symdl.core.program import _Graph, build_program, canonical
-from symdl.nn.layers import Context, Layer, ShapeError, build_layers, walk
+from symdl.nn.layers import Context, Layer, Owned, ShapeError, build_layers, walk
 from symdl.nn.losses import Loss, get_loss
 
 
@@ -133,8 +133,9 @@ class Sequential:
 
         Returns:
             (loss, outputs, context, names): the scalar loss, the output matrix Z (logits),
-            the context (extra inputs such as dropout masks, extra outputs such as batch
-            statistics), and textbook names {subexpression: "Z^{(l)}", ...}.
+            the context (the extra inputs layers declared, such as dropout masks, and the
+            values they want after a training step, such as batch statistics), and textbook
+            names {subexpression: "Z^{(l)}", ...}.
         """
         self._require_built()
         N = sympy.Symbol("N", integer=True, positive=True)
@@ -247,13 +248,20 @@ class CompiledModel:
     # compilation -------------------------------------------------------------------------
     def _compile_training(self, train: bool):
         loss, _, context, names = self.model.expression(train=train)
-        extra = list(context.outputs.values())
+        extra = [wanted.expr for wanted in context.outputs]
         for i, expr in enumerate(extra):
             names.setdefault(expr, f"s_{{{i + 1}}}")
         derivation = derive(loss, list(self.symbols.values()), names=names)
         steps = {source: name for name, source in derivation.program.sources.items()}
+        for wanted in context.outputs:
+            if wanted.expr not in steps:
+                raise ValueError(
+                    f"{wanted.layer.name}: wants the value {wanted.key!r} after a training step, "
+                    "but the training step does not compute it; a state update must be a "
+                    "subexpression of the loss (a matrix a later layer uses)"
+                )
         compiled = derivation.compile(extra=[steps[e] for e in extra])
-        return (*self._with_plan(compiled, context), list(context.outputs))
+        return (*self._with_plan(compiled, context), context.outputs)
 
     def _with_plan(self, compiled, context) -> tuple:
         """The compiled function and how to get each of its arguments, worked out once, since
@@ -261,59 +269,67 @@ class CompiledModel:
         return compiled, self._plan(compiled.args, context)
 
     # calls -------------------------------------------------------------------------------
-    def _plan(self, compiled_args, context) -> list[tuple]:
-        """How to get each argument of a compiled function: (kind, what, shape, matrix shape)."""
+    def _plan(self, compiled_args, context) -> list[Callable]:
+        """For each argument of a compiled function, a function of (params, X, Y) giving its
+        value: a parameter, the batch, a constant, or an extra input its layer gives."""
         param_of = {symbol.name: name for name, symbol in self.symbols.items()}
-        extra = {symbol.name: (key, rate) for key, (symbol, rate) in context.inputs.items()}
         constants = {symbol.name: value for symbol, value in context.constants.items()}
         plan = []
         for arg in compiled_args:
             if arg.name in constants:
-                plan.append(("constant", constants[arg.name], None, None))
+                plan.append(_constant(constants[arg.name]))
             elif arg.name in param_of:
                 name = param_of[arg.name]
-                plan.append(("param", name, self.shapes[name], tuple(map(int, arg.shape))))
-            elif arg.name in ("X", "Y"):
-                plan.append((arg.name, None, None, None))
-            elif arg.name in extra and extra[arg.name][1] is not None:  # a dropout mask
-                plan.append(("mask", extra[arg.name][1], int(arg.shape[0]), None))
-            elif arg.name in extra:  # a running statistic
-                plan.append(("state", extra[arg.name][0], None, None))
+                plan.append(self._parameter(name, tuple(map(int, arg.shape))))
+            elif arg.name == "X":
+                plan.append(_batch_input)
+            elif arg.name == "Y":
+                plan.append(_targets)
+            elif arg.name in context.inputs:
+                plan.append(self._extra_input(context.inputs[arg.name], context))
             else:
                 raise ShapeError(f"internal: no value for the input {arg.name}")
         return plan
 
+    def _parameter(self, name: str, shape: tuple) -> Callable:
+        natural = self.shapes[name]
+
+        def value_of(params, X, Y):
+            value = params.get(name) if isinstance(params, Mapping) else None
+            if value is None:
+                raise ShapeError(
+                    f"params has no {name!r}; the model's parameters are "
+                    f"{', '.join(self.names)} (model.init(seed) makes them)"
+                )
+            if not isinstance(value, np.ndarray):
+                value = np.asarray(value, dtype=float)
+            if value.shape != natural:
+                raise ShapeError(f"{name}: expected an array of shape {natural}, got {value.shape}")
+            return value.reshape(shape) if natural != shape else value
+
+        return value_of
+
+    def _extra_input(self, wanted: Owned, context) -> Callable:
+        """The value of an extra input, from the layer that declared it."""
+        layer, key, train = wanted.layer, wanted.key, context.train
+        dims = [None if d == context.batch else int(d) for d in wanted.expr.shape]
+        read_state = self._state_of(layer)
+
+        def value_of(params, X, Y):
+            shape = tuple(X.shape[1] if d is None else d for d in dims)
+            return layer.extra_input_value(key, shape, train, self.rng, read_state())
+
+        return value_of
+
+    def _state_of(self, layer) -> Callable[[], dict]:
+        """A function giving `layer`'s entries of the model's state, keyed as the layer keys
+        them."""
+        keys = {key: f"{layer.name}.{key}" for key in layer.state()}
+        return lambda: {key: self.state[full] for key, full in keys.items()}
+
     def _inputs(self, plan, params, X, Y):
         """Arrays in the order of the compiled function's arguments, as `plan` says."""
-        values = []
-        for kind, what, natural, shape in plan:
-            if kind == "param":
-                value = params.get(what) if isinstance(params, Mapping) else None
-                if value is None:
-                    raise ShapeError(
-                        f"params has no {what!r}; the model's parameters are "
-                        f"{', '.join(self.names)} (model.init(seed) makes them)"
-                    )
-                if not isinstance(value, np.ndarray):
-                    value = np.asarray(value, dtype=float)
-                if value.shape != natural:
-                    raise ShapeError(
-                        f"{what}: expected an array of shape {natural}, got {value.shape}"
-                    )
-                values.append(value.reshape(shape) if natural != shape else value)
-            elif kind == "X":
-                values.append(X)
-            elif kind == "Y":
-                if Y is None:
-                    raise ShapeError("internal: the loss needs targets")
-                values.append(Y)
-            elif kind == "constant":
-                values.append(what)
-            elif kind == "mask":
-                values.append((self.rng.random((natural, X.shape[1])) >= what).astype(float))
-            else:
-                values.append(self.state[what].reshape(-1, 1))
-        return values
+        return [value_of(params, X, Y) for value_of in plan]
 
     def _batch(self, X):
         X = np.asarray(X, dtype=float)
@@ -326,7 +342,7 @@ class CompiledModel:
 
     def loss_and_grads(self, params: Mapping[str, np.ndarray], X, y):
         """The loss and its gradient with respect to every parameter."""
-        compiled, plan, extra_keys = self._train if self.training else self._eval_training()
+        compiled, plan, wanted = self._train if self.training else self._eval_training()
         Xc = self._batch(X)
         Y = self.model.loss.targets(y, self.model.outputs)
         inputs = self._inputs(plan, params, Xc, Y)
@@ -337,9 +353,8 @@ class CompiledModel:
             if not isinstance(g, np.ndarray) or g.dtype != float:
                 g = np.asarray(g, dtype=float)
             grads[name] = g if g.shape == shape else g.reshape(shape)
-        if self.training and extra_keys:
-            statistics = dict(zip(extra_keys, rest[len(self.names) :], strict=True))
-            self._update_state(statistics, Xc.shape[1])
+        if self.training and wanted:
+            self._update_state(wanted, rest[len(self.names) :], Xc.shape[1])
         return float(value), grads
 
     def _eval_training(self):
@@ -347,18 +362,15 @@ class CompiledModel:
             self._eval_grads = self._compile_training(train=False)
         return self._eval_grads
 
-    def _update_state(self, statistics, batch: int) -> None:
-        """Running averages of batch statistics; the variance unbiased, as PyTorch keeps it."""
-        for layer in walk(self.model.layers):
-            momentum = getattr(layer, "momentum", None)
-            if momentum is None or f"{layer.name}.mean" not in statistics:
-                continue
-            mean = np.asarray(statistics[f"{layer.name}.mean"]).ravel()
-            count = batch * getattr(layer, "positions", 1)  # entries behind each statistic
-            var = np.asarray(statistics[f"{layer.name}.var"]).ravel() * count / max(count - 1, 1)
-            key = f"{layer.name}.running_"
-            self.state[key + "mean"] = (1 - momentum) * self.state[key + "mean"] + momentum * mean
-            self.state[key + "var"] = (1 - momentum) * self.state[key + "var"] + momentum * var
+    def _update_state(self, wanted: list[Owned], values: list, batch: int) -> None:
+        """Each layer's new state, from the values it asked for (running statistics)."""
+        by_layer: dict = {}
+        for owned, value in zip(wanted, values, strict=True):
+            by_layer.setdefault(owned.layer, {})[owned.key] = value
+        for layer, layer_values in by_layer.items():
+            state = self._state_of(layer)()
+            for key, value in layer.update_state(state, layer_values, batch).items():
+                self.state[f"{layer.name}.{key}"] = value
 
     def _run(self, program: tuple, params, X, y=None):
         compiled, plan = program
@@ -378,3 +390,17 @@ class CompiledModel:
     def source(self) -> str:
         """The generated NumPy source of the training step."""
         return self._train[0].source
+
+
+def _constant(value) -> Callable:
+    return lambda params, X, Y: value
+
+
+def _batch_input(params, X, Y):
+    return X
+
+
+def _targets(params, X, Y):
+    if Y is None:
+        raise ShapeError("internal: the loss needs targets")
+    return Y

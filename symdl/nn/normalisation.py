@@ -113,20 +113,38 @@ class BatchNorm(_Normalise):
             mean = average(A)
             centred = sympy.MatAdd(A, scale(-1, matmul(spread(mean), ones_row)))  # A kept whole
             var = average(hadamard(centred, centred))
-            context.outputs[f"{self.name}.mean"] = mean
-            context.outputs[f"{self.name}.var"] = var
+            context.state_update(self, "mean", mean)
+            context.state_update(self, "var", var)
             self._name_statistics(context, mean, centred, var)
         else:
             d = self._rows()
-            mean = MatrixSymbol(f"mu^{{({context.index})}}", d, 1)
-            var = MatrixSymbol(f"sigma^{{2({context.index})}}", d, 1)
-            context.inputs[f"{self.name}.running_mean"] = (mean, None)
-            context.inputs[f"{self.name}.running_var"] = (var, None)
+            mean = context.extra_input(
+                self, "running_mean", MatrixSymbol(f"mu^{{({context.index})}}", d, 1)
+            )
+            var = context.extra_input(
+                self, "running_var", MatrixSymbol(f"sigma^{{2({context.index})}}", d, 1)
+            )
             centred = sympy.MatAdd(A, scale(-1, matmul(spread(mean), ones_row)))
         inverse = _inverse_sqrt(var, _epsilon(self.eps, context))
         X_hat = hadamard(centred, matmul(spread(inverse), ones_row))
         out = self._scale_shift(X_hat, params, context, spread)
         return out, out
+
+    def extra_input_value(self, key, shape, train, rng, state):
+        """The running mean or variance, a column."""
+        return state[key].reshape(-1, 1)
+
+    def update_state(self, state, values, batch):
+        """Running averages of the batch statistics; the variance unbiased, as PyTorch keeps
+        it."""
+        mean = np.asarray(values["mean"]).ravel()
+        count = batch * self.positions  # entries behind each statistic
+        var = np.asarray(values["var"]).ravel() * count / max(count - 1, 1)
+        m = self.momentum
+        return {
+            "running_mean": (1 - m) * state["running_mean"] + m * mean,
+            "running_var": (1 - m) * state["running_var"] + m * var,
+        }
 
 
 class LayerNorm(_Normalise):

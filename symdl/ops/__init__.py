@@ -12,7 +12,7 @@ import symdl.ops.activations
 import symdl.ops.losses
 import symdl.ops.vector  # noqa: F401  (importing the modules declares their ops)
 from symdl.core.matrices import elementwise
-from symdl.ops.base import MatrixLoss, MatrixOp, Op, activations, declared
+from symdl.ops.base import MatrixLoss, MatrixOp, Op, activations, declared, elementary
 from symdl.ops.convolution import channel_sum, conv2d, conv2d_input_grad, conv2d_kernel_grad
 from symdl.ops.pooling import avg_pool2d, avg_pool2d_grad, max_pool2d, max_pool2d_grad
 from symdl.ops.statistics import map_reduce, map_repeat, mean
@@ -34,6 +34,7 @@ __all__ = [
     "conv2d_input_grad",
     "conv2d_kernel_grad",
     "declared",
+    "elementary",
     "elementwise",
     "map_reduce",
     "map_repeat",

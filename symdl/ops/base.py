@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import sympy
-from sympy import Expr, Function, Matrix, MatrixBase
+from sympy import Basic, Expr, Function, Matrix, MatrixBase
 from sympy.core.logic import fuzzy_and
 from sympy.matrices.expressions import MatrixExpr, MatrixSymbol
 
@@ -60,7 +60,8 @@ class Op(Function):
         return self.definition()._eval_evalf(prec)
 
     def _eval_rewrite_as_elementary(self, *args, **kwargs):
-        return self.definition()
+        # SymPy passes the arguments rewritten already; the definition may hold ops of its own
+        return elementary(self.func(*args).definition())
 
     def _eval_is_real(self):
         return fuzzy_and(a.is_real for a in self.args)
@@ -94,6 +95,50 @@ def on_matrices(cls, args):
     if any(isinstance(a, MatrixExpr) for a in args):
         return cls.matrix_form(*args)
     return None
+
+
+def elementary(expr: Basic) -> Basic:
+    """`expr` with every symdl op replaced by its elementary definition, recursively (an op
+    inside an op's definition too) until none is left: the reference `sympy.diff` and `evalf`
+    work on by SymPy's own rules, never by a derivative symdl declared.
+
+    Each distinct subexpression is expanded once, so a graph with shared parts costs its
+    size, not the size of its tree. `expr.rewrite("elementary")` gives the same result but
+    walks the tree. Matrix ops (`MatrixOp`, `MatrixLoss`) have no definition without sizes;
+    they stay (`symdl.core.explicit.expand` writes sized ones out entry by entry).
+
+    >>> x = sympy.Symbol("x", real=True)
+    >>> from symdl.ops import relu, sigmoid
+    >>> elementary(sigmoid(relu(x)) + relu(x))
+    Max(0, x) + 1/(1 + exp(-Max(0, x)))
+    """
+    root = sympy.sympify(expr)  # a mutable Matrix becomes immutable, and back at the end
+    done: dict[Basic, Basic] = {}
+    definitions: dict[Basic, Basic] = {}  # an op -> its definition on expanded arguments
+    stack = [root]
+    while stack:
+        e = stack[-1]
+        if e in done:
+            stack.pop()
+        elif e in definitions:  # its definition is expanded: that is its value
+            stack.pop()
+            done[e] = done[definitions[e]]
+        elif pending := [a for a in e.args if a not in done]:
+            stack.extend(pending)
+        else:
+            args = tuple(done[a] for a in e.args)
+            rebuilt = e.func(*args) if args != e.args else e
+            if isinstance(rebuilt, Op):
+                definition = rebuilt.definition()
+                if definition == rebuilt:
+                    raise ValueError(f"{type(rebuilt).__name__}: its definition is itself")
+                definitions[e] = definition
+                stack.append(definition)
+            else:
+                stack.pop()
+                done[e] = rebuilt
+    result = done[root]
+    return type(expr)(result) if isinstance(expr, MatrixBase) and expr is not root else result
 
 
 def declared() -> dict[str, type[Op]]:
