@@ -5,7 +5,6 @@ of every kink, each apparent difference confirmed in 40-digit arithmetic before 
 from __future__ import annotations
 
 import html
-import itertools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,8 +26,8 @@ from symdl.checking.numeric import gradient_function, lambdified, scalar_functio
 from symdl.checking.sampling import (
     Sampler,
     _OutOfTime,
+    _switches,
     _time_limit,
-    conditions,
     elementary,
     nodes,
     numeric_point,
@@ -314,7 +313,7 @@ def _is_zero(difference: Basic, deadline: float) -> bool:
     """True when cheap canonical forms bring `difference` to 0 (False means: undecided)."""
     if difference == 0:
         return True
-    for form in (difference, elementary(difference)):
+    for form in _forms(difference):
         if len(nodes([form])) > _MAX_SYMBOLIC_NODES or time.monotonic() > deadline:
             return False
         if _expanded_terms(form) <= _MAX_EXPANDED_TERMS and sympy.expand(form) == 0:
@@ -325,6 +324,19 @@ def _is_zero(difference: Basic, deadline: float) -> bool:
         if _expanded_terms(numerator) <= _MAX_EXPANDED_TERMS and sympy.expand(numerator) == 0:
             return True
     return False
+
+
+def _forms(difference: Basic):
+    """The difference as given, with symdl's ops elementary, and with hyperbolic and
+    trigonometric functions as exponentials (1/cosh(x)**2 = 1 - tanh(x)**2)."""
+    yield difference
+    plain = elementary(difference)
+    yield plain
+    if plain.has(*_EXPONENTIAL):
+        yield plain.rewrite(sympy.exp)
+
+
+_EXPONENTIAL = (sympy.tanh, sympy.cosh, sympy.sinh, sympy.sech, sympy.coth, sympy.csch)
 
 
 def _denominators(expr: Basic) -> int:
@@ -384,7 +396,7 @@ def _piecewise_proof(claim: list[Basic], true: list[Basic], at: Mapping) -> int 
                 if at:
                     difference = difference.xreplace(at)
                 pieces = _zero_on_every_piece(difference, deadline)
-                if pieces is None:
+                if not pieces:
                     return None
                 most = max(most, pieces)
     except (_OutOfTime, _Undecided, RecursionError):
@@ -392,24 +404,52 @@ def _piecewise_proof(claim: list[Basic], true: list[Basic], at: Mapping) -> int 
     return most if most > 1 else None
 
 
-def _zero_on_every_piece(difference: Basic, deadline: float) -> int | None:
-    kinks = [q for _, q in conditions([difference])[0]]
-    if not kinks:
-        return 1 if _is_zero(difference, deadline) else None
-    if len(kinks) > _MAX_KINKS_PER_ENTRY:
+_KINKED = (
+    sympy.Heaviside,
+    sympy.DiracDelta,
+    sympy.sign,
+    sympy.Abs,
+    sympy.Max,
+    sympy.Min,
+    sympy.Piecewise,
+)
+
+
+def _zero_on_every_piece(difference: Basic, deadline: float, table=None, depth: int = 0):
+    """The number of pieces, split by the sign of one kink quantity at a time (innermost kink
+    functions first, so that a quantity is free of kinks when it is split on), on each of which
+    `difference` simplifies to 0; None when some piece does not."""
+    table = table or {}
+    if time.monotonic() > deadline:
         return None
-    keys = [sympy.expand(q) for q in kinks]
-    pieces = 0
-    for signs in itertools.product((1, -1), repeat=len(kinks)):
-        table = dict(zip(keys, signs, strict=True))
-        try:
-            branch = _branch(difference, table, {})
-        except _Infeasible:
-            continue  # no point has these signs
-        if time.monotonic() > deadline or not _is_zero(branch, deadline):
-            return None
-        pieces += 1
-    return pieces or None
+    inner = [
+        n
+        for n in nodes([difference])
+        if isinstance(n, _KINKED) and not any(isinstance(m, _KINKED) for m in nodes(n.args))
+    ]
+    if not inner:
+        return 1 if _is_zero(difference, deadline) else None
+    for n in inner:
+        for q in _switches(n):
+            try:
+                _sign_of(q, table)
+            except _Undecided:
+                if depth >= _MAX_KINKS_PER_ENTRY or not q.free_symbols:
+                    return None
+                pieces = 0
+                for side in (1, -1):
+                    found = _zero_on_every_piece(
+                        difference, deadline, {**table, sympy.expand(q): side}, depth + 1
+                    )
+                    if found is None:
+                        return None
+                    pieces += found
+                return pieces
+    try:
+        resolved = difference.xreplace({n: _branch(n, table, {}) for n in inner})
+    except _Infeasible:
+        return 0  # no point has these signs
+    return _zero_on_every_piece(resolved, deadline, table, depth)
 
 
 class _Infeasible(Exception):
