@@ -142,6 +142,15 @@ class Builder:
             self.fail("an exponent must be a scalar", position)
         if not _is_scalar(base):
             square = base.shape[0] == base.shape[1]
+            if exponent == -1 and square:  # X^{-1}
+                if isinstance(base, MatrixBase) and base.shape[0] > 6:
+                    self.fail(
+                        "the inverse of a matrix larger than 6x6 written out is too costly",
+                        position,
+                    )
+                return self._sympy(
+                    lambda: base.inv() if isinstance(base, MatrixBase) else base.I, position
+                )
             if exponent.is_Integer and 1 <= exponent <= 8 and square:
                 if (
                     isinstance(base, MatrixBase)

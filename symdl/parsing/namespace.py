@@ -313,6 +313,7 @@ def _functions() -> dict[str, Callable]:
         "tanh": sympy.tanh,
         "sinh": sympy.sinh,
         "cosh": sympy.cosh,
+        "sech": sympy.sech,
         "sin": sympy.sin,
         "cos": sympy.cos,
         "tan": sympy.tan,
