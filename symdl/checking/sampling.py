@@ -3,7 +3,10 @@ of each branch of a piecewise function (ReLU, max, |x|, Heaviside, Piecewise).""
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import sympy
@@ -11,9 +14,66 @@ from sympy import Basic, Dummy, MatrixBase, Symbol
 
 from symdl.checking.claims import entry_name
 from symdl.compile.codegen import SymdlNumPyPrinter
-from symdl.ops import Op
+from symdl.ops import Op, elementary
 
 KINK_MARGIN = 1e-6  # |quantity| below this counts as sitting on the kink
+MAGNITUDE = 3  # points reach |x| = 10**MAGNITUDE, not only the neighbourhood of 0
+_SOLVE_BUDGET = 0.25  # seconds to solve one kink condition for one symbol
+_SOLVED_KINKS = 24  # kink conditions solved at most
+
+
+class _OutOfTime(BaseException):  # not an Exception: SymPy's `except Exception` must not eat it
+    pass
+
+
+@contextmanager
+def _time_limit(seconds: float):
+    """Interrupt the block after `seconds` where a timer is available (POSIX, main thread,
+    no timer already running); elsewhere the size guards alone bound the work."""
+    usable = (
+        hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+        and signal.getitimer(signal.ITIMER_REAL)[0] == 0
+    )
+    if not usable:
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise _OutOfTime
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        finally:
+            signal.signal(signal.SIGALRM, previous)
+
+
+def breakpoints(quantity: Basic, symbols: Sequence[Symbol]) -> list[tuple[Symbol, Basic]]:
+    """[(s, root)]: where `quantity` = 0, solved for each symbol s of it in terms of the others
+    (linear and quadratic ones exactly, others by sympy.solve within a short time budget);
+    real roots only, none when solving fails or takes too long."""
+    q = elementary(sympy.sympify(quantity))
+    found = []
+    for s in [s for s in symbols if s in q.free_symbols]:
+        try:
+            with _time_limit(_SOLVE_BUDGET):
+                if q.is_polynomial(s) and sympy.degree(q, s) <= 2:
+                    roots = sympy.solve(q, s)
+                elif len(nodes([q])) <= 60:
+                    roots = sympy.solve(q, s)
+                else:
+                    roots = []
+        except (_OutOfTime, Exception):  # an unsolvable condition is simply not solved
+            continue
+        for r in roots[:4]:
+            if isinstance(r, Basic) and not r.has(sympy.I) and r.free_symbols <= set(symbols):
+                found.append((s, r))
+    return found
 
 
 def nodes(exprs: Iterable) -> list[Basic]:
@@ -43,7 +103,7 @@ def _switches(node: Basic) -> list[Basic]:
         definition, back = _own(node)
         found = [q for n in nodes([definition]) for q in _switches(n)]
         return [q.xreplace(back) for q in found]
-    if isinstance(node, sympy.Heaviside | sympy.sign | sympy.Abs):
+    if isinstance(node, sympy.Heaviside | sympy.sign | sympy.Abs | sympy.DiracDelta):
         return [node.args[0]]
     if isinstance(node, sympy.Max | sympy.Min):
         a = node.args
@@ -146,7 +206,7 @@ def numeric_point(at: Mapping, symbols: Sequence[Symbol]) -> dict[Symbol, float]
     return point
 
 
-def _draw(symbol: Symbol, n: int, rng: np.random.Generator) -> np.ndarray:
+def _draw(symbol: Symbol, n: int, rng: np.random.Generator, wide: bool = False) -> np.ndarray:
     """A mixture of scales and signs, so each branch of a piecewise function gets visited."""
     parts = np.stack(
         [
@@ -156,6 +216,7 @@ def _draw(symbol: Symbol, n: int, rng: np.random.Generator) -> np.ndarray:
             rng.uniform(-1.0, 0.0, n),
             rng.choice([-1.0, 1.0], n) * rng.uniform(1.0, 4.0, n),
         ]
+        + ([rng.choice([-1.0, 1.0], n) * 10.0 ** rng.uniform(0.0, MAGNITUDE, n)] if wide else [])
     )
     x = parts[rng.integers(0, len(parts), n), np.arange(n)]
     if symbol.is_integer:
@@ -174,17 +235,55 @@ def _draw(symbol: Symbol, n: int, rng: np.random.Generator) -> np.ndarray:
 class Sampler:
     """Random points for the symbols of `exprs`, off their kinks and inside their domains."""
 
-    def __init__(self, exprs: Sequence[Basic], symbols: Sequence[Symbol], seed: int = 0):
+    def __init__(
+        self,
+        exprs: Sequence[Basic],
+        symbols: Sequence[Symbol],
+        seed: int = 0,
+        wide: bool = False,
+        margin: float = KINK_MARGIN,
+    ):
+        """`wide`: also draw magnitudes up to 10**MAGNITUDE and points either side of each
+        solved breakpoint (verify's search for a difference); `margin`: |kink quantity| below
+        it counts as on the kink (finite differences need room, an exact comparison does not)."""
         self.symbols = list(symbols)
+        self.wide, self.margin = wide, margin
         self.kinks, self.domains = conditions(list(exprs))
         self._kink_values = lambdified(self.symbols, [q for _, q in self.kinks])
         self._domain_values = lambdified(self.symbols, [q for _, q, _ in self.domains])
         self.rng = np.random.default_rng(seed)
+        kinks = self.kinks[:_SOLVED_KINKS] if wide else []
+        roots = [r for _, q in kinks for r in breakpoints(q, self.symbols)]
+        self._roots = [(s, lambdified(self.symbols, [r])) for s, r in roots]
+        self.covering = 0  # the first points returned: one on each side of each kink
+
+    def near_breakpoints(self, fixed: Mapping[Symbol, float] | None) -> dict[Symbol, np.ndarray]:
+        """Points just either side of each solved breakpoint, and a little further away."""
+        fixed = fixed or {}
+        parts = []
+        for s, root in self._roots:
+            if s in fixed:
+                continue
+            base = self.draw(4, fixed)
+            r = np.asarray(root(base)[0], dtype=complex)
+            r = np.where(np.abs(r.imag) < 1e-12, r.real, np.nan)
+            for step in (1e-3, 0.25):
+                for side in (-1.0, 1.0):
+                    moved = dict(base)
+                    moved[s] = r + side * step * np.maximum(1.0, np.abs(r))
+                    parts.append(moved)
+        parts = [p for p in parts if np.all(np.isfinite(p[next(iter(p))]))]
+        if not parts:
+            return {}
+        out = {s: np.concatenate([p[s] for p in parts]) for s in self.symbols}
+        keep = np.all([np.isfinite(v) for v in out.values()], axis=0)
+        return {s: v[keep] for s, v in out.items()}
 
     def draw(self, n: int, fixed: Mapping[Symbol, float] | None = None) -> dict[Symbol, np.ndarray]:
         fixed = fixed or {}
         return {
-            s: np.full(n, fixed[s]) if s in fixed else _draw(s, n, self.rng) for s in self.symbols
+            s: np.full(n, fixed[s]) if s in fixed else _draw(s, n, self.rng, self.wide)
+            for s in self.symbols
         }
 
     def screen(self, values: dict[Symbol, np.ndarray]) -> list[str | None]:
@@ -192,7 +291,7 @@ class Sampler:
         n = len(next(iter(values.values()))) if values else 1
         why: list[str | None] = [None] * n
         for (source, q), v in zip(self.kinks, self._kink_values(values), strict=True):
-            bad = ~(np.abs(v) > KINK_MARGIN)
+            bad = ~(np.abs(v) > self.margin)
             for i in np.flatnonzero(bad):
                 why[i] = (
                     why[i] or f"at the kink of {_short(source)} ({_short(q)} = {v[i] + 0.0:.2g})"
@@ -239,8 +338,13 @@ class Sampler:
             batch, rounds = max(4 * n, 64), 10
         accepted: list[dict] = []
         rejected: list[tuple[dict, str]] = []
-        for _ in range(rounds):
-            values = self.draw(batch, fixed)
+        drawn = batch
+        for round_ in range(rounds):
+            values = self.draw(drawn, fixed)
+            near = self.near_breakpoints(fixed) if round_ == 0 and rounds > 1 else {}
+            if near and len(next(iter(near.values()))):
+                values = {s: np.concatenate([near[s], values[s]]) for s in self.symbols}
+            batch = len(next(iter(values.values()))) if values else batch
             why = self.screen(values)
             if valid is not None:
                 finite = np.all(
@@ -266,6 +370,7 @@ class Sampler:
 
     def _covering(self, accepted: list[dict], n: int) -> list[dict]:
         if not accepted or not self.kinks:
+            self.covering = min(n, 4)
             return accepted[:n]
         values = {s: np.array([p[s] for p in accepted]) for s in self.symbols}
         signs = np.sign(np.array(self._kink_values(values)))  # kinks x candidates
@@ -278,6 +383,7 @@ class Sampler:
                 if hits.size:
                     chosen.append(int(hits[0]))
         chosen = list(dict.fromkeys(chosen))
+        self.covering = len(chosen)
         rest = [i for i in range(len(accepted)) if i not in set(chosen)]
         return [accepted[i] for i in (chosen + rest)[: max(n, len(chosen))]]
 

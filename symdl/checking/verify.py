@@ -5,11 +5,8 @@ of every kink, each apparent difference confirmed in 40-digit arithmetic before 
 from __future__ import annotations
 
 import html
-import signal
-import threading
 import time
 from collections.abc import Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,14 +23,24 @@ from symdl.checking.claims import (
     wrt_entries_of,
 )
 from symdl.checking.numeric import gradient_function, lambdified, scalar_function
-from symdl.checking.sampling import Sampler, nodes, numeric_point
+from symdl.checking.sampling import (
+    Sampler,
+    _OutOfTime,
+    _switches,
+    _time_limit,
+    nodes,
+    numeric_point,
+)
 from symdl.core.calculus import derive
 from symdl.ops import elementary
 from symdl.parsing.namespace import namespace_of
 
 SYMBOLIC_BUDGET = 1.5  # seconds for the symbolic attempt, then numbers decide
 POINTS = 64
-_DIGITS = 40
+_DIGITS = 60
+_EXACT_TOLERANCE = 1e-40  # relative difference in 60 digits that is a real one
+_EXACT_POINTS = 12  # points compared in high precision whatever float64 says
+_EXACT_ENTRIES = 64
 _SCREEN = 1e-9  # float64 disagreement that is looked at in 40 digits
 _MAX_SYMBOLIC_NODES = 3000
 _MAX_EXPANDED_TERMS = 5000
@@ -49,6 +56,7 @@ class Counterexample:
     index: tuple[int, ...]
     claimed: float
     true: float
+    difference: float | None = None  # claimed - true in high precision, when computed so
 
     @property
     def entry(self) -> Symbol:
@@ -58,12 +66,20 @@ class Counterexample:
     def __str__(self) -> str:
         at = ", ".join(f"{s} = {v:.6g}" for s, v in self.point.items())
         entry = f"entry {list(self.index)} (d/d{self.wrt})" if self.index else f"d/d{self.wrt}"
-        return f"at {at}: {entry} is {self.true:.10g}, the claim gives {self.claimed:.10g}"
+        text = f"at {at}: {entry} is {self.true:.10g}, the claim gives {self.claimed:.10g}"
+        if self.difference is not None and f"{self.true:.10g}" == f"{self.claimed:.10g}":
+            text += f" (claim - true = {self.difference:.3g})"
+        return text
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """Whether a claimed derivative equals the true one: truthy iff it does."""
+    """Whether a claimed derivative equals the true one, in one of three outcomes.
+
+    ``EQUAL``: proved (`.equal` is True and the verdict is truthy). ``AGREES``: equal at every
+    point tried but not proved (`.agrees` is True, the verdict is falsy: an ``assert`` of it
+    fails). ``DIFFERENT``: wrong at `.counterexample`, or of the wrong shape (`.reason`).
+    """
 
     equal: bool
     method: str
@@ -75,9 +91,15 @@ class Verdict:
     reason: str = ""
     details: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    agrees: bool = False
 
     def __bool__(self) -> bool:
         return self.equal
+
+    @property
+    def status(self) -> str:
+        """``"EQUAL"`` (proved), ``"AGREES"`` (numeric evidence only) or ``"DIFFERENT"``."""
+        return "EQUAL" if self.equal else "AGREES" if self.agrees else "DIFFERENT"
 
     def explain(self) -> str:
         """The verdict in words, then the true derivative beside the claim in LaTeX."""
@@ -97,7 +119,12 @@ class Verdict:
         if self.equal:
             if self.method == "symbolic":
                 return f"EQUAL: the claim is {d}; their difference simplifies to 0."
-            return f"EQUAL ({self.method}): the claim agrees with {d} at every point tried."
+            return f"EQUAL ({self.method}): the claim is {d}; their difference is 0."
+        if self.agrees:
+            return (
+                f"AGREES (numeric only: {self.method}): the claim agrees with {d} at every point"
+                " tried, which is not a proof."
+            )
         if self.counterexample is not None:
             return f"DIFFERENT ({self.method}): the claim is not {d}; {self.counterexample}."
         end = "" if self.reason.endswith((".", "?")) else "."
@@ -105,7 +132,7 @@ class Verdict:
 
     def to_latex(self) -> str:
         """$$\\partial f/\\partial w = <true> \\qquad \\text{claimed: } <claim>$$."""
-        relation = "=" if self.equal else r"\neq"
+        relation = "=" if self.equal else r"\approx" if self.agrees else r"\neq"
         return (
             rf"$$\frac{{\partial f}}{{\partial {_latex(self.wrt, 200)}}} = {_latex(self.true)}"
             rf" \qquad \text{{claimed: }} {_latex(self.claimed)} \quad ({relation})$$"
@@ -118,7 +145,7 @@ class Verdict:
         return self.to_latex()
 
     def _repr_html_(self) -> str:
-        color = "green" if self.equal else "crimson"
+        color = "green" if self.equal else "darkorange" if self.agrees else "crimson"
         return (
             f'<p style="color:{color}"><b>{html.escape(self._words())}</b></p>'
             f"<p>{html.escape(self.details)}</p><p>{html.escape(self.to_latex())}</p>"
@@ -171,7 +198,8 @@ def verify(
         seed: seed of the random points (verdicts are reproducible).
 
     Returns:
-        A Verdict: truthy iff equal; `.method`, `.counterexample`, `.explain()`.
+        A Verdict: `.status` EQUAL (proved, the only truthy outcome), AGREES (equal at every
+        point tried, not proved) or DIFFERENT; `.method`, `.counterexample`, `.explain()`.
 
     Raises:
         ParseError: text that is not a formula (a ValueError pointing at the position).
@@ -182,7 +210,7 @@ def verify(
     True
     >>> v = sd.verify(sd.sigmoid(z), z, "sigma(z)*(1 + sigma(z))")
     >>> bool(v), v.method
-    (False, 'numeric, 64 points, max error 9.9e-01')
+    (False, 'numeric, 64 points, max error 1.0e+00')
     """
     f_given, wrt_given = f, wrt
     f, wrt, write = explicit(f, wrt)
@@ -217,6 +245,14 @@ def verify(
     if _symbolically_equal(claim, true_entries, exact):
         method = "symbolic" if not fixed else "symbolic, at the given point"
         if write.sizes:  # proved for these sizes only
+            method += ", with " + ", ".join(f"{d} = {v}" for d, v in write.sizes.items())
+        return Verdict(True, method, **shown)
+    pieces = _piecewise_proof(claim, true_entries, exact)
+    if pieces is not None:
+        method = f"symbolic, on each of {pieces} pieces split at the kinks"
+        if fixed:
+            method += ", at the given point"
+        if write.sizes:
             method += ", with " + ", ".join(f"{d} = {v}" for d, v in write.sizes.items())
         return Verdict(True, method, **shown)
     return _numerically(
@@ -258,37 +294,6 @@ def _flat(obj) -> list:
 # --------------------------------------------------------------------------- symbolic
 
 
-class _OutOfTime(BaseException):  # not an Exception: SymPy's `except Exception` must not eat it
-    pass
-
-
-@contextmanager
-def _time_limit(seconds: float):
-    """Interrupt the block after `seconds` where a timer is available (POSIX, main thread,
-    no timer already running); elsewhere the size guards alone bound the work."""
-    usable = (
-        hasattr(signal, "setitimer")
-        and threading.current_thread() is threading.main_thread()
-        and signal.getitimer(signal.ITIMER_REAL)[0] == 0
-    )
-    if not usable:
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise _OutOfTime
-
-    previous = signal.signal(signal.SIGALRM, interrupt)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        try:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        finally:
-            signal.signal(signal.SIGALRM, previous)
-
-
 def _symbolically_equal(claim: list[Basic], true: list[Basic], at: Mapping) -> bool:
     deadline = time.monotonic() + SYMBOLIC_BUDGET
     try:
@@ -308,7 +313,7 @@ def _is_zero(difference: Basic, deadline: float) -> bool:
     """True when cheap canonical forms bring `difference` to 0 (False means: undecided)."""
     if difference == 0:
         return True
-    for form in (difference, elementary(difference)):
+    for form in _forms(difference):
         if len(nodes([form])) > _MAX_SYMBOLIC_NODES or time.monotonic() > deadline:
             return False
         if _expanded_terms(form) <= _MAX_EXPANDED_TERMS and sympy.expand(form) == 0:
@@ -319,6 +324,19 @@ def _is_zero(difference: Basic, deadline: float) -> bool:
         if _expanded_terms(numerator) <= _MAX_EXPANDED_TERMS and sympy.expand(numerator) == 0:
             return True
     return False
+
+
+def _forms(difference: Basic):
+    """The difference as given, with symdl's ops elementary, and with hyperbolic and
+    trigonometric functions as exponentials (1/cosh(x)**2 = 1 - tanh(x)**2)."""
+    yield difference
+    plain = elementary(difference)
+    yield plain
+    if plain.has(*_EXPONENTIAL):
+        yield plain.rewrite(sympy.exp)
+
+
+_EXPONENTIAL = (sympy.tanh, sympy.cosh, sympy.sinh, sympy.sech, sympy.coth, sympy.csch)
 
 
 def _denominators(expr: Basic) -> int:
@@ -355,14 +373,182 @@ def _terms(e: Basic, memo: dict, cap: int) -> int:
     return memo[e]
 
 
+# --------------------------------------------------------------------------- piecewise
+
+
+class _Undecided(Exception):
+    pass
+
+
+_MAX_KINKS_PER_ENTRY = 8  # 2**8 pieces at most
+
+
+def _piecewise_proof(claim: list[Basic], true: list[Basic], at: Mapping) -> int | None:
+    """The largest number of pieces some entry was split into when, on every piece of the split
+    by the signs of its kink quantities, the difference of every entry simplifies to 0; None
+    when that is not shown (the claim may still be right)."""
+    deadline = time.monotonic() + SYMBOLIC_BUDGET
+    most = 0
+    try:
+        with _time_limit(SYMBOLIC_BUDGET):
+            for c, t in zip(claim, true, strict=True):
+                difference = elementary(sympy.sympify(c - t))
+                if at:
+                    difference = difference.xreplace(at)
+                pieces = _zero_on_every_piece(difference, deadline)
+                if not pieces:
+                    return None
+                most = max(most, pieces)
+    except (_OutOfTime, _Undecided, RecursionError):
+        return None
+    return most if most > 1 else None
+
+
+_KINKED = (
+    sympy.Heaviside,
+    sympy.DiracDelta,
+    sympy.sign,
+    sympy.Abs,
+    sympy.Max,
+    sympy.Min,
+    sympy.Piecewise,
+)
+
+
+def _zero_on_every_piece(difference: Basic, deadline: float, table=None, depth: int = 0):
+    """The number of pieces, split by the sign of one kink quantity at a time (innermost kink
+    functions first, so that a quantity is free of kinks when it is split on), on each of which
+    `difference` simplifies to 0; None when some piece does not."""
+    table = table or {}
+    if time.monotonic() > deadline:
+        return None
+    inner = [
+        n
+        for n in nodes([difference])
+        if isinstance(n, _KINKED) and not any(isinstance(m, _KINKED) for m in nodes(n.args))
+    ]
+    if not inner:
+        return 1 if _is_zero(difference, deadline) else None
+    for n in inner:
+        for q in _switches(n):
+            try:
+                _sign_of(q, table)
+            except _Undecided:
+                if depth >= _MAX_KINKS_PER_ENTRY or not q.free_symbols:
+                    return None
+                pieces = 0
+                for side in (1, -1):
+                    found = _zero_on_every_piece(
+                        difference, deadline, {**table, sympy.expand(q): side}, depth + 1
+                    )
+                    if found is None:
+                        return None
+                    pieces += found
+                return pieces
+    try:
+        resolved = difference.xreplace({n: _branch(n, table, {}) for n in inner})
+    except _Infeasible:
+        return 0  # no point has these signs
+    return _zero_on_every_piece(resolved, deadline, table, depth)
+
+
+class _Infeasible(Exception):
+    pass
+
+
+def _sign_of(quantity: Basic, table: Mapping[Basic, int]) -> int:
+    """The sign of `quantity` on the piece `table` ({expanded kink quantity: sign})."""
+    q = sympy.expand(quantity)
+    if q in table:
+        return table[q]
+    if -q in table:
+        return -table[-q]
+    if q.is_number and q.is_comparable:
+        return int(sympy.sign(q))
+    raise _Undecided(str(q))
+
+
+def _branch(e: Basic, table: Mapping[Basic, int], memo: dict) -> Basic:
+    """`e` on one piece: every kink function replaced by the branch its signs select (the
+    outermost first, so that a kink quantity is matched as it was found)."""
+    if e in memo:
+        return memo[e]
+    if isinstance(e, sympy.Heaviside):
+        out = sympy.Integer(1 if _sign_of(e.args[0], table) > 0 else 0)
+    elif isinstance(e, sympy.DiracDelta):
+        _sign_of(e.args[0], table)  # away from its point: 0
+        out = sympy.Integer(0)
+    elif isinstance(e, sympy.sign):
+        out = sympy.Integer(_sign_of(e.args[0], table))
+    elif isinstance(e, sympy.Abs):
+        out = _sign_of(e.args[0], table) * _branch(e.args[0], table, memo)
+    elif isinstance(e, sympy.Max | sympy.Min):
+        want = 1 if isinstance(e, sympy.Max) else -1
+        for a in e.args:
+            if all(b is a or _sign_of(a - b, table) * want >= 0 for b in e.args):
+                out = _branch(a, table, memo)
+                break
+        else:
+            raise _Infeasible
+    elif isinstance(e, sympy.Piecewise):
+        for value, condition in e.args:
+            truth = _truth(condition, table)
+            if truth:
+                out = _branch(value, table, memo)
+                break
+        else:
+            raise _Undecided(str(e))
+    elif e.args and not isinstance(e, sympy.core.relational.Relational):
+        out = e.func(*(_branch(a, table, memo) for a in e.args))
+    else:
+        out = e
+    memo[e] = out
+    return out
+
+
+def _truth(condition, table) -> bool:
+    if condition in (True, sympy.true):
+        return True
+    if condition in (False, sympy.false):
+        return False
+    relations = {
+        r: _holds(r, _sign_of(r.lhs - r.rhs, table))
+        for r in nodes([condition])
+        if isinstance(r, sympy.core.relational.Relational)
+    }
+    value = condition.xreplace({r: sympy.true if v else sympy.false for r, v in relations.items()})
+    if value not in (sympy.true, sympy.false):
+        raise _Undecided(str(condition))
+    return value == sympy.true
+
+
+def _holds(relation, sign: int) -> bool:
+    """Whether `lhs REL rhs` holds where lhs - rhs has `sign` (never 0 off the kinks)."""
+    if sign == 0:
+        raise _Undecided(str(relation))
+    op = relation.rel_op
+    if op in (">", ">="):
+        return sign > 0
+    if op in ("<", "<="):
+        return sign < 0
+    if op == "==":
+        return False
+    if op == "!=":
+        return True
+    raise _Undecided(str(relation))
+
+
 # --------------------------------------------------------------------------- numeric
 
 
 def _numerically(f, claim, derivation, compiled, wrt_entries, symbols, fixed, points, seed, shown):
-    """The verdict of the claim against the compiled gradient at random points (or `fixed`)."""
+    """The verdict of the claim against the compiled gradient at random points (or `fixed`):
+    DIFFERENT at a point where high-precision arithmetic confirms a difference, else AGREES."""
     value = scalar_function(compiled)
     true_fn = gradient_function(compiled, wrt_entries, None, symbols)
-    sampler = Sampler([f, *claim], symbols, seed=seed)
+    sampler = Sampler(
+        [f, *claim, *derivation.gradient_entries], symbols, seed=seed, wide=True, margin=0.0
+    )
     base, rejected = sampler.points(
         points, fixed=fixed or None, valid=lambda v: [value(v), *true_fn(v)], cover=True
     )
@@ -370,6 +556,7 @@ def _numerically(f, claim, derivation, compiled, wrt_entries, symbols, fixed, po
     if n == 0:
         why = rejected[0][1] if rejected else "the function has no symbols"
         raise ValueError(f"verify: no point where f and its gradient are finite ({why})")
+    claim = [_off_the_point(c) for c in claim]
     claimed = np.stack([_real(c) for c in _claim_function(symbols, claim)(base)])
     true = np.stack([np.asarray(t, dtype=float) for t in true_fn(base)])
     with np.errstate(all="ignore"):
@@ -377,21 +564,36 @@ def _numerically(f, claim, derivation, compiled, wrt_entries, symbols, fixed, po
     error = np.where(np.isfinite(claimed), error, np.inf)
     points_of = [{s: float(base[s][p]) for s in symbols} for p in range(n)]
     counterexample = _confirmed(error, claimed, true, points_of, derivation, claim, wrt_entries)
+    if counterexample is None:
+        counterexample = _exactly(points_of[: sampler.covering], derivation, claim, wrt_entries)
     finite = error[np.isfinite(error)]
     worst = float(finite.max()) if finite.size else float("inf")
     where = "the given point" if fixed and n == 1 and len(fixed) == len(symbols) else f"{n} points"
     covered, kinks = sampler.coverage(base)
     details = f"Compared at {where} (seed {seed})"
     details += f", on both sides of {covered} of {kinks} branch conditions." if kinks else "."
+    if counterexample is None:
+        details += (
+            " Not a proof: a difference confined to a region no point visited (a threshold"
+            " beyond the points' range, a term below 1e-40 of the values) is not seen."
+        )
     notes = (f"{len(rejected)} random points rejected, e.g. {rejected[0][1]}",) if rejected else ()
     return Verdict(
-        counterexample is None,
+        False,
         f"numeric, {where}, max error {worst:.1e}",
         counterexample=counterexample,
         details=details,
         notes=notes,
+        agrees=counterexample is None,
         **shown,
     )
+
+
+def _off_the_point(claim: Basic) -> Basic:
+    """`claim` with DiracDelta(q) as 0: the points are never on q = 0."""
+    if not isinstance(claim, Basic) or not claim.has(sympy.DiracDelta):
+        return claim
+    return claim.replace(lambda e: isinstance(e, sympy.DiracDelta), lambda e: sympy.S.Zero)
 
 
 def _claim_function(symbols, claim):
@@ -413,39 +615,84 @@ def _real(values) -> np.ndarray:
 
 
 def _confirmed(error, claimed, true, points, derivation, claim, wrt_entries):
-    """The worst float64 disagreement that 40-digit arithmetic confirms, as a Counterexample."""
+    """The worst float64 disagreement that high-precision arithmetic confirms, as a
+    Counterexample."""
     suspects = np.argwhere(error > _SCREEN)
-    order = np.argsort(-error[tuple(suspects.T)]) if suspects.size else []
+    # the largest errors first, to a factor of 10, and among those the plainest point
+    size = np.array([max((abs(v) for v in p.values()), default=0.0) for p in points])
+    decade = (
+        np.floor(np.log10(np.minimum(error[tuple(suspects.T)], 1e300))) if suspects.size else []
+    )
+    order = np.lexsort((size[suspects[:, 1]], -decade)) if suspects.size else []
     for k, p in (suspects[i] for i in list(order)[:8]):
-        precise = _precise(derivation, claim[k], k, points[p])
+        precise = _precise(derivation, claim, [int(k)], points[p])
         if precise is None:  # could not evaluate precisely: trust float64 when far apart
             if error[k, p] > 1e-6:
                 return _counterexample(wrt_entries, k, points[p], claimed[k, p], true[k, p])
             continue
-        c, t = precise
-        if not (np.isfinite(c) and abs(c - t) <= 1e-20 * max(1.0, abs(c), abs(t))):
+        ((c, t),) = precise
+        if _differ(c, t):
             return _counterexample(wrt_entries, k, points[p], c, t)
     return None
 
 
+def _exactly(points, derivation, claim, wrt_entries, most: int = _EXACT_POINTS):
+    """A Counterexample among `points` (those on each side of each kink first) where every
+    entry is compared in high precision, however small the float64 difference: a claim off by
+    1e-15, or by sigmoid(30) - sigmoid(x) beyond a threshold, is wrong."""
+    entries = list(range(len(claim)))[:_EXACT_ENTRIES]
+    for point in points[:most]:
+        precise = _precise(derivation, claim, entries, point)
+        if precise is None:
+            continue
+        for k, (c, t) in zip(entries, precise, strict=True):
+            if _differ(c, t):
+                return _counterexample(wrt_entries, k, point, c, t)
+    return None
+
+
+def _differ(c, t) -> bool:
+    """Whether claimed `c` and true `t` (floats or high-precision Floats) differ for real."""
+    if not (sympy.sympify(c).is_finite and sympy.sympify(t).is_finite):
+        return bool(sympy.sympify(t).is_finite)
+    return bool(abs(c - t) > _EXACT_TOLERANCE * max(1, abs(c), abs(t)))
+
+
+def _real_number(value: Basic):
+    """`value` as a real Float, or None when it is not a number or has an imaginary part."""
+    if not value.is_number:
+        return None
+    re, im = value.as_real_imag()
+    if im != 0 and abs(im) > 1e-30:
+        return None
+    return re
+
+
 def _counterexample(wrt_entries, k, point, claimed, true) -> Counterexample:
     w, index = wrt_entries[k]
-    return Counterexample(point, w, index, float(claimed), float(true))
+    return Counterexample(point, w, index, float(claimed), float(true), float(claimed - true))
 
 
-def _precise(derivation, claim: Basic, k: int, point: Mapping[Symbol, float]):
-    """(claimed, true) for entry `k` at `point` in 40 digits, or None when that fails."""
+def _precise(derivation, claim: list[Basic], entries: list[int], point: Mapping[Symbol, float]):
+    """[(claimed, true)] for `entries` at `point` in high precision, or None when that fails.
+
+    The values are SymPy Floats of that precision, so a difference far below float64's
+    resolution survives."""
     try:
         by_name = {s.name: sympy.Float(v, _DIGITS) for s, v in point.items()}
         env: dict[Basic, Basic] = {leaf: by_name[leaf.name] for leaf in derivation.program.leaves}
         for step in derivation.steps:
-            env[step.name] = step.rhs.xreplace(env).evalf(_DIGITS)
-        g = derivation.gradient_entries[k]
-        true = complex(sympy.sympify(g).xreplace(env).evalf(_DIGITS))
-        values = {s: by_name[s.name] for s in claim.free_symbols if s.name in by_name}
-        claimed = complex(claim.xreplace(values).evalf(_DIGITS))
+            env[step.name] = _off_the_point(step.rhs).xreplace(env).evalf(_DIGITS)
+        out = []
+        for k in entries:
+            g = _off_the_point(sympy.sympify(derivation.gradient_entries[k]))
+            values = {s: by_name[s.name] for s in claim[k].free_symbols if s.name in by_name}
+            pair = [
+                _real_number(e.evalf(_DIGITS)) for e in (claim[k].xreplace(values), g.xreplace(env))
+            ]
+            if None in pair:
+                return None
+            out.append(tuple(pair))
     except (TypeError, ValueError, ArithmeticError, KeyError, RecursionError):
         return None
-    if abs(true.imag) > 1e-30 or abs(claimed.imag) > 1e-30:
-        return None
-    return claimed.real, true.real
+    return out

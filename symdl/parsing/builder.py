@@ -59,6 +59,8 @@ class Builder:
     def add(self, a, b, position: int, sign: int = 1):
         self.tick(position)
         a, b = self.as_value(a, position), self.as_value(b, position)
+        if _is_scalar(a) != _is_scalar(b):  # w^T x - 1: a 1x1 matrix acts as a scalar
+            a, b = _scalar_if_1x1(a), _scalar_if_1x1(b)
         if _is_scalar(a) and _is_scalar(b):
             return a + sign * b
         if isinstance(a, MatrixBase) and _is_scalar(b):  # 1 - p: elementwise, as in DL papers
@@ -74,6 +76,8 @@ class Builder:
         if _is_scalar(a) or _is_scalar(b):
             return self._sympy(lambda: a * b, position)
         (r, k), (k2, c) = a.shape, b.shape
+        if k != k2 and (a.shape == (1, 1) or b.shape == (1, 1)):  # (w^T x - y) x: a scalar factor
+            return self._sympy(lambda: _scalar_if_1x1(a) * _scalar_if_1x1(b), position)
         if k != k2:
             self.fail(
                 f"cannot multiply a {_shape(a)} matrix by a {_shape(b)} one; write .T (or ^T) "
@@ -138,6 +142,15 @@ class Builder:
             self.fail("an exponent must be a scalar", position)
         if not _is_scalar(base):
             square = base.shape[0] == base.shape[1]
+            if exponent == -1 and square:  # X^{-1}
+                if isinstance(base, MatrixBase) and base.shape[0] > 6:
+                    self.fail(
+                        "the inverse of a matrix larger than 6x6 written out is too costly",
+                        position,
+                    )
+                return self._sympy(
+                    lambda: base.inv() if isinstance(base, MatrixBase) else base.I, position
+                )
             if exponent.is_Integer and 1 <= exponent <= 8 and square:
                 if (
                     isinstance(base, MatrixBase)
@@ -198,6 +211,13 @@ class Builder:
             return thunk()
         except (TypeError, ValueError, ArithmeticError, sympy.ShapeError) as error:
             self.fail(str(error).split("\n")[0][:300], position)
+
+
+def _scalar_if_1x1(v):
+    """A 1x1 matrix as its one entry (a scalar); anything else as it is."""
+    if isinstance(v, MatrixBase | MatrixExpr) and v.shape == (1, 1):
+        return v[0, 0]
+    return v
 
 
 def _is_scalar(v) -> bool:

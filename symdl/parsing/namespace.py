@@ -256,6 +256,32 @@ def _matrix_helpers() -> dict[str, Callable]:
             raise ValueError(f"dot of {len(a)} and {len(b)} entries")
         return sympy.Add(*(x * y for x, y in zip(a, b, strict=True)))
 
+    def square(build, a, what):
+        a = build.as_value(a, None)
+        if _is_scalar(a):
+            return a
+        if a.shape[0] != a.shape[1]:
+            raise ValueError(f"{what} needs a square matrix, got {_shape(a)}")
+        if isinstance(a, MatrixBase) and a.shape[0] > 6:
+            raise ValueError(f"{what} of a matrix larger than 6x6 written out is too costly")
+        return a
+
+    def trace(build, a):
+        a = square(build, a, "trace")
+        return a if _is_scalar(a) else a.trace() if isinstance(a, MatrixBase) else sympy.Trace(a)
+
+    def determinant(build, a):
+        a = square(build, a, "det")
+        return (
+            a if _is_scalar(a) else a.det() if isinstance(a, MatrixBase) else sympy.Determinant(a)
+        )
+
+    def inverse(build, a):
+        a = square(build, a, "inv")
+        if _is_scalar(a):
+            return 1 / a
+        return ImmutableMatrix(a.inv()) if isinstance(a, MatrixBase) else sympy.Inverse(a)
+
     return {
         "Matrix": matrix,
         "matrix": matrix,
@@ -266,7 +292,11 @@ def _matrix_helpers() -> dict[str, Callable]:
         "sum": lambda build, v: sympy.Add(*_vector(build, v)),
         "mean": lambda build, v: sympy.Add(*_vector(build, v)) / len(_vector(build, v)),
         "diag": lambda build, v: ImmutableMatrix(sympy.diag(*_vector(build, v))),
-        "trace": lambda build, a: build.as_value(a, None).trace(),
+        "trace": trace,
+        "tr": trace,
+        "Tr": trace,
+        "det": determinant,
+        "inv": inverse,
         "eye": lambda build, n: ImmutableMatrix(sympy.eye(_sized(n))),
         "ones": lambda build, r, c=sympy.S.One: ImmutableMatrix(sympy.ones(_sized(r), _sized(c))),
         "zeros": lambda build, r, c=sympy.S.One: ImmutableMatrix(sympy.zeros(_sized(r), _sized(c))),
@@ -283,6 +313,7 @@ def _functions() -> dict[str, Callable]:
         "tanh": sympy.tanh,
         "sinh": sympy.sinh,
         "cosh": sympy.cosh,
+        "sech": sympy.sech,
         "sin": sympy.sin,
         "cos": sympy.cos,
         "tan": sympy.tan,

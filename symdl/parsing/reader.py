@@ -4,6 +4,8 @@ reader, which build SymPy objects through the guarded Builder with names from a 
 
 from __future__ import annotations
 
+import re
+
 from symdl.parsing.errors import ParseError, check_finite, check_text, looks_like_latex
 from symdl.parsing.latex import parse_latex
 from symdl.parsing.namespace import namespace_of
@@ -31,14 +33,38 @@ def parse(text: str, namespace=None):
     if not isinstance(text, str):
         raise ParseError(f"expected text, got {type(text).__name__}")
     check_text(text)
+    text = _normalised(text)
     if looks_like_latex(text):
         return check_finite(parse_latex(text, namespace), text)
     try:
-        return check_finite(parse_python(text, namespace), text)
+        python_text = _PYTHON_T.sub(".T", text)  # A^T in Python syntax
+        return check_finite(parse_python(python_text, namespace), python_text)
     except ParseError as python_error:
         if not python_error.reason.startswith("not valid Python syntax"):
             raise
         try:  # "2(a - y)x" is not Python, but it is LaTeX
             return check_finite(parse_latex(text, namespace), text)
-        except ParseError:
+        except ParseError as latex_error:
+            if not latex_error.reason.startswith(_SYNTAX):  # read, but wrong (a shape): say so
+                raise latex_error from None
             raise python_error from None
+
+
+_SYNTAX = ("unexpected", "expected", "unsupported", "not valid")
+_MATH = re.compile(r"^\s*(?:\$\$(.*)\$\$|\$(.*)\$|\\\[(.*)\\\]|\\\((.*)\\\))\s*$", re.S)
+_TRANSPOSE = re.compile(r"\\(?:mathsf|mathrm|text)\{T\}|\\intercal")
+_PYTHON_T = re.compile(r"\^\s*(?:\{\s*T\s*\}|T)(?![A-Za-z0-9_])")
+
+
+def _normalised(text: str) -> str:
+    """`text` without what surrounds a formula in a document: ``$...$``, ``\\[...\\]``, a left
+    side ``\\nabla_W L =`` or ``\\frac{\\partial L}{\\partial W} =``; transposes written
+    ``^\\mathsf{T}`` as ``^T``."""
+    m = _MATH.match(text)
+    if m:
+        text = next(g for g in m.groups() if g is not None)
+    sides = re.split(r"(?<![<>=!])=(?!=)", text)
+    if len(sides) == 2:
+        text = sides[1]
+    text = _TRANSPOSE.sub("T", text)
+    return text.strip() or text

@@ -208,7 +208,9 @@ def test_piecewise_claims_are_checked_on_both_sides_of_each_kink():
     c = verdict.counterexample
     assert c.point[w] * c.point[x] < 0
     verdict = sd.verify(f, w, "x*(1 + sign(w*x))/2 + sign(w)")  # equal off the kinks
-    assert verdict and verdict.method.startswith("numeric")
+    assert verdict and verdict.method.startswith("symbolic, on each of 2 pieces")
+    verdict = sd.verify(f, w, "x + sign(w) - 10**-30")  # wrong by 1e-30 on one side
+    assert not verdict and not verdict.agrees
     assert "on both sides of 2 of 2 branch conditions" in verdict.details
 
 

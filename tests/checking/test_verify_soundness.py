@@ -1,0 +1,144 @@
+"""verify is sound: EQUAL only when proved, wrong claims that agree near the origin are
+DIFFERENT (thresholds and kinks far out, exact tiny constants), right claims written in other
+forms than symdl's are EQUAL, and ordinary claims never crash (issue 10)."""
+
+import pytest
+import sympy
+from sympy import Abs, Heaviside, MatrixSymbol, Max, Min, Piecewise, exp, log
+
+import symdl as sd
+
+x, y, w, a, b, c = sympy.symbols("x y w a b c", real=True)
+W = sympy.Matrix(2, 2, lambda i, j: sympy.Symbol(f"W_{i}{j}", real=True))
+x0, x1 = sympy.symbols("x0 x1", real=True)
+wv, xv = MatrixSymbol("w", 3, 1), MatrixSymbol("x", 3, 1)
+inner = (wv.T * xv)[0, 0]
+
+
+def clip(v, lo, hi):
+    return Min(Max(v, lo), hi)
+
+
+# (f, wrt, claim): each agrees with the true derivative near the origin, and is wrong
+WRONG = [
+    # the examples of issue 10
+    (sd.relu(x - 4), x, "0"),
+    (sd.relu(x - 10), x, "0"),
+    (sd.relu(w * x - 10), w, "0"),
+    (Max(x, 100), x, "0"),
+    (Min(x, -30), x, "0"),
+    (Abs(x - 10), x, "-1"),
+    (clip(x, -50, 50), x, "1"),
+    (sd.softplus(x), x, "Min(sigmoid(x), sigmoid(30))"),
+    (log(exp(x) + exp(200)), x, "0"),
+    (Heaviside(x - 10) * x, x, "0"),
+    # one variable: far kinks and thresholds, exact tiny constants
+    (sd.relu(x + 4), x, "1"),
+    (sd.relu(-x - 7), x, "0"),
+    (Max(x, -500), x, "1"),
+    (Abs(x + 500), x, "1"),
+    (Abs(x - 250), x, "-1"),
+    (x**2, x, "2*x + 10**-12"),
+    (x**3, x, "3*x**2 - 10**-20"),
+    (sympy.sin(x), x, "cos(x) + 10**-30"),
+    (Piecewise((x**2, x < 4), (8 * x - 16, True)), x, "2*x"),
+    (Piecewise((x, x < 250), (2 * x, True)), x, "1"),
+    (sd.leaky_relu(x - 6), x, "0.01"),
+    (sd.elu(x - 5), x, "exp(x - 5)"),
+    (Min(x**2, 400), x, "2*x"),
+    (sd.relu(x**2 - 100), x, "0"),
+    (clip(x, -4, 4), x, "1"),
+    (sympy.tanh(x) + sd.relu(x - 300), x, "1 - tanh(x)**2"),
+    # two and three variables
+    (Max(x * y, 50), x, "0"),
+    (sd.relu(x + y - 20), x, "0"),
+    (Abs(x - y - 30), x, "-1"),
+    (Min(x, y + 40), x, "1"),
+    (sd.relu(w * x - 10) ** 2, w, "0"),
+    (Max(0, 20 - y * x), x, "-y"),
+    (x * Heaviside(y - 15), x, "0"),
+    (Piecewise((x * y, x + y < 60), (0, True)), x, "y"),
+    (sd.relu(a * x + b - 25), b, "0"),
+    (Max(a * x, b * x, 300), x, "a*Heaviside(a*x - b*x) + b*Heaviside(b*x - a*x)"),
+    (Abs(a + b + c - 50), a, "-1"),
+    (a * b * c, [a, b], "[b*c, a*c + 10**-14]"),
+    # matrix form
+    (sd.relu(inner - 10), wv, "0*x"),
+    (Max(inner, 40), wv, "0*x"),
+    (inner**2, wv, "2*x*(w.T*x) + 10**-15*x"),
+    (sd.relu(W[0, 0] * x0 + W[0, 1] * x1 - 8), W, "zeros(2, 2)"),
+    (Abs((W * sympy.Matrix([x0, x1]))[1] + 60), W, "zeros(2, 2)"),
+]
+
+RIGHT = [
+    (sd.sigmoid(x), x, "exp(-x)/(1 + exp(-x))**2"),
+    (sd.sigmoid(x), x, "sigma(x)*sigma(-x)"),
+    (sd.sigmoid(x), x, r"\sigma(x)\,(1-\sigma(x))"),
+    (sympy.tanh(x), x, "1/cosh(x)**2"),
+    (sympy.tanh(x), x, "1 - tanh(x)**2"),
+    (sd.softplus(x), x, "1/(1 + exp(-x))"),
+    (sd.relu(x), x, "Heaviside(x)"),
+    (sd.relu(x), x, "(sign(x) + 1)/2"),
+    (sd.relu(x - 4), x, "Heaviside(x - 4)"),
+    (Abs(x), x, "sign(x)"),
+    (Abs(x - 10), x, "(x - 10)/abs(x - 10)"),
+    (Max(x, 100), x, "Heaviside(x - 100)"),
+    (Min(x, -30), x, "Heaviside(-30 - x)"),
+    (clip(x, -50, 50), x, "Heaviside(x + 50)*Heaviside(50 - x)"),
+    (x**2, x, "x + x"),
+    (log(exp(x) + exp(200)), x, "exp(x)/(exp(x) + exp(200))"),
+    (log(exp(x) + exp(200)), x, "1/(1 + exp(200 - x))"),
+    (Max(x, 0) ** 2, x, "2*max(x, 0)"),
+    (sd.relu(x) ** 2, x, "2*x*Heaviside(x)"),
+    (Heaviside(x - 10) * x, x, "Heaviside(x - 10)"),
+    (exp(2 * x), x, "2*exp(x)**2"),
+    (log(x**2 + 1), x, "2*x/(x**2 + 1)"),
+    (sympy.sqrt(x**2 + 1), x, "x/sqrt(x**2 + 1)"),
+    (sympy.cosh(x), x, "(exp(x) - exp(-x))/2"),
+    (Piecewise((x**2, x < 4), (8 * x - 16, True)), x, "2*x*Heaviside(4 - x) + 8*Heaviside(x - 4)"),
+    (Min(x**2, 400), x, "2*x*Heaviside(400 - x**2)"),
+    (sd.leaky_relu(x), x, "Heaviside(x) + 0.01*Heaviside(-x)"),
+    (sd.elu(x), x, "Heaviside(x) + exp(x)*Heaviside(-x)"),
+    (x * y, [x, y], "[y, x]"),
+    (sd.relu(w * x - 10), w, "x*Heaviside(w*x - 10)"),
+    (sd.relu(w * x - 10), w, "x*(1 + sign(w*x - 10))/2"),
+    (Abs(x - y), x, "sign(x - y)"),
+    (Max(x, y), x, "Heaviside(x - y)"),
+    (Min(x, y), y, "Heaviside(x - y)"),
+    (sd.relu(a * x + b - 25), b, "Heaviside(a*x + b - 25)"),
+    (sd.sigmoid(a * x + b), a, "x*exp(-a*x - b)/(1 + exp(-a*x - b))**2"),
+    (
+        sd.mse(sd.sigmoid(w * x + b), y),
+        w,
+        r"2 (\sigma(w x + b) - y) \sigma(w x + b) (1 - \sigma(w x + b)) x",
+    ),
+    ((inner - 1) ** 2, wv, "2*x*(w.T*x - 1)"),
+    ((inner - 1) ** 2, wv, "2*(x.T*w - 1)*x"),
+    (inner**2, wv, "2*x*x.T*w"),
+    (sympy.Trace(MatrixSymbol("X", 3, 3)) ** 2, MatrixSymbol("X", 3, 3), "2*trace(X)*eye(3)"),
+    ((xv.T * MatrixSymbol("A", 3, 3) * xv)[0, 0], xv, "(A + A.T)*x"),
+    ((xv.T * xv)[0, 0], xv, "2*x"),
+    (
+        sd.relu(W[0, 0] * x0 + W[0, 1] * x1),
+        W,
+        "Matrix([[Heaviside(W_00*x0 + W_01*x1)*x0, Heaviside(W_00*x0 + W_01*x1)*x1], [0, 0]])",
+    ),
+]
+
+
+@pytest.mark.parametrize("f, wrt, claim", WRONG, ids=[str(i) for i in range(len(WRONG))])
+def test_wrong_claims_that_agree_near_the_origin_are_different(f, wrt, claim):
+    verdict = sd.verify(f, wrt, claim)
+    assert verdict.status == "DIFFERENT", verdict.explain()
+    assert not verdict and verdict.counterexample is not None
+
+
+@pytest.mark.parametrize("f, wrt, claim", RIGHT, ids=[str(i) for i in range(len(RIGHT))])
+def test_right_claims_in_other_forms_are_proved_equal(f, wrt, claim):
+    verdict = sd.verify(f, wrt, claim)
+    assert verdict.status == "EQUAL", verdict.explain()
+    assert verdict
+
+
+def test_the_corpus_is_as_large_as_the_docs_say():
+    assert len(WRONG) >= 40 and len(RIGHT) >= 40
