@@ -27,8 +27,11 @@ class SymdlNumPyPrinter(SciPyPrinter):
         arg = self._print(expr.args[0])
         at_zero = expr.pargs[1] if len(expr.pargs) > 1 else S.Half
         if at_zero in (0, 1):  # a comparison, as a person writes ReLU'; faster than heaviside
-            step = self._module_format("symdl.ops.runtime.step")
-            return f"{step}({arg})" if at_zero == 0 else f"{step}({arg}, 1)"
+            # sign(max(x, 0)) is 1[x > 0] in x's own dtype (float32 stays float32)
+            sign, maximum = self._module_format("numpy.sign"), self._module_format("numpy.maximum")
+            if at_zero == 0:
+                return f"{sign}({maximum}({arg}, 0))"
+            return f"(1 - {sign}({maximum}(-({arg}), 0)))"
         return f"{self._module_format('numpy.heaviside')}({arg}, {self._print(at_zero)})"
 
     # Matrix expressions: products with @, elementwise operations broadcast, and the all-ones
@@ -166,8 +169,9 @@ class SymdlNumPyPrinter(SciPyPrinter):
         operand = next((c.lhs for c in relations), None)
         if operand is None:
             return code
-        like = self._module_format("symdl.ops.runtime.in_dtype_of")
-        return f"{like}({code}, {self._print(operand)})"
+        np_ = self._module_format("numpy")
+        dtype = f"{np_}.result_type({np_}.asarray({self._print(operand)}), 1.0)"
+        return f"{np_}.asarray({code}, dtype={dtype})"
 
     def _print_Max(self, expr):
         return self._nested("numpy.maximum", expr.args)

@@ -28,8 +28,6 @@ __all__ = [
     "max_pool1d_grad",
     "max_pool2d",
     "max_pool2d_grad",
-    "in_dtype_of",
-    "step",
 ]
 
 Pair = int | tuple[int, int]
@@ -483,30 +481,6 @@ def logsumexp(Z: np.ndarray, axis: int = 0) -> np.ndarray:
     peak = Z.max(axis=axis, keepdims=True)
     peak = np.where(np.isfinite(peak), peak, 0.0)
     return peak + np.log(np.exp(Z - peak).sum(axis=axis, keepdims=True))
-
-
-def step(x, at_zero: int = 0) -> np.ndarray:
-    """The step function 1[x > 0] (or 1[x >= 0] when `at_zero` is 1) in the floating dtype of
-    x, so that float32 stays float32 (ReLU's derivative at symdl's kink convention).
-
-    >>> step(np.array([-1.0, 0.0, 2.0], dtype=np.float32))
-    array([0., 0., 1.], dtype=float32)
-    """
-    x = np.asarray(x)
-    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
-    return (np.greater(x, 0) if at_zero == 0 else np.greater_equal(x, 0)).astype(dtype)
-
-
-def in_dtype_of(value, x):
-    """`value` in the floating dtype of `x` (float32 stays float32); others unchanged.
-
-    >>> in_dtype_of(np.array([1.0, 0.01]), np.zeros(2, dtype=np.float32)).dtype
-    dtype('float32')
-    """
-    dtype = getattr(x, "dtype", None)
-    if dtype is None or dtype.kind != "f":
-        return value
-    return np.asarray(value).astype(dtype, copy=False)
 
 
 # ---------------------------------------------------------------- the column layout
