@@ -28,8 +28,11 @@ class SymdlNumPyPrinter(SciPyPrinter):
         arg = self._print(expr.args[0])
         at_zero = expr.pargs[1] if len(expr.pargs) > 1 else S.Half
         if at_zero in (0, 1):  # a comparison, as a person writes ReLU'; faster than heaviside
-            op = "greater" if at_zero == 0 else "greater_equal"
-            return f"{self._module_format(f'numpy.{op}')}({arg}, 0).astype(float)"
+            # sign(max(x, 0)) is 1[x > 0] in x's own dtype (float32 stays float32)
+            sign, maximum = self._module_format("numpy.sign"), self._module_format("numpy.maximum")
+            if at_zero == 0:
+                return f"{sign}({maximum}({arg}, 0))"
+            return f"(1 - {sign}({maximum}(-({arg}), 0)))"
         return f"{self._module_format('numpy.heaviside')}({arg}, {self._print(at_zero)})"
 
     def _print_DiracDelta(self, expr):
@@ -156,6 +159,27 @@ class SymdlNumPyPrinter(SciPyPrinter):
 
     def _print_MatrixElement(self, expr):
         return f"({self._print(expr.parent)})[{self._print(expr.i)}, {self._print(expr.j)}]"
+
+    # float32 stays float32: NumPy (NEP 50) lets a Python float take an array's dtype, but a
+    # NumPy float64 scalar such as numpy.sqrt(2) or an array of constants upcasts to float64
+    def _print_Pow(self, expr, rational=False):
+        if expr.is_number and not expr.is_Rational and expr.is_real:
+            return repr(float(expr))
+        return super()._print_Pow(expr, rational=rational)
+
+    def _print_Piecewise(self, expr):
+        code = super()._print_Piecewise(expr)
+        if not all(value.is_number for value, _ in expr.args):
+            return code
+        # constant pieces (LeakyReLU's slope 1 or α) come out float64: take the dtype of what
+        # the conditions compare
+        relations = (c for _, c in expr.args if isinstance(c, sympy.core.relational.Relational))
+        operand = next((c.lhs for c in relations), None)
+        if operand is None:
+            return code
+        np_ = self._module_format("numpy")
+        dtype = f"{np_}.result_type({np_}.asarray({self._print(operand)}), 1.0)"
+        return f"{np_}.asarray({code}, dtype={dtype})"
 
     def _print_Max(self, expr):
         return self._nested("numpy.maximum", expr.args)

@@ -112,14 +112,19 @@ class Sequential:
                 symbols[f"{layer.name}.{key}"] = symbol
         return symbols
 
-    def init(self, seed: int = 0) -> dict[str, np.ndarray]:
-        """Initial parameters (Glorot or He, per layer), reproducible from `seed`."""
+    def init(self, seed: int = 0, dtype=np.float64) -> dict[str, np.ndarray]:
+        """Initial parameters (Glorot or He, per layer), reproducible from `seed`.
+
+        `dtype` (float64 or float32) is the dtype the compiled model then computes in: the
+        same draws, rounded, for float32.
+        """
         self._require_built()
+        dtype = _float_dtype(dtype, "init")
         rng = np.random.default_rng(seed)
         params = {}
         for layer in walk(self.layers):
             for key, value in layer.init(rng).items():
-                params[f"{layer.name}.{key}"] = np.asarray(value, dtype=float)
+                params[f"{layer.name}.{key}"] = np.asarray(value, dtype=float).astype(dtype)
         return params
 
     def initial_state(self) -> dict[str, np.ndarray]:
@@ -317,7 +322,8 @@ class CompiledModel:
 
         def value_of(params, X, Y):
             shape = tuple(X.shape[1] if d is None else d for d in dims)
-            return layer.extra_input_value(key, shape, train, self.rng, read_state())
+            value = layer.extra_input_value(key, shape, train, self.rng, read_state())
+            return np.asarray(value).astype(X.dtype, copy=False)
 
         return value_of
 
@@ -331,8 +337,14 @@ class CompiledModel:
         """Arrays in the order of the compiled function's arguments, as `plan` says."""
         return [value_of(params, X, Y) for value_of in plan]
 
-    def _batch(self, X):
-        X = np.asarray(X, dtype=float)
+    def _dtype(self, params) -> np.dtype:
+        """The dtype a call computes in: float32 when the parameters are float32, else float64."""
+        first = params.get(self.names[0]) if isinstance(params, Mapping) else None
+        dtype = getattr(first, "dtype", None)
+        return np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
+
+    def _batch(self, X, dtype=np.float64):
+        X = np.asarray(X, dtype=dtype)
         expected = self.model.input_shape
         if X.shape[1:] != expected and X.reshape(len(X), -1).shape[1] != int(np.prod(expected)):
             raise ShapeError(
@@ -343,15 +355,16 @@ class CompiledModel:
     def loss_and_grads(self, params: Mapping[str, np.ndarray], X, y):
         """The loss and its gradient with respect to every parameter."""
         compiled, plan, wanted = self._train if self.training else self._eval_training()
-        Xc = self._batch(X)
-        Y = self.model.loss.targets(y, self.model.outputs)
+        dtype = self._dtype(params)
+        Xc = self._batch(X, dtype)
+        Y = self.model.loss.targets(y, self.model.outputs).astype(dtype, copy=False)
         inputs = self._inputs(plan, params, Xc, Y)
         value, *rest = compiled.function(*inputs, Xc.shape[1])
         grads = {}
         for name, g in zip(self.names, rest[: len(self.names)], strict=True):
             shape = self.shapes[name]
-            if not isinstance(g, np.ndarray) or g.dtype != float:
-                g = np.asarray(g, dtype=float)
+            if not isinstance(g, np.ndarray) or g.dtype != dtype:
+                g = np.asarray(g, dtype=dtype)
             grads[name] = g if g.shape == shape else g.reshape(shape)
         if self.training and wanted:
             self._update_state(wanted, rest[len(self.names) :], Xc.shape[1])
@@ -374,8 +387,9 @@ class CompiledModel:
 
     def _run(self, program: tuple, params, X, y=None):
         compiled, plan = program
-        Xc = self._batch(X)
-        Y = None if y is None else self.model.loss.targets(y, self.model.outputs)
+        dtype = self._dtype(params)
+        Xc = self._batch(X, dtype)
+        Y = None if y is None else self.model.loss.targets(y, self.model.outputs).astype(dtype)
         return compiled.function(*self._inputs(plan, params, Xc, Y), Xc.shape[1])[0]
 
     def loss(self, params, X, y) -> float:
@@ -384,7 +398,8 @@ class CompiledModel:
 
     def predict(self, params, X) -> np.ndarray:
         """Outputs for each example, one row per example: probabilities for classifiers."""
-        return np.asarray(self._run(self._predict, params, X), dtype=float).T
+        out = self._run(self._predict, params, X)
+        return np.asarray(out, dtype=self._dtype(params)).T
 
     @property
     def source(self) -> str:
@@ -404,3 +419,11 @@ def _targets(params, X, Y):
     if Y is None:
         raise ShapeError("internal: the loss needs targets")
     return Y
+
+
+def _float_dtype(dtype, where: str) -> np.dtype:
+    """float32 or float64, the dtypes a model computes in; anything else is an error."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"{where}: dtype must be float32 or float64, got {dtype}")
+    return dtype

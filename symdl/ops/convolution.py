@@ -15,8 +15,6 @@ from symdl.ops.window import (
     _batch,
     _columns,
     _example,
-    _images,
-    _matrix,
     _module,
     _WindowOp,
 )
@@ -75,13 +73,11 @@ class conv2d(_WindowOp):
     def _numpycode(self, printer):
         X, K, b, _ = self.args
         g = self.geometry
-        images = _images(printer, X, f"-1, {g.C}, {g.H}, {g.W}")
-        kernel = f"({printer._print(K)}).reshape({K.shape[0]}, {g.C}, {g.kh}, {g.kw})"
-        y = f"{_module(printer)}.conv2d({images}, {kernel}, ({g.sh}, {g.sw}), ({g.ph}, {g.pw}))"
+        y = f"{_module(printer)}.conv2d_columns({printer._print(X)}, {printer._print(K)}, {_layout(g)})"
         bias = (
             f"{printer._module_format('numpy.repeat')}({printer._print(b)}, {g.Ho * g.Wo}, axis=0)"
         )
-        return f"({_matrix(y, printer)} + {bias})"
+        return f"({y} + {bias})"
 
 
 def _padded(x, g: Geometry, c: int, i: int, j: int):
@@ -150,16 +146,8 @@ class conv2d_input_grad(_WindowOp):
 
     def _numpycode(self, printer):
         G, K, _ = self.args
-        g = self.geometry
-        F = K.shape[0]
-        grad = _images(printer, G, f"-1, {F}, {g.Ho}, {g.Wo}")
-        kernel = f"({printer._print(K)}).reshape({F}, {g.C}, {g.kh}, {g.kw})"
-        shape = f"(({printer._print(G)}).shape[1], {g.C}, {g.H}, {g.W})"
-        call = (
-            f"{_module(printer)}.conv2d_grad_input({grad}, {kernel}, {shape}, "
-            f"({g.sh}, {g.sw}), ({g.ph}, {g.pw}))"
-        )
-        return _matrix(call, printer)
+        G, K = printer._print(G), printer._print(K)
+        return f"{_module(printer)}.conv2d_columns_grad_input({G}, {K}, {_layout(self.geometry)})"
 
 
 class conv2d_kernel_grad(_WindowOp):
@@ -205,15 +193,8 @@ class conv2d_kernel_grad(_WindowOp):
 
     def _numpycode(self, printer):
         G, X, _ = self.args
-        g = self.geometry
-        F = self.shape[0]
-        grad = _images(printer, G, f"-1, {F}, {g.Ho}, {g.Wo}")
-        images = _images(printer, X, f"-1, {g.C}, {g.H}, {g.W}")
-        call = (
-            f"{_module(printer)}.conv2d_grad_kernel({grad}, {images}, ({F}, {g.C}, {g.kh}, {g.kw}), "
-            f"({g.sh}, {g.sw}), ({g.ph}, {g.pw}))"
-        )
-        return f"({call}).reshape({F}, -1)"
+        G, X = printer._print(G), printer._print(X)
+        return f"{_module(printer)}.conv2d_columns_grad_kernel({G}, {X}, {_layout(self.geometry)})"
 
 
 class channel_sum(MatrixOp):
@@ -246,4 +227,10 @@ class channel_sum(MatrixOp):
 
     def _numpycode(self, printer):
         G, F = printer._print(self.args[0]), int(self.args[1])
-        return f"({G}).reshape({F}, -1).sum(axis=1, keepdims=True)"
+        # summed over the batch first: no copy of G, whatever its memory order
+        return f"({G}).sum(axis=1).reshape({F}, -1).sum(axis=1, keepdims=True)"
+
+
+def _layout(g: Geometry) -> str:
+    """NumPy source: the image, window, stride and padding arguments of a column kernel."""
+    return f"({g.C}, {g.H}, {g.W}), ({g.kh}, {g.kw}), ({g.sh}, {g.sw}), ({g.ph}, {g.pw})"

@@ -14,8 +14,6 @@ from symdl.ops.window import (
     _batch,
     _columns,
     _example,
-    _images,
-    _matrix,
     _module,
     _WindowOp,
 )
@@ -54,10 +52,8 @@ class _Pool(_WindowOp):
         return tex
 
     def _numpycode(self, printer):
-        g = self.geometry
-        images = _images(printer, self.args[0], f"-1, {g.C}, {g.H}, {g.W}")
-        window = f"({g.kh}, {g.kw}), ({g.sh}, {g.sw})"
-        return _matrix(f"{_module(printer)}.{self.name}({images}, {window})", printer)
+        X = printer._print(self.args[0])
+        return f"{_module(printer)}.{self.name}_columns({X}, {_pool_layout(self.geometry)})"
 
 
 class max_pool2d(_Pool):
@@ -133,12 +129,10 @@ class max_pool2d_grad(_WindowOp):
         return tex
 
     def _numpycode(self, printer):
-        G, X, _ = self.args
-        g = self.geometry
-        grad = _images(printer, G, f"-1, {g.C}, {g.Ho}, {g.Wo}")
-        images = _images(printer, X, f"-1, {g.C}, {g.H}, {g.W}")
-        call = f"{_module(printer)}.max_pool2d_grad({grad}, {images}, ({g.kh}, {g.kw}), ({g.sh}, {g.sw}))"
-        return _matrix(call, printer)
+        G, X = (printer._print(a) for a in self.args[:2])
+        return (
+            f"{_module(printer)}.max_pool2d_columns_grad({G}, {X}, {_pool_layout(self.geometry)})"
+        )
 
 
 class avg_pool2d_grad(_WindowOp):
@@ -172,9 +166,10 @@ class avg_pool2d_grad(_WindowOp):
         return tex
 
     def _numpycode(self, printer):
-        G, _ = self.args
-        g = self.geometry
-        grad = _images(printer, G, f"-1, {g.C}, {g.Ho}, {g.Wo}")
-        shape = f"(({printer._print(G)}).shape[1], {g.C}, {g.H}, {g.W})"
-        call = f"{_module(printer)}.avg_pool2d_grad({grad}, {shape}, ({g.kh}, {g.kw}), ({g.sh}, {g.sw}))"
-        return _matrix(call, printer)
+        G = printer._print(self.args[0])
+        return f"{_module(printer)}.avg_pool2d_columns_grad({G}, {_pool_layout(self.geometry)})"
+
+
+def _pool_layout(g: Geometry) -> str:
+    """NumPy source: the image, window and stride arguments of a column pooling kernel."""
+    return f"({g.C}, {g.H}, {g.W}), ({g.kh}, {g.kw}), ({g.sh}, {g.sw})"

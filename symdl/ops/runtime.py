@@ -320,15 +320,22 @@ def _max_pool(x, size, stride, out_hw):
 
 
 def _max_pool_grad(g, x, size, stride):
-    # Ties: the first maximum of a window in row-major order takes the whole gradient, as
-    # np.argmax would pick it (and PyTorch's CPU kernel does).
-    y = _max_pool(x, size, stride, g.shape[2:])
-    dx = np.zeros(x.shape, dtype=np.result_type(g, x))
-    taken = np.zeros(g.shape, dtype=bool)
-    for _, _, where in _offsets(size, stride, g.shape[2:]):
-        first = (x[where] == y) & ~taken
-        dx[where] += np.where(first, g, 0)
-        taken |= first
+    """Each window's gradient routed to its arg-max, found in one pass over the windows.
+
+    Ties: the first maximum of a window in row-major order takes the whole gradient, as
+    np.argmax picks it (and PyTorch's CPU kernel does).
+    """
+    (kh, kw), (n, c, ho, wo) = size, g.shape
+    index = _windows(x, size, stride).reshape(n, c, ho, wo, kh * kw).argmax(axis=-1)
+    cols = np.zeros((n, c, ho, wo, kh, kw), dtype=np.result_type(g, x))
+    np.put_along_axis(cols.reshape(n, c, ho, wo, kh * kw), index[..., None], g[..., None], -1)
+    if tuple(stride) != tuple(size):  # overlapping or spaced windows: sum where they meet
+        return _col2im(cols, x.shape, stride)
+    tiled = cols.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, ho * kh, wo * kw)
+    if tiled.shape == x.shape:
+        return tiled
+    dx = np.zeros(x.shape, dtype=tiled.dtype)  # rows and columns no window reached
+    dx[:, :, : ho * kh, : wo * kw] = tiled
     return dx
 
 
@@ -476,3 +483,128 @@ def logsumexp(Z: np.ndarray, axis: int = 0) -> np.ndarray:
     peak = Z.max(axis=axis, keepdims=True)
     peak = np.where(np.isfinite(peak), peak, 0.0)
     return peak + np.log(np.exp(Z - peak).sum(axis=axis, keepdims=True))
+
+
+# ---------------------------------------------------------------- the column layout
+# What generated code calls. A batch of images is the matrix with one flattened example per
+# column, (C·H·W, N), read as the array (C, H, W, N) by a reshape that never copies: the
+# examples stay in the last axis through every op, so a convolution is one GEMM of the
+# kernel (F, C·kh·kw) with the window matrix (C·kh·kw, Ho·Wo·N), whose result already is the
+# output matrix (F·Ho·Wo, N), and nothing is transposed between ops.
+
+
+def _image_windows(x, window, stride, padding):
+    """The window matrix (C·kh·kw, Ho·Wo·N) of images x (C, H, W, N), zero padded (im2col)."""
+    (ph, pw), (sh, sw) = padding, stride
+    if ph or pw:
+        x = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+    view = sliding_window_view(x, window, axis=(1, 2))[:, ::sh, ::sw]  # (C, Ho, Wo, N, kh, kw)
+    c, ho, wo, n, kh, kw = view.shape
+    return view.transpose(0, 4, 5, 1, 2, 3).reshape(c * kh * kw, ho * wo * n)
+
+
+def _out_size(size, window, stride, padding):
+    return (size + 2 * padding - window) // stride + 1
+
+
+def conv2d_columns(X, K, image, window, stride=(1, 1), padding=(0, 0)):
+    """`conv2d` on the column layout: X (C·H·W, N) of images `image` = (C, H, W), kernels
+    K (F, C·kh·kw) with `window` = (kh, kw); returns (F·Ho·Wo, N).
+
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> y = conv2d_columns(x.reshape(1, -1).T, np.ones((1, 4)), (1, 3, 3), (2, 2))
+    >>> y.T.reshape(2, 2)
+    array([[ 8., 12.],
+           [20., 24.]])
+    """
+    c, h, w = image
+    n = X.shape[1]
+    cols = _image_windows(X.reshape(c, h, w, n), window, stride, padding)
+    return (K @ cols).reshape(-1, n)
+
+
+def conv2d_columns_grad_kernel(G, X, image, window, stride=(1, 1), padding=(0, 0)):
+    """Gradient with respect to K of `conv2d_columns`: G (F·Ho·Wo, N) -> (F, C·kh·kw)."""
+    c, h, w = image
+    n = X.shape[1]
+    cols = _image_windows(X.reshape(c, h, w, n), window, stride, padding)
+    return G.reshape(G.shape[0] * n // cols.shape[1], -1) @ cols.T
+
+
+def conv2d_columns_grad_input(G, K, image, window, stride=(1, 1), padding=(0, 0)):
+    """Gradient with respect to X of `conv2d_columns`: G (F·Ho·Wo, N) -> (C·H·W, N).
+
+    The window matrix's transpose (col2im): each kernel offset adds its share into a strided
+    slice of the padded input.
+    """
+    (c, h, w), (kh, kw), (sh, sw), (ph, pw) = image, window, stride, padding
+    n = G.shape[1]
+    ho, wo = _out_size(h, kh, sh, ph), _out_size(w, kw, sw, pw)
+    cols = (K.T @ G.reshape(K.shape[0], -1)).reshape(c, kh, kw, ho, wo, n)
+    dx = np.zeros((c, h + 2 * ph, w + 2 * pw, n), dtype=cols.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            dx[:, a : a + sh * ho : sh, b : b + sw * wo : sw] += cols[:, a, b]
+    if ph or pw:
+        dx = dx[:, ph : ph + h, pw : pw + w]
+    return dx.reshape(-1, n)
+
+
+def _image_offsets(window, stride, out_hw):
+    """Slices of images (C, H, W, N) reading entry (a, b) of every window, as `_offsets`."""
+    (sh, sw), (ho, wo) = stride, out_hw
+    for a in range(window[0]):
+        for b in range(window[1]):
+            yield a, b, (slice(None), slice(a, a + sh * ho, sh), slice(b, b + sw * wo, sw))
+
+
+def max_pool2d_columns(X, image, window, stride):
+    """`max_pool2d` on the column layout: X (C·H·W, N) -> (C·Ho·Wo, N)."""
+    (c, h, w), n = image, X.shape[1]
+    x = X.reshape(c, h, w, n)
+    out = (_out_size(h, window[0], stride[0], 0), _out_size(w, window[1], stride[1], 0))
+    y = None
+    for _, _, where in _image_offsets(window, stride, out):
+        y = x[where].copy() if y is None else np.maximum(y, x[where], out=y)
+    return y.reshape(-1, n)
+
+
+def max_pool2d_columns_grad(G, X, image, window, stride):
+    """Gradient with respect to X of `max_pool2d_columns`: each window's gradient routed to
+    its arg-max (the first in row-major order on ties), found in one pass over the windows."""
+    (c, h, w), (kh, kw), n = image, window, X.shape[1]
+    x = X.reshape(c, h, w, n)
+    view = sliding_window_view(x, window, axis=(1, 2))[:, :: stride[0], :: stride[1]]
+    _, ho, wo = view.shape[:3]
+    index = view.reshape(c, ho, wo, n, kh * kw).argmax(axis=-1)
+    cols = np.zeros((c, ho, wo, n, kh, kw), dtype=np.result_type(G, X))
+    g = G.reshape(c, ho, wo, n, 1)
+    np.put_along_axis(cols.reshape(c, ho, wo, n, kh * kw), index[..., None], g, axis=-1)
+    if tuple(stride) == tuple(window) and (ho * kh, wo * kw) == (h, w):  # windows tile x
+        return cols.transpose(0, 1, 4, 2, 5, 3).reshape(-1, n)
+    dx = np.zeros((c, h, w, n), dtype=cols.dtype)
+    for a, b, where in _image_offsets(window, stride, (ho, wo)):
+        dx[where] += cols[..., a, b]
+    return dx.reshape(-1, n)
+
+
+def avg_pool2d_columns(X, image, window, stride):
+    """`avg_pool2d` on the column layout: X (C·H·W, N) -> (C·Ho·Wo, N)."""
+    (c, h, w), n = image, X.shape[1]
+    x = X.reshape(c, h, w, n)
+    out = (_out_size(h, window[0], stride[0], 0), _out_size(w, window[1], stride[1], 0))
+    y = np.zeros((c, *out, n), dtype=np.result_type(X, np.float16))
+    for _, _, where in _image_offsets(window, stride, out):
+        y += x[where]
+    return (y / (window[0] * window[1])).reshape(-1, n)
+
+
+def avg_pool2d_columns_grad(G, image, window, stride):
+    """Gradient with respect to X of `avg_pool2d_columns`, X of images `image`."""
+    (c, h, w), n = image, G.shape[1]
+    out = (_out_size(h, window[0], stride[0], 0), _out_size(w, window[1], stride[1], 0))
+    share = G.reshape(c, *out, n) / (window[0] * window[1])
+    dx = np.zeros((c, h, w, n), dtype=np.result_type(G, np.float16))
+    for _, _, where in _image_offsets(window, stride, out):
+        dx[where] += share
+    return dx.reshape(-1, n)
