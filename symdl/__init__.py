@@ -5,6 +5,7 @@ The public API is listed in ``__all__``; see docs/api.md.
 
 import symdl.nn as nn
 import symdl.optim as optim
+import symdl.prob as prob
 import symdl.training.datasets as datasets
 from symdl.checking.check import GradCheck, GradientMismatch, check_grad
 from symdl.checking.verify import Verdict, verify
@@ -69,6 +70,7 @@ __all__ = [
     "mse",
     "nn",
     "optim",
+    "prob",
     "relu",
     "sigmoid",
     "silu",
