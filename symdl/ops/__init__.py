@@ -5,6 +5,13 @@ pooling and batch statistics; their NumPy kernels live in symdl.ops.runtime."""
 from symdl.ops.activations import elu, gelu, leaky_relu, relu, sigmoid, silu, softplus
 from symdl.ops.base import Op, declared
 from symdl.ops.convolution import channel_sum, conv2d, conv2d_input_grad, conv2d_kernel_grad
+from symdl.ops.linalg import (
+    eigh_vectors,
+    eigvalsh,
+    max_eigenvalue,
+    nuclear_norm,
+    singular_values,
+)
 from symdl.ops.losses import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -21,6 +28,11 @@ from symdl.ops.vector import log_softmax, logsumexp, softmax
 from symdl.ops.window import Geometry, columns
 
 __all__ = [
+    "singular_values",
+    "nuclear_norm",
+    "max_eigenvalue",
+    "eigvalsh",
+    "eigh_vectors",
     "Geometry",
     "Op",
     "avg_pool2d",
