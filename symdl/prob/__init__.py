@@ -9,5 +9,29 @@ from symdl.prob.distributions import (
     Laplace,
     Poisson,
 )
+from symdl.prob.kl import (
+    elbo_derivation,
+    kl_categorical,
+    kl_diagonal,
+    kl_full,
+    kl_gaussian,
+    negative_elbo,
+)
+from symdl.prob.losses import GaussianNLL, MatGaussianNLL
 
-__all__ = ["Bernoulli", "Categorical", "Distribution", "Gaussian", "Laplace", "Poisson"]
+__all__ = [
+    "GaussianNLL",
+    "MatGaussianNLL",
+    "elbo_derivation",
+    "kl_categorical",
+    "kl_diagonal",
+    "kl_full",
+    "kl_gaussian",
+    "negative_elbo",
+    "Bernoulli",
+    "Categorical",
+    "Distribution",
+    "Gaussian",
+    "Laplace",
+    "Poisson",
+]
