@@ -27,10 +27,17 @@ WIDTH = 96  # a signature longer than this gets one parameter per line
 TOP = {
     "Deriving": ["derive", "grad", "jacobian", "hessian", "Derivation", "build_program", "Program"],
     "Checking and verifying": ["check_grad", "GradCheck", "verify", "Verdict"],
+    "Linear algebra": [
+        "max_eigenvalue",
+        "eigvalsh",
+        "eigh_vectors",
+        "singular_values",
+        "nuclear_norm",
+    ],
     "Training": ["train", "History"],
     "Errors": ["ParseError", "UnsupportedExpression", "UnsupportedOp", "GradientMismatch"],
 }
-MODULES = {"datasets", "nn", "optim"}
+MODULES = {"datasets", "nn", "optim", "prob"}
 _SECTION = re.compile(r"^(Args|Arguments|Returns|Raises|Yields|Attributes|Note|Notes):\s*$")
 _ITEM = re.compile(r"^(\**[\w.]+(?:, \**[\w.]+)*)(?: \(([^)]*)\))?: (.*)$")
 
@@ -68,6 +75,7 @@ def groups() -> list[tuple[str, str, list[tuple[str, object]]]]:
         ("Networks: sd.nn", symdl.nn, "sd.nn"),
         ("Optimizers: sd.optim", symdl.optim, "sd.optim"),
         ("Data sets: sd.datasets", symdl.training.datasets, "sd.datasets"),
+        ("Probability: sd.prob", symdl.prob, "sd.prob"),
     ):
         names = sorted(module.__all__, key=lambda n: (not inspect.isclass(getattr(module, n)), n))
         out.append((title, _doc(module), [(f"{prefix}.{n}", getattr(module, n)) for n in names]))

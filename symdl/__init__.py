@@ -5,6 +5,7 @@ The public API is listed in ``__all__``; see docs/api.md.
 
 import symdl.nn as nn
 import symdl.optim as optim
+import symdl.prob as prob
 import symdl.training.datasets as datasets
 from symdl.checking.check import GradCheck, GradientMismatch, check_grad
 from symdl.checking.verify import Verdict, verify
@@ -13,6 +14,13 @@ from symdl.core.calculus import derive, grad, hessian, jacobian
 from symdl.core.derivation import Derivation
 from symdl.core.program import Program, UnsupportedExpression, build_program
 from symdl.ops import declared as _declared
+from symdl.ops.linalg import (
+    eigh_vectors,
+    eigvalsh,
+    max_eigenvalue,
+    nuclear_norm,
+    singular_values,
+)
 from symdl.parsing import ParseError
 from symdl.training.loop import History, train
 
@@ -34,11 +42,17 @@ __all__ = [
     "check_grad",
     "datasets",
     "derive",
+    "eigh_vectors",
+    "eigvalsh",
     "grad",
     "hessian",
     "jacobian",
+    "max_eigenvalue",
     "nn",
+    "nuclear_norm",
     "optim",
+    "prob",
+    "singular_values",
     "train",
     "verify",
 ]

@@ -21,6 +21,7 @@ MAY_IMPORT = {
     "optim": {"core", "ops", "compile", "render"},
     "nn": {"core", "ops", "compile", "render"},
     "training": {"core", "ops", "compile", "render", "nn", "optim"},
+    "prob": {"core", "ops", "compile", "render", "nn"},
     "cli": {"core", "ops", "parsing", "compile", "render", "checking", "nn", "optim", "training"},
 }
 # Convenience methods of the public API that hand their object to a later stage.

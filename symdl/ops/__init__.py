@@ -14,6 +14,13 @@ import symdl.ops.vector  # noqa: F401  (importing the modules declares their ops
 from symdl.core.matrices import elementwise
 from symdl.ops.base import MatrixLoss, MatrixOp, Op, activations, declared, elementary
 from symdl.ops.convolution import channel_sum, conv2d, conv2d_input_grad, conv2d_kernel_grad
+from symdl.ops.linalg import (
+    eigh_vectors,
+    eigvalsh,
+    max_eigenvalue,
+    nuclear_norm,
+    singular_values,
+)
 from symdl.ops.pooling import avg_pool2d, avg_pool2d_grad, max_pool2d, max_pool2d_grad
 from symdl.ops.statistics import map_reduce, map_repeat, mean
 from symdl.ops.window import Geometry, columns
@@ -21,6 +28,11 @@ from symdl.ops.window import Geometry, columns
 globals().update(declared())
 
 __all__ = [
+    "singular_values",
+    "nuclear_norm",
+    "max_eigenvalue",
+    "eigvalsh",
+    "eigh_vectors",
     "Geometry",
     "MatrixLoss",
     "MatrixOp",

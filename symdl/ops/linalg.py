@@ -1,0 +1,304 @@
+r"""Spectral functions of matrices and their vector-Jacobian rules: eigenvalues and eigenvectors
+of a symmetric matrix, the largest eigenvalue, singular values and the nuclear norm.
+
+For a symmetric $A = V \Lambda V^\top$ with distinct eigenvalues, $d\lambda_i = v_i^\top dA\, v_i$,
+so $\bar A = V \operatorname{diag}(\bar\lambda) V^\top$; for $A = U \Sigma V^\top$,
+$d\sigma_i = u_i^\top dA\, v_i$, so $\bar A = U \operatorname{diag}(\bar\sigma) V^\top$ and the
+nuclear norm $\|A\|_* = \sum_i \sigma_i$ has $\bar A = U V^\top$. The eigenvector rule is
+$\bar A = V\left(F \circ V^\top \bar V\right) V^\top$, $F_{ij} = 1/(\lambda_j - \lambda_i)$ off the
+diagonal, symmetrised. Their NumPy forms call numpy.linalg.eigh and svd; the rules hold where the
+eigenvalues (singular values) are distinct and, for the SVD ones, nonzero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy
+from sympy import ImmutableMatrix, Integer, MatrixBase, OneMatrix, S
+from sympy.matrices.expressions import MatrixExpr, MatrixSymbol
+from sympy.matrices.expressions.matexpr import MatrixElement
+
+from symdl.core.matrices import hadamard
+from symdl.ops.base import MatrixLoss, MatrixOp
+
+
+class SpectralError(TypeError):
+    """A spectral op given an argument it cannot take (a non-square matrix, symbolic entries)."""
+
+
+def _numeric(op: str, A) -> np.ndarray:
+    """The entries of explicit matrix `A` as floats, or a SpectralError naming `op`."""
+    try:
+        return np.array(A.evalf(), dtype=float)
+    except TypeError:
+        raise SpectralError(
+            f"{op}: the entries of its argument are symbolic ({A.free_symbols}); it has no "
+            "closed form here: evaluate it at numbers, or differentiate it with sd.grad"
+        ) from None
+
+
+def _square(op: str, A) -> None:
+    if A.shape[0] != A.shape[1]:
+        raise SpectralError(f"{op}: the matrix has shape {A.shape}; it must be square (symmetric)")
+
+
+def _eigh(op, A):
+    M = _numeric(op, A)
+    return np.linalg.eigh((M + M.T) / 2)
+
+
+def _svd(op, A):
+    U, s, Vt = np.linalg.svd(_numeric(op, A), full_matrices=False)
+    return U, s, Vt.T
+
+
+def _diag_between(left, g, right):
+    """left diag(g) rightᵀ, written with a Hadamard product: (left ∘ 1 gᵀ) rightᵀ."""
+    return hadamard(left, OneMatrix(left.shape[0], 1) * g.T) * right.T
+
+
+def _stays_unevaluated(self, hints):
+    """Numbers in: computed. Symbolic entries: the op on the explicit matrix, unevaluated (it
+    has no closed form; NumPy evaluates it)."""
+    args = [a.doit(**hints) for a in self.args] if hints.get("deep", True) else self.args
+    explicit = [a for a in args if isinstance(a, MatrixBase)]
+    if explicit and all(not a.free_symbols for a in explicit):
+        return self.explicit(*args)
+    return self.func(*args)
+
+
+class _Spectral(MatrixOp):
+    """A matrix-valued spectral op: an entry of it stays an entry (it has no entrywise formula)."""
+
+    def doit(self, **hints):
+        return _stays_unevaluated(self, hints)
+
+    def _entry(self, i, j, **kwargs):
+        return MatrixElement(self, i, j)
+
+
+def _numpy(printer, expr: str, *args) -> str:
+    """`expr` with {linalg} and {A} (the first argument printed) filled in."""
+    return expr.format(
+        linalg=printer._module_format("numpy.linalg"),
+        A=printer._print(args[0]),
+        ops=printer._module_format("symdl.ops.linalg"),
+        rest=", ".join(printer._print(a) for a in args[1:]),
+    )
+
+
+class eigvalsh(_Spectral):
+    r"""The eigenvalues of a symmetric matrix in ascending order, a column:
+    $\bar A = V \operatorname{diag}(\bar\lambda) V^\top$."""
+
+    name = "eigvalsh"
+    latex_name = r"\boldsymbol{\lambda}"
+
+    def __new__(cls, A):
+        _square(cls.name, A)
+        return MatrixOp.__new__(cls, A)
+
+    @property
+    def shape(self):
+        return (self.args[0].shape[0], S.One)
+
+    def explicit(self, A):
+        return ImmutableMatrix(_eigh(self.name, A)[0][:, None])
+
+    def vjp(self, index, G, out):
+        V = eigh_vectors(self.args[0])
+        return _diag_between(V, G, V)
+
+    @classmethod
+    def example(cls):
+        X, C = MatrixSymbol("X", 3, 3), MatrixSymbol("c", 3, 1)
+        return (C.T * cls(X.T * X))[0, 0], [X], {X: (-2.0, 2.0), C: (-1.0, 1.0)}
+
+    def _numpycode(self, printer):
+        return _numpy(printer, "{linalg}.eigvalsh({A})[:, None]", *self.args)
+
+
+class eigh_vectors(_Spectral):
+    r"""The orthonormal eigenvectors of a symmetric matrix, as columns in the order of
+    `eigvalsh` (each column's sign is NumPy's; a loss should not depend on it):
+    $\bar A = V\left(F \circ V^\top \bar V\right) V^\top$, symmetrised."""
+
+    name = "eigh_vectors"
+    latex_name = r"V"
+
+    def __new__(cls, A):
+        _square(cls.name, A)
+        return MatrixOp.__new__(cls, A)
+
+    @property
+    def shape(self):
+        return self.args[0].shape
+
+    def explicit(self, A):
+        return ImmutableMatrix(_eigh(self.name, A)[1])
+
+    def vjp(self, index, G, out):
+        return _EigenvectorAdjoint(self.args[0], G)
+
+    def _numpycode(self, printer):
+        return _numpy(printer, "{linalg}.eigh({A})[1]", *self.args)
+
+
+class _EigenvectorAdjoint(_Spectral):
+    """The adjoint of A given the adjoint G of its eigenvector matrix (NumPy only)."""
+
+    name = "eigenvector_adjoint"
+    latex_name = r"\overline{A}_{V}"
+
+    @property
+    def shape(self):
+        return self.args[0].shape
+
+    def explicit(self, A, G):
+        return ImmutableMatrix(eigenvector_adjoint(_numeric(self.name, A), _numeric(self.name, G)))
+
+    def _numpycode(self, printer):
+        return _numpy(printer, "{ops}.eigenvector_adjoint({A}, {rest})", *self.args)
+
+
+def eigenvector_adjoint(A: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """$V (F \\circ V^\\top G) V^\\top$ symmetrised, $F_{ij} = 1/(\\lambda_j - \\lambda_i)$, $F_{ii} = 0$."""
+    w, V = np.linalg.eigh((A + A.T) / 2)
+    gap = w[None, :] - w[:, None]
+    np.fill_diagonal(gap, np.inf)
+    inner = V @ ((V.T @ G) / gap) @ V.T
+    return (inner + inner.T) / 2
+
+
+class max_eigenvalue(MatrixLoss):
+    r"""The largest eigenvalue $\lambda_{\max}(A)$ of a symmetric matrix:
+    $\bar A = \bar\lambda\, v v^\top$ with $v$ its unit eigenvector."""
+
+    name = "max_eigenvalue"
+
+    def doit(self, **hints):
+        return _stays_unevaluated(self, hints)
+
+    latex_name = r"\lambda_{\max}"
+
+    def __new__(cls, A):
+        _square(cls.name, A)
+        return MatrixLoss.__new__(cls, A)
+
+    def explicit(self, A):
+        return sympy.Float(_eigh(self.name, A)[0][-1])
+
+    def vjp(self, index, G, out):
+        v = top_eigenvector(self.args[0])
+        return G * (v * v.T)
+
+    @classmethod
+    def example(cls):
+        X = MatrixSymbol("X", 3, 3)
+        return cls(X.T * X), [X], {X: (-2.0, 2.0)}
+
+    def _numpycode(self, printer):
+        return _numpy(printer, "{linalg}.eigvalsh({A})[-1]", *self.args)
+
+
+class top_eigenvector(_Spectral):
+    """The unit eigenvector of the largest eigenvalue of a symmetric matrix, a column."""
+
+    name = "top_eigenvector"
+    latex_name = r"v_{\max}"
+
+    @property
+    def shape(self):
+        return (self.args[0].shape[0], S.One)
+
+    def explicit(self, A):
+        return ImmutableMatrix(_eigh(self.name, A)[1][:, -1:])
+
+    def _numpycode(self, printer):
+        return _numpy(printer, "{linalg}.eigh({A})[1][:, -1:]", *self.args)
+
+
+class singular_values(_Spectral):
+    r"""The singular values of $A$ in descending order, a column of $\min(m, n)$ entries:
+    $\bar A = U \operatorname{diag}(\bar\sigma) V^\top$."""
+
+    name = "singular_values"
+    latex_name = r"\boldsymbol{\sigma}"
+
+    @property
+    def shape(self):
+        return (sympy.Min(*self.args[0].shape), S.One)
+
+    def explicit(self, A):
+        return ImmutableMatrix(_svd(self.name, A)[1][:, None])
+
+    def vjp(self, index, G, out):
+        A = self.args[0]
+        return _diag_between(svd_factor(A, Integer(0)), G, svd_factor(A, Integer(1)))
+
+    @classmethod
+    def example(cls):
+        X, C = MatrixSymbol("X", 3, 2), MatrixSymbol("c", 2, 1)
+        return (C.T * cls(X))[0, 0], [X], {X: (-2.0, 2.0), C: (-1.0, 1.0)}
+
+    def _numpycode(self, printer):
+        return _numpy(printer, "{linalg}.svd({A}, compute_uv=False)[:, None]", *self.args)
+
+
+class svd_factor(_Spectral):
+    """The thin SVD's left (`which` 0: U, m x k) or right (`which` 1: V, n x k) singular
+    vectors, in the order of `singular_values`."""
+
+    name = "svd_factor"
+    latex_name = r"\operatorname{svd}"
+
+    @property
+    def shape(self):
+        A, which = self.args
+        return (A.shape[int(which)], sympy.Min(*A.shape))
+
+    def explicit(self, A, which):
+        return ImmutableMatrix(_svd(self.name, A)[0 if int(which) == 0 else 2])
+
+    def _latex_body(self, printer):
+        return (
+            rf"{'U' if int(self.args[1]) == 0 else 'V'}\left({printer._print(self.args[0])}\right)"
+        )
+
+    def _numpycode(self, printer):
+        if int(self.args[1]) == 0:
+            return _numpy(printer, "{linalg}.svd({A}, full_matrices=False)[0]", *self.args)
+        return _numpy(printer, "{linalg}.svd({A}, full_matrices=False)[2].T", *self.args)
+
+
+class nuclear_norm(MatrixLoss):
+    r"""The nuclear norm $\|A\|_* = \sum_i \sigma_i(A)$: $\bar A = \bar s\, U V^\top$."""
+
+    name = "nuclear_norm"
+
+    def doit(self, **hints):
+        return _stays_unevaluated(self, hints)
+
+    latex_name = r"\left\|\cdot\right\|_*"
+
+    def explicit(self, A):
+        return sympy.Float(_svd(self.name, A)[1].sum())
+
+    def vjp(self, index, G, out):
+        A = self.args[0]
+        return G * (svd_factor(A, Integer(0)) * svd_factor(A, Integer(1)).T)
+
+    @classmethod
+    def example(cls):
+        X = MatrixSymbol("X", 3, 2)
+        return cls(X), [X], {X: (-2.0, 2.0)}
+
+    def _latex_body(self, printer):
+        return rf"\left\|{printer._print(self.args[0])}\right\|_*"
+
+    def _numpycode(self, printer):
+        return _numpy(printer, "{linalg}.norm({A}, 'nuc')", *self.args)
+
+
+def _is_matrix(A) -> bool:
+    return isinstance(A, MatrixExpr | MatrixBase)

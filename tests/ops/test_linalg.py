@@ -1,0 +1,99 @@
+"""Spectral ops: sd.grad of losses holding eigenvalues, eigenvectors, singular values, the
+nuclear norm and log-determinants, compiled and evaluated, against central finite differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy
+from sympy import Determinant, Identity, MatrixSymbol, Trace, log
+
+import symdl as sd
+from symdl.core.explicit import evaluate
+from symdl.core.matrices import hadamard
+from symdl.ops.linalg import (
+    SpectralError,
+    eigh_vectors,
+    eigvalsh,
+    max_eigenvalue,
+    nuclear_norm,
+    singular_values,
+)
+
+X = MatrixSymbol("X", 3, 3)
+R = MatrixSymbol("R", 4, 3)
+c = MatrixSymbol("c", 3, 1)
+
+LOSSES = {
+    "max_eigenvalue": (max_eigenvalue(X.T * X), X),
+    "eigvalsh": (Trace(c.T * eigvalsh(X.T * X + X + X.T)), X),
+    "eigh_vectors": (Trace(c.T * hadamard(eigh_vectors(X.T * X), eigh_vectors(X.T * X)) * c), X),
+    "singular_values": (Trace(c.T * singular_values(R)), R),
+    "nuclear_norm": (nuclear_norm(R) ** 2 + nuclear_norm(R.T * R), R),
+    "logdet_covariance": (log(Determinant(R.T * R / 4 + Identity(3))), R),
+}
+
+
+def _finite_differences(value, at, M, eps=1e-6):
+    numeric = np.zeros(at[M].shape)
+    for index in np.ndindex(*at[M].shape):
+        up, down = dict(at), dict(at)
+        step = np.zeros(at[M].shape)
+        step[index] = eps
+        up[M], down[M] = at[M] + step, at[M] - step
+        numeric[index] = (value(up) - value(down)) / (2 * eps)
+    return numeric
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_gradient_matches_finite_differences(name):
+    loss, M = LOSSES[name]
+    rng = np.random.default_rng(3)
+    at = {X: rng.normal(size=(3, 3)), R: rng.normal(size=(4, 3)), c: rng.normal(size=(3, 1))}
+    at = {k: v for k, v in at.items() if loss.has(k)}
+    compiled = sd.derive(loss, [M]).compile()
+    value, (gradient,) = compiled(**{str(k): v for k, v in at.items()})
+    assert abs(value - evaluate(loss, at)) < 1e-10
+    numeric = _finite_differences(lambda p: compiled(**{str(k): v for k, v in p.items()})[0], at, M)
+    assert np.allclose(gradient, numeric, atol=1e-6), (gradient, numeric)
+    assert np.allclose(evaluate(sd.grad(loss, M), at), numeric, atol=1e-6)
+
+
+def test_rules_read_as_the_textbook_forms():
+    assert str(sd.grad(max_eigenvalue(X), X)) == "top_eigenvector(X)*top_eigenvector(X).T"
+    assert str(sd.grad(nuclear_norm(R), R)) == "svd_factor(R, 0)*svd_factor(R, 1).T"
+
+
+def test_values_agree_with_numpy():
+    A = np.array([[2.0, 1.0, 0.0], [1.0, 3.0, 0.5], [0.0, 0.5, 1.0]])
+    assert np.allclose(evaluate(eigvalsh(X), {X: A})[:, 0], np.linalg.eigvalsh(A))
+    assert abs(evaluate(max_eigenvalue(X), {X: A}) - np.linalg.eigvalsh(A)[-1]) < 1e-12
+    B = np.arange(12.0).reshape(4, 3) ** 1.5
+    assert np.allclose(evaluate(singular_values(R), {R: B})[:, 0], np.linalg.svd(B)[1])
+    assert abs(evaluate(nuclear_norm(R), {R: B}) - np.linalg.norm(B, "nuc")) < 1e-9
+
+
+def test_a_non_square_matrix_has_no_eigenvalues():
+    with pytest.raises(SpectralError, match=r"eigvalsh: the matrix has shape \(4, 3\)"):
+        eigvalsh(R)
+
+
+def test_symbolic_entries_are_refused_by_name():
+    A = sympy.Matrix(2, 2, sympy.symbols("a:4"))
+    assert eigvalsh(X).subs(X, sympy.ImmutableMatrix(A)).doit().has(eigvalsh)
+    with pytest.raises(SpectralError, match="max_eigenvalue: the entries"):
+        max_eigenvalue(X).explicit(sympy.ImmutableMatrix(A))
+
+
+def test_eckart_young_the_truncated_svd_is_the_best_rank_k_approximation():
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(8, 6))
+    U, s, Vt = np.linalg.svd(A, full_matrices=False)
+    for k in range(1, 6):
+        best = U[:, :k] * s[:k] @ Vt[:k]
+        error = np.linalg.norm(A - best)
+        assert abs(error - np.sqrt(np.sum(s[k:] ** 2))) < 1e-10  # Frobenius error = tail of σ
+        assert abs(np.linalg.norm(A - best, 2) - s[k]) < 1e-10  # spectral error = σ_{k+1}
+        for _ in range(20):  # no random rank-k matrix does better
+            other = rng.normal(size=(8, k)) @ rng.normal(size=(k, 6))
+            assert np.linalg.norm(A - other) > error
