@@ -12,7 +12,14 @@ from typing import ClassVar
 import sympy
 from sympy import S
 
-from symdl.compile.codegen import CompiledDerivation, SymdlNumPyPrinter, _load, _source
+from symdl.compile.codegen import (
+    Assignment,
+    CompiledDerivation,
+    SymdlNumPyPrinter,
+    _load,
+    _source,
+    numeric_form,
+)
 
 EXTRA = "pip install symdl[export]"
 
@@ -73,6 +80,8 @@ class BackendPrinter(SymdlNumPyPrinter):
     def _module_format(self, fqn, register=True):
         translated = self.translate(fqn)
         module, _, name = translated.rpartition(".")
+        if not module:  # a Python builtin
+            return super()._module_format(translated, register)
         if translated.split(".")[0] in self.numpy_only or not _exists(module, name):
             raise UnsupportedOp(
                 f"{self._current_op()}: its code calls {fqn}, which {self.backend} does not "
@@ -106,6 +115,15 @@ def backend_source(compiled: CompiledDerivation, printer: BackendPrinter, output
     if outputs is None:
         outputs = [derivation.output, *derivation.gradient_entries]
     source = _source(compiled.args, compiled.dimensions, compiled.body, outputs, printer=printer)
+    return _load(source), source
+
+
+def forward_source(compiled: CompiledDerivation, printer: BackendPrinter):
+    """The forward pass alone (the value, no gradient) printed for another backend: what the
+    backend's own autodiff differentiates when it referees symdl's gradient."""
+    derivation = compiled.derivation
+    body = [Assignment(s.name, numeric_form(s.rhs)) for s in derivation.forward]
+    source = _source(compiled.args, compiled.dimensions, body, [derivation.output], printer)
     return _load(source), source
 
 

@@ -13,6 +13,7 @@ from symdl.compile.backends import (
     BackendPrinter,
     ModelPlan,
     backend_source,
+    forward_source,
     require,
     shaped,
 )
@@ -27,6 +28,7 @@ class JaxPrinter(BackendPrinter):
     backend = "JAX"
     modules = {
         "numpy": "jax.numpy",
+        "scipy.constants": "jax.numpy",
         "scipy.special": "jax.scipy.special",
         "symdl.ops.runtime": "symdl.compile.jax_kernels",
     }
@@ -128,6 +130,7 @@ class JaxModel:
         self.plan = ModelPlan(compiled_model, train=train)
         self.names = self.plan.names
         self.function, self.source = backend_source(self.plan.compiled, JaxPrinter())
+        self._forward, _ = forward_source(self.plan.compiled, JaxPrinter())
 
     def params(self, params: Mapping) -> dict:
         """`params` as JAX arrays of the export's dtype."""
@@ -148,9 +151,18 @@ class JaxModel:
         missing = [n for n in self.names if n not in params]
         if missing:
             raise KeyError(f"params has no {missing}; the model's parameters are {self.names}")
+        X, Y = jnp.asarray(X, self.dtype), jnp.asarray(Y, self.dtype)
         arguments = self.plan.arguments(params, X, Y, lambda a: jnp.asarray(a, self.dtype))
         value, *grads = self.function(*arguments)
         return jnp.asarray(value, self.dtype).reshape(()), self.plan.gradients(grads)
+
+    def loss(self, params: Mapping, X, Y):
+        """The loss alone, by the forward pass (jax.grad of it referees symdl's gradient)."""
+        import jax.numpy as jnp
+
+        X, Y = jnp.asarray(X, self.dtype), jnp.asarray(Y, self.dtype)
+        arguments = self.plan.arguments(params, X, Y, lambda a: jnp.asarray(a, self.dtype))
+        return jnp.asarray(self._forward(*arguments)[0], self.dtype).reshape(())
 
 
 def export_model(compiled_model, dtype=None, train: bool = True) -> JaxModel:

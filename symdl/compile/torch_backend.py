@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from symdl.compile.backends import BackendPrinter, ModelPlan, backend_source, require
+from symdl.compile.backends import (
+    BackendPrinter,
+    ModelPlan,
+    backend_source,
+    forward_source,
+    require,
+)
 from symdl.compile.codegen import CompiledDerivation
 from symdl.core.derivation import Derivation
 
@@ -23,9 +29,17 @@ class TorchPrinter(BackendPrinter):
     modules = {
         "numpy": "symdl.compile.torch_numpy",
         "numpy.linalg": "torch.linalg",
+        "scipy.constants": "symdl.compile.torch_numpy",
         "scipy.special": "symdl.compile.torch_special",
         "symdl.ops.runtime": "symdl.compile.torch_kernels",
     }
+
+
+def floats(dtype):
+    """torch_numpy.floats, imported only once torch is known to be installed."""
+    from symdl.compile.torch_numpy import floats
+
+    return floats(dtype)
 
 
 class InputNotDifferentiated(ValueError):
@@ -96,7 +110,7 @@ class TorchFunction:
         import torch
 
         compiled = self._compiled
-        with torch.no_grad():
+        with torch.no_grad(), floats(self.dtype):
             if compiled.matrices:
                 value, *grads = self.function(*tensors, *compiled._bind_dimensions(tensors))
                 shape = ()
@@ -157,12 +171,13 @@ def export_module(compiled_model, params: Mapping | None = None, dtype=None, tra
     torch = require("torch")
     plan = ModelPlan(compiled_model, train=train)
     function, source = backend_source(plan.compiled, TorchPrinter())
+    forward, _ = forward_source(plan.compiled, TorchPrinter())
     dtype = dtype or torch.float64
     params = params if params is not None else compiled_model.model.init(0)
     names, kinds = plan.names, [k for k, *_ in plan.plan]
 
     def run(*tensors):
-        with torch.no_grad():
+        with torch.no_grad(), floats(dtype):
             value, *grads = function(*tensors)
         grads = [torch.as_tensor(g, dtype=dtype) for g in grads[: len(names)]]
         by_name = dict(zip(names, grads, strict=True))
@@ -200,5 +215,15 @@ def export_module(compiled_model, params: Mapping | None = None, dtype=None, tra
             )
             *tensors, N = arguments
             return Function.apply(*tensors, N)
+
+        def reference_loss(self, X, Y):
+            """The loss by torch's own operations alone, so that torch.autograd, not symdl,
+            differentiates it: a referee for symdl's gradient."""
+            X, Y = torch.as_tensor(X, dtype=dtype), torch.as_tensor(Y, dtype=dtype)
+            arguments = plan.arguments(
+                self.params(), X, Y, lambda a: torch.as_tensor(a, dtype=dtype)
+            )
+            with floats(dtype):
+                return forward(*arguments)[0].reshape(())
 
     return SymdlModule()

@@ -3,6 +3,8 @@ the same name, with Python numbers made tensors, and the few whose names or argu
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 
 import torch
@@ -10,8 +12,27 @@ import torch
 nan, inf, pi, e = torch.nan, torch.inf, torch.pi, torch.e
 linalg = torch.linalg
 
+# the dtype of arrays that generated code makes from shapes alone (ones, zeros, eye)
+_DTYPE: contextvars.ContextVar = contextvars.ContextVar("symdl_torch_dtype", default=None)
+
+
+@contextlib.contextmanager
+def floats(dtype):
+    """Within: ones, zeros and eye are made in `dtype` (the export's), not torch's default."""
+    token = _DTYPE.set(dtype)
+    try:
+        yield
+    finally:
+        _DTYPE.reset(token)
+
+
+def _dtype():
+    return _DTYPE.get() or torch.get_default_dtype()
+
 
 def _tensor(a):
+    if isinstance(a, bool):
+        return torch.as_tensor(a)
     # float64 0-d: exact, and a 0-d tensor never widens a float32 array it meets
     return torch.as_tensor(a, dtype=torch.float64) if isinstance(a, int | float) else a
 
@@ -55,17 +76,17 @@ def stack(arrays, axis=0):
 def select(condlist, choicelist, default=0):
     result = _tensor(default)
     for condition, choice in reversed(list(zip(condlist, choicelist, strict=True))):
-        result = torch.where(condition, _tensor(choice), result)
+        result = torch.where(_tensor(condition), _tensor(choice), result)
     return result
 
 
 def ones(shape):
-    return torch.ones(tuple(shape), dtype=torch.get_default_dtype())
+    return torch.ones(tuple(shape), dtype=_dtype())
 
 
 def zeros(shape):
-    return torch.zeros(tuple(shape), dtype=torch.get_default_dtype())
+    return torch.zeros(tuple(shape), dtype=_dtype())
 
 
 def eye(n):
-    return torch.eye(n, dtype=torch.get_default_dtype())
+    return torch.eye(n, dtype=_dtype())
