@@ -40,3 +40,27 @@ def test_four_devices_reach_the_parameters_of_one(tmp_path):
     assert sorted(four) == sorted(one)
     for name in one:
         np.testing.assert_allclose(four[name], one[name], rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+def test_symdl_train_backend_jax_devices(tmp_path):
+    pytest.importorskip("jax", reason="jax is not installed: pip install symdl[export]")
+    model = tmp_path / "model.py"
+    model.write_text(
+        "import symdl as sd\nmodel = sd.nn.Sequential(sd.nn.Dense(8, 'relu'), sd.nn.Dense(10))\n"
+    )
+    env = os.environ | {
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "PYTHONPATH": str(EXAMPLE.parent.parent),
+    }
+    command = [sys.executable, "-m", "symdl", "train", str(model), "--data", "digits"]
+    command += ["--backend", "jax", "--devices", "2", "--epochs", "1", "--optimizer", "sgd"]
+    result = subprocess.run(
+        [*command, "-o", str(tmp_path / "out")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "SGD steps) with JAX" in result.stdout
+    assert np.load(tmp_path / "out" / "params.npz")["dense_1.W"].shape == (8, 64)
