@@ -334,6 +334,7 @@ class CompiledDerivation:
         else:
             body = eliminate_common(forward + backward)
         self.op_count = op_count(body)
+        self.body = body  # the assignments, for the printers of other backends
         outputs = [derivation.output, *derivation.gradient_entries, *extra]
         self.source = _source(self.args, self.dimensions, body, outputs)
         self.function = _load(self.source)
@@ -415,10 +416,12 @@ def _dimensions(matrices) -> list[Symbol]:
     return dims
 
 
-def _source(args, dimensions, body: list[Assignment], outputs: list[Basic]) -> str:
+def _source(args, dimensions, body: list[Assignment], outputs: list[Basic], printer=None) -> str:
+    """The function's source; `printer` (a SymdlNumPyPrinter subclass) for another backend."""
     symbols = list(args) + list(dimensions) + [a.target for a in body]
-    names = python_names(symbols, reserved={"numpy", "scipy", "value_and_grad"})
-    printer = SymdlNumPyPrinter({"fully_qualified_modules": True, "inline": True})
+    names = python_names(symbols, reserved={"numpy", "scipy", "jax", "torch", "value_and_grad"})
+    if printer is None:
+        printer = SymdlNumPyPrinter({"fully_qualified_modules": True, "inline": True})
     dims = {d: Symbol(names[d], integer=True, positive=True) for d in dimensions}
     rename = {s: _renamed(s, names[s], dims) for s in symbols if s not in dims} | dims
     params = [names[a] for a in args] + [names[d] for d in dimensions]

@@ -196,8 +196,20 @@ class Derivation:
 
         return "$$" + derivation_to_latex(self, environment="aligned") + "$$"
 
-    def compile(self, **options):
-        """One NumPy function returning the value and the gradient in one pass (see codegen)."""
+    def compile(self, backend: str = "numpy", **options):
+        """One function returning the value and the gradient in one pass (see codegen):
+        NumPy by default; backend="jax" a pure JAX function (to_jax), backend="torch" a
+        PyTorch function whose backward is this gradient (to_torch)."""
+        if backend == "jax":
+            from symdl.compile.jax_backend import to_jax
+
+            return to_jax(self, **options)
+        if backend == "torch":
+            from symdl.compile.torch_backend import to_torch
+
+            return to_torch(self, **options)
+        if backend != "numpy":
+            raise ValueError(f"compile: backend must be 'numpy', 'jax' or 'torch', not {backend!r}")
         from symdl.compile.codegen import compile_derivation
 
         return compile_derivation(self, **options)

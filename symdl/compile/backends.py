@@ -1,0 +1,188 @@
+"""What the JAX and PyTorch exports share: a printer that turns the NumPy code each op supplies
+(`_numpycode`) into another array library's by translating module prefixes, never op names,
+and the plan that feeds a compiled model's parameters and batch to the generated function.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import ClassVar
+
+import sympy
+from sympy import S
+
+from symdl.compile.codegen import (
+    Assignment,
+    CompiledDerivation,
+    SymdlNumPyPrinter,
+    _load,
+    _source,
+    numeric_form,
+)
+
+EXTRA = "pip install symdl[export]"
+
+
+class UnsupportedOp(NotImplementedError):
+    """An op whose code calls a function the target array library does not have."""
+
+
+class MissingBackend(ImportError):
+    """The array library an export needs is not installed."""
+
+
+def require(package: str):
+    """Import `package` (jax or torch) or say which extra installs it."""
+    try:
+        return importlib.import_module(package)
+    except ImportError as error:
+        raise MissingBackend(
+            f"exporting to {package} needs {package} installed: {EXTRA} (or pip install {package})"
+        ) from error
+
+
+def _exists(module: str, name: str) -> bool:
+    try:
+        return hasattr(importlib.import_module(module), name)
+    except ImportError:
+        return False
+
+
+class BackendPrinter(SymdlNumPyPrinter):
+    """SymdlNumPyPrinter whose module names are translated for another array library.
+
+    Each op prints its NumPy form once (`_numpycode`); `modules` maps a module prefix
+    ("numpy", "scipy.special", "symdl.ops.runtime") to the backend module offering the same
+    names with the same meaning. A name the backend lacks is an UnsupportedOp naming the op.
+    """
+
+    backend: ClassVar[str] = ""
+    modules: ClassVar[dict[str, str]] = {}
+    numpy_only: ClassVar[tuple[str, ...]] = ("numpy", "scipy")
+
+    def __init__(self, settings=None):
+        super().__init__({"fully_qualified_modules": True, "inline": True, **(settings or {})})
+        self.printmethod = "_numpycode"  # ops supply one code method for every backend
+        self._printing: list = []
+
+    @property
+    def kernels(self) -> str:
+        return self.modules["symdl.ops.runtime"]
+
+    def translate(self, fqn: str) -> str:
+        """`fqn` with its longest translated module prefix replaced."""
+        for prefix in sorted(self.modules, key=len, reverse=True):
+            if fqn == prefix or fqn.startswith(prefix + "."):
+                return self.modules[prefix] + fqn[len(prefix) :]
+        return fqn
+
+    def _module_format(self, fqn, register=True):
+        translated = self.translate(fqn)
+        module, _, name = translated.rpartition(".")
+        if not module:  # a Python builtin
+            return super()._module_format(translated, register)
+        if translated.split(".")[0] in self.numpy_only or not _exists(module, name):
+            raise UnsupportedOp(
+                f"{self._current_op()}: its code calls {fqn}, which {self.backend} does not "
+                f"offer (as {translated}); export a model without this op, or add {name} to "
+                f"{module}"
+            )
+        return super()._module_format(translated, register)
+
+    def _current_op(self) -> str:
+        for expr in reversed(self._printing):
+            if not isinstance(expr, sympy.Symbol | sympy.MatrixSymbol | sympy.Number):
+                return type(expr).__name__
+        return "an expression"
+
+    def _print(self, expr, **kwargs):
+        self._printing.append(expr)
+        try:
+            return super()._print(expr, **kwargs)
+        finally:
+            self._printing.pop()
+
+    def _print_Heaviside(self, expr):  # symdl's kink convention, in the arguments' dtype
+        at_zero = expr.pargs[1] if len(expr.pargs) > 1 else S.Half
+        step = self._module_format(f"{self.kernels}.heaviside")
+        return f"{step}({self._print(expr.args[0])}, {self._print(at_zero)})"
+
+
+def backend_source(compiled: CompiledDerivation, printer: BackendPrinter, outputs=None):
+    """The generated function of `compiled` printed for another backend, and its source."""
+    derivation = compiled.derivation
+    if outputs is None:
+        outputs = [derivation.output, *derivation.gradient_entries]
+    source = _source(compiled.args, compiled.dimensions, compiled.body, outputs, printer=printer)
+    return _load(source), source
+
+
+def forward_source(compiled: CompiledDerivation, printer: BackendPrinter):
+    """The forward pass alone (the value, no gradient) printed for another backend: what the
+    backend's own autodiff differentiates when it referees symdl's gradient."""
+    derivation = compiled.derivation
+    body = [Assignment(s.name, numeric_form(s.rhs)) for s in derivation.forward]
+    source = _source(compiled.args, compiled.dimensions, body, [derivation.output], printer)
+    return _load(source), source
+
+
+class ModelPlan:
+    """How a compiled model's training function takes its arguments, from a params dict,
+    a batch X (one example per row) and targets Y (one row per example)."""
+
+    def __init__(self, compiled_model, train: bool = True):
+        self.model = compiled_model.model
+        self.names = list(compiled_model.names)
+        self.shapes = dict(compiled_model.shapes)
+        if train:
+            compiled, plan, extra_keys = compiled_model._train
+        else:
+            compiled, plan, extra_keys = compiled_model._eval_training()
+        for kind, what, _, _ in plan:
+            if kind == "mask":
+                raise UnsupportedOp(
+                    f"dropout (rate {what}): its masks are drawn by NumPy at each step and are "
+                    "not exported yet; export a model without Dropout, or with train=False"
+                )
+        self.compiled, self.plan = compiled, plan
+        self.state = {k: v.reshape(-1, 1) for k, v in compiled_model.state.items()}
+
+    def targets(self, y):
+        """Targets as the loss expects them, one row per example (labels become one-hot)."""
+        return self.model.loss.targets(y, self.model.outputs).T
+
+    def arguments(self, params: Mapping, X, Y, asarray) -> list:
+        """The generated function's arguments; `asarray` converts constants to the backend."""
+        N = X.shape[0]
+        values = []
+        for kind, what, natural, shape in self.plan:
+            if kind == "param":
+                value = params[what]
+                values.append(value.reshape(shape) if tuple(natural) != shape else value)
+            elif kind == "X":
+                values.append(X.reshape(N, -1).T)
+            elif kind == "Y":
+                values.append(Y.T)
+            elif kind == "constant":
+                values.append(asarray(what))
+            else:  # a running statistic, fixed at export time
+                values.append(asarray(self.state[what]))
+        return [*values, N]
+
+    def gradients(self, grads) -> dict:
+        return {
+            name: g.reshape(self.shapes[name])
+            for name, g in zip(self.names, grads[: len(self.names)], strict=True)
+        }
+
+
+def shaped(derivation, grads, stack):
+    """The gradient entries arranged as `derivation.wrt` is: one, a list/tuple, or a Matrix."""
+    wrt_shape = derivation.shape
+    if wrt_shape in (list, tuple):
+        return wrt_shape(grads)
+    result = wrt_shape(list(range(len(grads))))
+    if isinstance(result, sympy.MatrixBase):
+        return stack(grads).reshape(result.shape + tuple(grads[0].shape))
+    return grads[0]

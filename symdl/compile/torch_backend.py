@@ -1,0 +1,229 @@
+"""Export to PyTorch: a derivation or a compiled model as a `torch.autograd.Function` whose
+backward is symdl's derived gradient (computed with the value, in one pass), and an
+`nn.Module` holding a model's parameters.
+
+    f = to_torch(sd.derive(L, [w, b]))     # f(*tensors) -> value; value.backward() fills .grad
+    module = export_module(model.compile(), params)   # module(X, Y) -> loss tensor
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from symdl.compile.backends import (
+    BackendPrinter,
+    ModelPlan,
+    backend_source,
+    forward_source,
+    require,
+)
+from symdl.compile.codegen import CompiledDerivation
+from symdl.core.derivation import Derivation
+
+
+class TorchPrinter(BackendPrinter):
+    """symdl's printer for PyTorch: numpy, numpy.linalg, scipy.special and symdl.ops.runtime
+    to modules offering NumPy's names on tensors."""
+
+    backend = "PyTorch"
+    modules = {
+        "numpy": "symdl.compile.torch_numpy",
+        "numpy.linalg": "torch.linalg",
+        "scipy.constants": "symdl.compile.torch_numpy",
+        "scipy.special": "symdl.compile.torch_special",
+        "symdl.ops.runtime": "symdl.compile.torch_kernels",
+    }
+
+
+def floats(dtype):
+    """torch_numpy.floats, imported only once torch is known to be installed."""
+    from symdl.compile.torch_numpy import floats
+
+    return floats(dtype)
+
+
+class InputNotDifferentiated(ValueError):
+    """A tensor that requires grad is an input the derivation does not differentiate by."""
+
+
+def _autograd_function(name: str, run, differentiated: list[bool], inputs: list[str]):
+    """A torch.autograd.Function: forward runs `run(*tensors) -> (value, gradients)` and keeps
+    the gradients; backward scales them by the upstream gradient."""
+    import torch
+
+    def forward(ctx, *tensors):
+        for i in range(len(tensors)):
+            if ctx.needs_input_grad[i] and not differentiated[i]:
+                raise InputNotDifferentiated(
+                    f"{name}: input {inputs[i]} requires grad but the derivation is not with "
+                    f"respect to it; derive with {inputs[i]} in wrt, or detach it"
+                )
+        value, grads = run(*tensors)
+        ctx.save_for_backward(*grads)
+        ctx.shapes = [getattr(t, "shape", None) for t in tensors]
+        return value
+
+    def backward(ctx, upstream):
+        grads = iter(ctx.saved_tensors)
+        out = []
+        for flag, shape in zip(differentiated, ctx.shapes, strict=True):
+            if not flag:
+                out.append(None)
+                continue
+            g = upstream * next(grads)
+            out.append(g.sum_to_size(shape) if g.shape != shape else g)
+        return tuple(out)
+
+    return type(
+        name,
+        (torch.autograd.Function,),
+        {"forward": staticmethod(forward), "backward": staticmethod(backward)},
+    )
+
+
+class TorchFunction:
+    """`f(*tensors) -> value` whose backward is symdl's gradient; inputs in `.args` order.
+
+    `.Function` is the torch.autograd.Function; `.value_and_grad(*tensors)` returns both
+    directly; `.source` is the generated code.
+    """
+
+    def __init__(self, derivation: Derivation, dtype=None):
+        torch = require("torch")
+        self.dtype = dtype or torch.float64
+        self.derivation = derivation
+        self._compiled = compiled = CompiledDerivation(derivation)
+        self.args = compiled.args
+        self.function, self.source = backend_source(compiled, TorchPrinter())
+        wrt = list(dict.fromkeys(derivation.wrt))
+        if len(wrt) != len(derivation.gradient_entries):
+            raise ValueError("to_torch: give wrt as symbols or matrix symbols, not a Matrix")
+        self._order = [wrt.index(a) if a in wrt else None for a in self.args]
+        self.Function = _autograd_function(
+            "SymdlFunction",
+            self._run,
+            [i is not None for i in self._order],
+            [str(a) for a in self.args],
+        )
+
+    def _run(self, *tensors):
+        import torch
+
+        compiled = self._compiled
+        with torch.no_grad(), floats(self.dtype):
+            if compiled.matrices:
+                value, *grads = self.function(*tensors, *compiled._bind_dimensions(tensors))
+                shape = ()
+            else:
+                value, *grads = self.function(*tensors)
+                shape = torch.broadcast_shapes(*(t.shape for t in tensors))
+            value = torch.as_tensor(value, dtype=self.dtype).expand(shape).clone()
+            grads = [torch.as_tensor(g, dtype=self.dtype) for g in grads]
+            if not compiled.matrices:
+                grads = [g.expand(shape).clone() for g in grads]
+        wrt = list(dict.fromkeys(self.derivation.wrt))
+        return value.reshape(shape), [grads[wrt.index(a)] for a in self.args if a in wrt]
+
+    def _tensors(self, values):
+        import torch
+
+        if len(values) != len(self.args):
+            names = ", ".join(map(str, self.args))
+            raise TypeError(f"expected {len(self.args)} inputs ({names}), got {len(values)}")
+        return [torch.as_tensor(v, dtype=self.dtype) for v in values]
+
+    def __call__(self, *values):
+        return self.Function.apply(*self._tensors(values))
+
+    def value_and_grad(self, *values):
+        """(value, [gradient per wrt entry]) without autograd."""
+        value, grads = self._run(*self._tensors(values))
+        by_arg = dict(zip([a for a in self.args if a in self.derivation.wrt], grads, strict=True))
+        return value, [by_arg[w] for w in dict.fromkeys(self.derivation.wrt)]
+
+
+def to_torch(derivation: Derivation, dtype=None) -> TorchFunction:
+    """`derivation` as a PyTorch function whose backward is symdl's derived gradient.
+
+    Args:
+        derivation: from `sd.derive`, with wrt symbols or matrix symbols.
+        dtype: torch.float64 (default) or torch.float32.
+
+    Raises:
+        MissingBackend: torch is not installed (`pip install symdl[export]`).
+        UnsupportedOp: an op whose code PyTorch cannot run, named.
+    """
+    return TorchFunction(derivation, dtype=dtype)
+
+
+def export_module(compiled_model, params: Mapping | None = None, dtype=None, train=True):
+    """A compiled model as a `torch.nn.Module` holding its parameters: `module(X, Y)` is the
+    loss, and `loss.backward()` fills each parameter's `.grad` with symdl's gradient.
+
+    Args:
+        compiled_model: `model.compile()`.
+        params: initial values {name: array}; default `model.init(0)`.
+        dtype: torch.float64 (default) or torch.float32.
+        train: the training loss (batch statistics) or the inference one.
+
+    The module's `.targets(y)` makes Y from labels; `.params()` gives {name: Parameter}.
+    """
+    torch = require("torch")
+    plan = ModelPlan(compiled_model, train=train)
+    function, source = backend_source(plan.compiled, TorchPrinter())
+    forward, _ = forward_source(plan.compiled, TorchPrinter())
+    dtype = dtype or torch.float64
+    params = params if params is not None else compiled_model.model.init(0)
+    names, kinds = plan.names, [k for k, *_ in plan.plan]
+
+    def run(*tensors):
+        with torch.no_grad(), floats(dtype):
+            value, *grads = function(*tensors)
+        grads = [torch.as_tensor(g, dtype=dtype) for g in grads[: len(names)]]
+        by_name = dict(zip(names, grads, strict=True))
+        ordered = [by_name[what] for kind, what, *_ in plan.plan if kind == "param"]
+        return torch.as_tensor(value, dtype=dtype).reshape(()), ordered
+
+    differentiated = [kind == "param" for kind in kinds] + [False]
+    inputs = [str(a) for a in plan.compiled.args] + ["N"]
+    Function = _autograd_function("SymdlModelLoss", run, differentiated, inputs)
+
+    class SymdlModule(torch.nn.Module):
+        """A symdl model: its parameters, and its loss with symdl's backward pass."""
+
+        def __init__(self):
+            super().__init__()
+            self.layers = torch.nn.ModuleDict()
+            for name in names:
+                layer, key = name.rsplit(".", 1)
+                if layer not in self.layers:
+                    self.layers[layer] = torch.nn.ParameterDict()
+                value = torch.as_tensor(params[name], dtype=dtype).clone()
+                self.layers[layer][key] = torch.nn.Parameter(value)
+            self.source = source
+
+        def params(self) -> dict:
+            return {n: self.layers[n.rsplit(".", 1)[0]][n.rsplit(".", 1)[1]] for n in names}
+
+        def targets(self, y):
+            return torch.as_tensor(plan.targets(y), dtype=dtype)
+
+        def forward(self, X, Y):
+            X, Y = torch.as_tensor(X, dtype=dtype), torch.as_tensor(Y, dtype=dtype)
+            arguments = plan.arguments(
+                self.params(), X, Y, lambda a: torch.as_tensor(a, dtype=dtype)
+            )
+            *tensors, N = arguments
+            return Function.apply(*tensors, N)
+
+        def reference_loss(self, X, Y):
+            """The loss by torch's own operations alone, so that torch.autograd, not symdl,
+            differentiates it: a referee for symdl's gradient."""
+            X, Y = torch.as_tensor(X, dtype=dtype), torch.as_tensor(Y, dtype=dtype)
+            arguments = plan.arguments(
+                self.params(), X, Y, lambda a: torch.as_tensor(a, dtype=dtype)
+            )
+            with floats(dtype):
+                return forward(*arguments)[0].reshape(())
+
+    return SymdlModule()

@@ -1,0 +1,76 @@
+"""The kernels of symdl.ops.runtime for PyTorch: the same names, arguments and conventions,
+on torch's convolution and pooling (their transposes from torch.nn.grad); max pooling routes
+to the first maximum of a window as NumPy does."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def heaviside(x, at_zero):
+    """The step: 1 above 0, `at_zero` at 0, else 0, in the dtype of x."""
+    if at_zero == 0:
+        return (x > 0).to(x.dtype)
+    return torch.where(x > 0, 1.0, torch.where(x == 0, float(at_zero), 0.0)).to(x.dtype)
+
+
+def logsumexp(Z, axis: int = 0):
+    """log Σ exp(Z) along `axis` (kept), stable for logits of ±1000."""
+    return torch.logsumexp(Z, dim=axis, keepdim=True)
+
+
+def conv2d(x, k, stride=(1, 1), padding=(0, 0)):
+    return F.conv2d(x, k, stride=stride, padding=padding)
+
+
+def conv2d_grad_input(g, k, input_shape, stride=(1, 1), padding=(0, 0)):
+    return torch.nn.grad.conv2d_input(tuple(input_shape), k, g, stride=stride, padding=padding)
+
+
+def conv2d_grad_kernel(g, x, kernel_shape, stride=(1, 1), padding=(0, 0)):
+    return torch.nn.grad.conv2d_weight(x, tuple(kernel_shape), g, stride=stride, padding=padding)
+
+
+def _window(size, stride):
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    stride = size if stride is None else stride
+    return size, ((stride, stride) if isinstance(stride, int) else tuple(stride))
+
+
+def _offsets(size, stride, out_hw):
+    (sh, sw), (ho, wo) = stride, out_hw
+    for a in range(size[0]):
+        for b in range(size[1]):
+            yield (slice(None), slice(None), slice(a, a + sh * ho, sh), slice(b, b + sw * wo, sw))
+
+
+def max_pool2d(x, size, stride=None):
+    size, stride = _window(size, stride)
+    return F.max_pool2d(x, size, stride)
+
+
+def max_pool2d_grad(g, x, size, stride=None):
+    size, stride = _window(size, stride)
+    y = F.max_pool2d(x, size, stride)
+    dx = torch.zeros(x.shape, dtype=g.dtype)
+    taken = torch.zeros(g.shape, dtype=torch.bool)
+    for where in _offsets(size, stride, g.shape[2:]):
+        first = (x[where] == y) & ~taken
+        dx[where] += torch.where(first, g, 0.0)
+        taken |= first
+    return dx
+
+
+def avg_pool2d(x, size, stride=None):
+    size, stride = _window(size, stride)
+    return F.avg_pool2d(x, size, stride)
+
+
+def avg_pool2d_grad(g, input_shape, size, stride=None):
+    size, stride = _window(size, stride)
+    share = g / (size[0] * size[1])
+    dx = torch.zeros(tuple(input_shape), dtype=g.dtype)
+    for where in _offsets(size, stride, g.shape[2:]):
+        dx[where] += share
+    return dx

@@ -1,0 +1,308 @@
+"""The JAX and PyTorch exports against symdl's NumPy code (1e-12 relative, float64) and against
+each library's own autodiff of the exported forward pass (jax.grad, torch.autograd): every
+declared op, every matrix op with a rule, every layer kind, and 20 random models.
+
+Skipped, with the reason shown, when jax or torch is missing; CI installs both."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy
+from sympy import MatrixSymbol
+
+import symdl as sd
+from symdl.compile.backends import BackendPrinter, UnsupportedOp, forward_source
+from symdl.compile.codegen import CompiledDerivation
+from symdl.ops import declared
+from symdl.ops.base import MatrixLoss, MatrixOp
+
+from ..ops.test_ops import away_from_kinks, sample
+
+nn = sd.nn
+REL, ABS = 1e-12, 1e-13
+SCALAR_OPS = sorted(declared())
+
+
+def _matrix_ops():
+    found, stack = [], [MatrixOp, MatrixLoss]
+    while stack:
+        for sub in stack.pop().__subclasses__():
+            stack.append(sub)
+            if "vjp" in vars(sub):
+                found.append(sub)
+    return found
+
+
+@pytest.fixture(scope="module")
+def jax():
+    jax = pytest.importorskip("jax", reason="jax is not installed: pip install symdl[export]")
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
+@pytest.fixture(scope="module")
+def torch():
+    return pytest.importorskip("torch", reason="torch is not installed: pip install symdl[export]")
+
+
+def close(ours, reference, rel=REL, what=""):
+    np.testing.assert_allclose(
+        np.asarray(ours, dtype=float),
+        np.asarray(reference, dtype=float),
+        rtol=rel,
+        atol=ABS,
+        err_msg=what,
+    )
+
+
+# ---------------------------------------------------------------- derivations: ops
+
+
+def _scalar_case(name, rng):
+    expr, ranges = declared()[name].example()
+    wrt = sorted(ranges, key=str)
+    points = [p for p in (sample(ranges, rng) for _ in range(20)) if away_from_kinks(expr, p)][:6]
+    values = [np.array([p[s] for p in points]) for s in sorted(ranges, key=str)]
+    return sd.derive(expr, wrt), values
+
+
+def _matrix_case(cls, rng):
+    f, wrt, ranges = cls.example()
+    derivation = sd.derive(f, wrt)
+    args = CompiledDerivation(derivation).args
+    values = [rng.uniform(*ranges.get(a, (-1.0, 1.0)), size=tuple(map(int, a.shape))) for a in args]
+    return derivation, values
+
+
+def _cases():
+    return [("op", n) for n in SCALAR_OPS] + [("matrix", c.__name__) for c in _matrix_ops()]
+
+
+def _case(kind, name, rng):
+    if kind == "op":
+        return _scalar_case(name, rng)
+    return _matrix_case(next(c for c in _matrix_ops() if c.__name__ == name), rng)
+
+
+@pytest.mark.parametrize(("kind", "name"), _cases())
+def test_jax_export_equals_numpy_and_jax_grad(kind, name, rng, jax):
+    derivation, values = _case(kind, name, rng)
+    value, grads = derivation.compile()(*values)
+    exported = derivation.compile(backend="jax")
+    j_value, j_grads = exported(*values)  # jit-compatibility: the model tests jit
+    close(j_value, value, what=f"{name}: value")
+    for g, ref, w in zip(j_grads, grads, derivation.wrt, strict=True):
+        close(g, ref, what=f"{name}: d/d{w}")
+    # jax.grad of the exported forward pass, independent of symdl's backward
+    forward, _ = forward_source(exported._compiled, type(_printer("jax"))())
+    compiled = exported._compiled
+    dims = compiled._bind_dimensions(values) if compiled.matrices else []
+    args = list(compiled.args)
+    for w, g in zip(derivation.wrt, j_grads, strict=True):
+        i = args.index(w)
+
+        def loss(x, i=i):
+            inputs = [*values[:i], x, *values[i + 1 :]]
+            return forward(*inputs, *dims)[0].sum()
+
+        close(g, jax.grad(loss)(jax.numpy.asarray(values[i])), rel=1e-9, what=f"{name}: {w}")
+
+
+@pytest.mark.parametrize(("kind", "name"), _cases())
+def test_torch_export_equals_numpy_and_torch_autograd(kind, name, rng, torch):
+    derivation, values = _case(kind, name, rng)
+    value, grads = derivation.compile()(*values)
+    exported = derivation.compile(backend="torch")
+    tensors = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in values]
+    args = list(exported.args)
+    for t, a in zip(tensors, args, strict=True):
+        t.requires_grad_(a in derivation.wrt)
+    out = exported(*tensors)
+    out.sum().backward()
+    close(out.detach(), value, what=f"{name}: value")
+    for w, ref in zip(derivation.wrt, grads, strict=True):
+        close(tensors[args.index(w)].grad, ref, what=f"{name}: d/d{w}")
+    # torch.autograd through the exported forward pass
+    forward, _ = forward_source(exported._compiled, type(_printer("torch"))())
+    compiled = exported._compiled
+    dims = compiled._bind_dimensions(values) if compiled.matrices else []
+    fresh = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in values]
+    from symdl.compile.torch_numpy import floats
+
+    with floats(torch.float64):
+        forward(*fresh, *dims)[0].sum().backward()
+    for w in derivation.wrt:
+        i = args.index(w)
+        close(tensors[i].grad, fresh[i].grad, rel=1e-9, what=f"{name}: autograd d/d{w}")
+
+
+def _printer(backend) -> BackendPrinter:
+    if backend == "jax":
+        from symdl.compile.jax_backend import JaxPrinter
+
+        return JaxPrinter()
+    from symdl.compile.torch_backend import TorchPrinter
+
+    return TorchPrinter()
+
+
+# ---------------------------------------------------------------- models: layers, random
+
+
+def _layer_models():
+    acts = ["relu", "leaky_relu", "sigmoid", "tanh", "softplus", "elu", "gelu", "silu", "linear"]
+    models = {
+        f"dense_{a}": (nn.Sequential(nn.Dense(4, a), nn.Dense(3), input_shape=5), 5) for a in acts
+    }
+    image = (2, 6, 6)
+    models["conv"] = (
+        nn.Sequential(
+            nn.Conv2d(3, 3, stride=2, padding=1, activation="relu"),
+            nn.Flatten(),
+            nn.Dense(3),
+            input_shape=image,
+        ),
+        image,
+    )
+    models["max_pool"] = (
+        nn.Sequential(
+            nn.Conv2d(2, 3), nn.MaxPool2d(2), nn.Flatten(), nn.Dense(3), input_shape=image
+        ),
+        image,
+    )
+    models["avg_pool"] = (
+        nn.Sequential(nn.AvgPool2d(2), nn.Flatten(), nn.Dense(3), input_shape=image),
+        image,
+    )
+    models["batch_norm"] = (
+        nn.Sequential(
+            nn.Dense(4), nn.BatchNorm(), nn.Activation("tanh"), nn.Dense(3), input_shape=5
+        ),
+        5,
+    )
+    models["layer_norm"] = (
+        nn.Sequential(nn.Dense(4), nn.LayerNorm(), nn.Dense(3), input_shape=5),
+        5,
+    )
+    return models
+
+
+LAYERS = _layer_models()
+
+
+def _random_model(seed):
+    rng = np.random.default_rng(seed)
+    acts = ["relu", "sigmoid", "tanh", "softplus", "elu", "gelu", "silu", "leaky_relu"]
+    features = int(rng.integers(2, 6))
+    layers = [
+        nn.Dense(int(rng.integers(2, 6)), str(rng.choice(acts)))
+        for _ in range(int(rng.integers(1, 4)))
+    ]
+    loss = str(rng.choice(["cross_entropy", "mse", "huber", "binary_cross_entropy_with_logits"]))
+    outputs = int(rng.integers(2, 4))
+    return nn.Sequential(*layers, nn.Dense(outputs), loss=loss, input_shape=features), features
+
+
+def _batch(model, shape, rng):
+    X = rng.normal(size=(7, *np.atleast_1d(shape)))
+    outputs = model.outputs
+    if model.loss.name == "cross_entropy":
+        y = rng.integers(0, outputs, size=7)
+    elif model.loss.name == "binary_cross_entropy_with_logits":
+        y = rng.integers(0, 2, size=(7, outputs)).astype(float)
+    else:
+        y = rng.normal(size=(7, outputs))
+    return X, y
+
+
+def _models():
+    cases = {name: (lambda m=m: m) for name, m in LAYERS.items()}
+    cases |= {f"random_{s}": (lambda s=s: _random_model(s)) for s in range(20)}
+    return cases
+
+
+MODELS = _models()
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_exported_models_equal_numpy_and_autodiff(name, jax, torch):
+    from symdl.compile.jax_backend import export_model
+    from symdl.compile.torch_backend import export_module
+
+    model, shape = MODELS[name]()
+    rng = np.random.default_rng(7)
+    compiled = model.compile()
+    params = model.init(seed=3)
+    X, y = _batch(model, shape, rng)
+    loss, grads = compiled.loss_and_grads(params, X, y)
+
+    step = export_model(compiled)
+    Y = step.targets(y)
+    j_loss, j_grads = jax.jit(step.loss_and_grads)(step.params(params), X, Y)
+    reference = jax.grad(step.loss)(step.params(params), X, Y)
+    close(j_loss, loss, what=f"{name}: JAX loss")
+    module = export_module(compiled, params)
+    t_loss = module(X, module.targets(y))
+    t_loss.backward()
+    close(t_loss.detach(), loss, what=f"{name}: torch loss")
+    torch_params = module.params()
+    ours = {n: p.grad.clone() for n, p in torch_params.items()}
+    module.zero_grad()
+    module.reference_loss(X, module.targets(y)).backward()
+    for n in grads:
+        close(j_grads[n], grads[n], what=f"{name}: JAX {n}")
+        close(ours[n], grads[n], what=f"{name}: torch {n}")
+        close(j_grads[n], reference[n], rel=1e-9, what=f"{name}: jax.grad {n}")
+        close(ours[n], torch_params[n].grad, rel=1e-9, what=f"{name}: torch.autograd {n}")
+
+
+def test_float32_exports(jax, torch):
+    from symdl.compile.jax_backend import export_model
+    from symdl.compile.torch_backend import export_module
+
+    model, shape = LAYERS["conv"]
+    compiled = model.compile()
+    params = model.init(seed=1)
+    X, y = _batch(model, shape, np.random.default_rng(2))
+    loss, grads = compiled.loss_and_grads(params, X, y)
+    step = export_model(compiled, dtype="float32")
+    j_loss, j_grads = jax.jit(step.loss_and_grads)(step.params(params), X, step.targets(y))
+    module = export_module(compiled, params, dtype=torch.float32)
+    t_loss = module(X, module.targets(y))
+    t_loss.backward()
+    assert j_loss.dtype == np.float32 and t_loss.dtype == torch.float32
+    close(j_loss, loss, rel=1e-5)
+    close(t_loss.detach(), loss, rel=1e-5)
+    for n, p in module.params().items():
+        assert j_grads[n].dtype == np.float32 and p.grad.dtype == torch.float32
+        np.testing.assert_allclose(j_grads[n], grads[n], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(p.grad.numpy(), grads[n], rtol=1e-4, atol=1e-5)
+
+
+def test_an_op_a_backend_lacks_is_named(jax):
+    x = sympy.Symbol("x", real=True)
+    from symdl.compile.jax_backend import to_jax
+
+    with pytest.raises(UnsupportedOp, match=r"bessely: .*scipy.special.yv.*JAX"):
+        to_jax(sd.derive(sympy.bessely(2, x), [x]))
+
+
+def test_input_outside_wrt_that_requires_grad_is_an_error(torch):
+    from symdl.compile.torch_backend import InputNotDifferentiated, to_torch
+
+    W, X = MatrixSymbol("W", 2, 3), MatrixSymbol("X", 3, 4)
+    f = to_torch(sd.derive(sd.mse(W * X, sympy.ZeroMatrix(2, 4)), [W]))
+    tensors = [torch.ones(s, dtype=torch.float64, requires_grad=True) for s in ((2, 3), (3, 4))]
+    with pytest.raises(InputNotDifferentiated, match="X requires grad"):
+        f(*tensors)
+
+
+def test_missing_backend_names_the_extra(monkeypatch):
+    import sys
+
+    from symdl.compile.backends import MissingBackend, require
+
+    monkeypatch.setitem(sys.modules, "jax", None)
+    with pytest.raises(MissingBackend, match=r"pip install symdl\[export\]"):
+        require("jax")
