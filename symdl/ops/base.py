@@ -199,6 +199,9 @@ class MatrixOp(MatrixExpr):
 
     # the scalar op this is the matrix form of: declaring it pairs the two
     scalar: ClassVar[type[Op] | None] = None
+    # whether the op written out on explicit symbolic entries has a closed form (the tests
+    # compare it with the scalar path); spectral ops have none and say so
+    has_entrywise_form: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -236,6 +239,9 @@ class MatrixLoss(Expr):
 
     # the scalar op this is the matrix form of: declaring it pairs the two
     scalar: ClassVar[type[Op] | None] = None
+    # whether the op written out on explicit symbolic entries has a closed form (the tests
+    # compare it with the scalar path); spectral ops have none and say so
+    has_entrywise_form: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -70,6 +70,8 @@ def _stays_unevaluated(self, hints):
 class _Spectral(MatrixOp):
     """A matrix-valued spectral op: an entry of it stays an entry (it has no entrywise formula)."""
 
+    has_entrywise_form = False
+
     def doit(self, **hints):
         return _stays_unevaluated(self, hints)
 
@@ -175,6 +177,7 @@ class max_eigenvalue(MatrixLoss):
     $\bar A = \bar\lambda\, v v^\top$ with $v$ its unit eigenvector."""
 
     name = "max_eigenvalue"
+    has_entrywise_form = False
 
     def doit(self, **hints):
         return _stays_unevaluated(self, hints)
@@ -275,6 +278,7 @@ class nuclear_norm(MatrixLoss):
     r"""The nuclear norm $\|A\|_* = \sum_i \sigma_i(A)$: $\bar A = \bar s\, U V^\top$."""
 
     name = "nuclear_norm"
+    has_entrywise_form = False
 
     def doit(self, **hints):
         return _stays_unevaluated(self, hints)

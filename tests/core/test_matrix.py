@@ -75,7 +75,7 @@ def _matrix_ops():
     while stack:
         for sub in stack.pop().__subclasses__():
             stack.append(sub)
-            if "vjp" in vars(sub):
+            if "vjp" in vars(sub) and sub.has_entrywise_form:
                 found.append(sub)
     return found
 
