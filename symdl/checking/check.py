@@ -1,6 +1,6 @@
 """Numerical gradient checks: central differences, complex step and Richardson extrapolation
 of the compiled function, against symdl's gradient or one the caller gives, at points chosen
-away from kinks and inside every domain (symdl/sampling.py).
+away from kinks and inside every domain (symdl/checking/sampling.py).
 """
 
 from __future__ import annotations

@@ -317,7 +317,7 @@ def test_parsing_never_evaluates_code(monkeypatch):
 
 # SymPy's own LaTeX parser (lark backend) as an independent reference on formulas it reads
 # unambiguously (it returns an ambiguity tree for "\exp(x) - y"); symdl does not parse user
-# text with it (see symdl/parse_latex.py for why).
+# text with it (see symdl/parsing/latex.py for why).
 AGREED_WITH_SYMPY = [
     r"\frac{a}{b}",
     r"x^{2} + 3x",
