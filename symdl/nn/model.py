@@ -133,16 +133,15 @@ class Sequential:
             f"{layer.name}.{k}": v for layer in walk(self.layers) for k, v in layer.state().items()
         }
 
-    def expression(self, train: bool = True):
-        """The loss expression and what goes with it.
+    def forward(self, train: bool = True, upto: int | None = None):
+        """The output of the first `upto` top-level layers (all by default) for the batch X.
 
         Returns:
-            (loss, outputs, context, names): the scalar loss, the output matrix Z (logits),
-            the context (the extra inputs layers declared, such as dropout masks, and the
-            values they want after a training step, such as batch statistics), and textbook
-            names {subexpression: "Z^{(l)}", ...}.
+            (A, context, names): the output matrix (features x N), the context (extra inputs
+            and state updates the layers declared) and textbook names {subexpression: "Z^{(l)}"}.
         """
         self._require_built()
+        layers = self.layers if upto is None else self.layers[:upto]
         N = sympy.Symbol("N", integer=True, positive=True)
         X = MatrixSymbol("X", int(np.prod(self.input_shape)), N)
         symbols = self.parameters()
@@ -163,10 +162,22 @@ class Sequential:
             return A
 
         context.apply = apply
-        A = apply(self.layers, X)
+        A = apply(layers, X)
         for expr, name in context.names.items():
             names.setdefault(expr, name)
-        Y = MatrixSymbol("Y", self.outputs, N)
+        return A, context, names
+
+    def expression(self, train: bool = True):
+        """The loss expression and what goes with it.
+
+        Returns:
+            (loss, outputs, context, names): the scalar loss, the output matrix Z (logits),
+            the context (the extra inputs layers declared, such as dropout masks, and the
+            values they want after a training step, such as batch statistics), and textbook
+            names {subexpression: "Z^{(l)}", ...}.
+        """
+        A, context, names = self.forward(train)
+        Y = MatrixSymbol("Y", self.outputs, A.shape[1])
         loss = self.loss.expression(A, Y)
         for penalty in context.penalties:
             loss = loss + penalty
@@ -238,6 +249,7 @@ class CompiledModel:
         self._eval = self._with_plan(CompiledProgram(build_program([loss])), context)
         predictions = CompiledProgram(build_program([model.loss.predictions(Z)]))
         self._predict = self._with_plan(predictions, context)
+        self._sampled = self._features = None  # compiled when first asked for
 
     # modes -------------------------------------------------------------------------------
     def train(self) -> CompiledModel:
@@ -396,9 +408,26 @@ class CompiledModel:
         """The loss at inference (no dropout, running statistics), without gradients."""
         return float(self._run(self._eval, params, X, y))
 
-    def predict(self, params, X) -> np.ndarray:
-        """Outputs for each example, one row per example: probabilities for classifiers."""
-        out = self._run(self._predict, params, X)
+    def predict(self, params, X, *, train: bool = False) -> np.ndarray:
+        """Outputs for each example, one row per example: probabilities for classifiers.
+
+        `train=True` runs the training-mode forward pass instead (dropout on, batch
+        statistics): a fresh random draw at each call, the samples MC dropout averages.
+        """
+        if train and self._sampled is None:
+            _, Z, context, _ = self.model.expression(train=True)
+            program = CompiledProgram(build_program([self.model.loss.predictions(Z)]))
+            self._sampled = self._with_plan(program, context)
+        out = self._run(self._sampled if train else self._predict, params, X)
+        return np.asarray(out, dtype=self._dtype(params)).T
+
+    def features(self, params, X) -> np.ndarray:
+        """The input of the last layer for each example (one row per example), at inference:
+        what a method on the last layer alone (a last-layer Laplace approximation) works on."""
+        if self._features is None:
+            A, context, _ = self.model.forward(train=False, upto=len(self.model.layers) - 1)
+            self._features = self._with_plan(CompiledProgram(build_program([A])), context)
+        out = self._run(self._features, params, X)
         return np.asarray(out, dtype=self._dtype(params)).T
 
     @property

@@ -17,9 +17,25 @@ from symdl.prob.kl import (
     kl_gaussian,
     negative_elbo,
 )
+from symdl.prob.laplace import (
+    LaplaceError,
+    LastLayerLaplace,
+    expected_calibration_error,
+    mc_dropout,
+    output_hessian,
+    predictive_entropy,
+    reliability,
+)
 from symdl.prob.losses import GaussianNLL, MatGaussianNLL
 
 __all__ = [
+    "LaplaceError",
+    "LastLayerLaplace",
+    "expected_calibration_error",
+    "mc_dropout",
+    "output_hessian",
+    "predictive_entropy",
+    "reliability",
     "GaussianNLL",
     "MatGaussianNLL",
     "elbo_derivation",
