@@ -139,14 +139,16 @@ class ModelPlan:
             compiled, plan, extra_keys = compiled_model._train
         else:
             compiled, plan, extra_keys = compiled_model._eval_training()
-        for kind, what, _, _ in plan:
-            if kind == "mask":
-                raise UnsupportedOp(
-                    f"dropout (rate {what}): its masks are drawn by NumPy at each step and are "
-                    "not exported yet; export a model without Dropout, or with train=False"
-                )
-        self.compiled, self.plan = compiled, plan
-        self.state = {k: v.reshape(-1, 1) for k, v in compiled_model.state.items()}
+        self.compiled, self.plan, self.train = compiled, plan, train
+        self.batch = next(iter(compiled.dimensions), None)  # the batch size N
+        self.shape_in_function = {
+            a.what: tuple(map(int, arg.shape))
+            for a, arg in zip(plan, compiled.args, strict=True)
+            if a.kind == "parameter"
+        }
+        self.state_of = {
+            a.what: compiled_model._state_of(a.what.layer) for a in plan if a.kind == "extra"
+        }
 
     def targets(self, y):
         """Targets as the loss expects them, one row per example (labels become one-hot)."""
@@ -156,19 +158,27 @@ class ModelPlan:
         """The generated function's arguments; `asarray` converts constants to the backend."""
         N = X.shape[0]
         values = []
-        for kind, what, natural, shape in self.plan:
-            if kind == "param":
-                value = params[what]
-                values.append(value.reshape(shape) if tuple(natural) != shape else value)
-            elif kind == "X":
+        for argument in self.plan:
+            kind, what = argument.kind, argument.what
+            if kind == "parameter":
+                value, shape = params[what], tuple(map(int, self.shapes[what]))
+                wanted = self.shape_in_function[what]
+                values.append(value.reshape(wanted) if wanted != shape else value)
+            elif kind == "batch":
                 values.append(X.reshape(N, -1).T)
-            elif kind == "Y":
+            elif kind == "targets":
                 values.append(Y.T)
             elif kind == "constant":
                 values.append(asarray(what))
-            else:  # a running statistic, fixed at export time
-                values.append(asarray(self.state[what]))
+            else:  # a layer's extra input: a running statistic, fixed at export time
+                values.append(asarray(self._extra(what, N)))
         return [*values, N]
+
+    def _extra(self, wanted, N):
+        shape = tuple(N if d == self.batch else int(d) for d in wanted.expr.shape)
+        state = self.state_of[wanted]()
+        layer = wanted.layer
+        return layer.extra_input_value(wanted.key, shape, self.train, _NoRandom(wanted), state)
 
     def gradients(self, grads) -> dict:
         return {
@@ -186,3 +196,17 @@ def shaped(derivation, grads, stack):
     if isinstance(result, sympy.MatrixBase):
         return stack(grads).reshape(result.shape + tuple(grads[0].shape))
     return grads[0]
+
+
+class _NoRandom:
+    """Stands in for the model's generator: an extra input drawn at random (a dropout mask) is
+    not exported."""
+
+    def __init__(self, wanted):
+        self.wanted = wanted
+
+    def __getattr__(self, name):
+        raise UnsupportedOp(
+            f"{self.wanted.layer.name}: its input {self.wanted.key!r} is drawn at random at "
+            "each step and is not exported yet; export the model in eval mode (train=False)"
+        )

@@ -6,9 +6,13 @@ kernel gradient, an average-pooling gradient) is the exact transpose of the forw
 
 from __future__ import annotations
 
+import sys
+
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from symdl.compile.column_layout import ColumnLayout
 
 
 def heaviside(x, at_zero):
@@ -78,3 +82,7 @@ def avg_pool2d(x, size, stride=None):
 def avg_pool2d_grad(g, input_shape, size, stride=None):
     like = jax.ShapeDtypeStruct(tuple(input_shape), g.dtype)
     return jax.linear_transpose(lambda x: avg_pool2d(x, size, stride), like)(g)[0]
+
+
+# the column layout (C·H·W, N) that symdl's generated code uses, on the image kernels above
+globals().update(ColumnLayout(sys.modules[__name__], lambda x, axes: x.transpose(axes)).exported())

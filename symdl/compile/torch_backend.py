@@ -174,17 +174,17 @@ def export_module(compiled_model, params: Mapping | None = None, dtype=None, tra
     forward, _ = forward_source(plan.compiled, TorchPrinter())
     dtype = dtype or torch.float64
     params = params if params is not None else compiled_model.model.init(0)
-    names, kinds = plan.names, [k for k, *_ in plan.plan]
+    names, kinds = plan.names, [a.kind for a in plan.plan]
 
     def run(*tensors):
         with torch.no_grad(), floats(dtype):
             value, *grads = function(*tensors)
         grads = [torch.as_tensor(g, dtype=dtype) for g in grads[: len(names)]]
         by_name = dict(zip(names, grads, strict=True))
-        ordered = [by_name[what] for kind, what, *_ in plan.plan if kind == "param"]
+        ordered = [by_name[a.what] for a in plan.plan if a.kind == "parameter"]
         return torch.as_tensor(value, dtype=dtype).reshape(()), ordered
 
-    differentiated = [kind == "param" for kind in kinds] + [False]
+    differentiated = [kind == "parameter" for kind in kinds] + [False]
     inputs = [str(a) for a in plan.compiled.args] + ["N"]
     Function = _autograd_function("SymdlModelLoss", run, differentiated, inputs)
 

@@ -4,8 +4,12 @@ to the first maximum of a window as NumPy does."""
 
 from __future__ import annotations
 
+import sys
+
 import torch
 import torch.nn.functional as F
+
+from symdl.compile.column_layout import ColumnLayout
 
 
 def heaviside(x, at_zero):
@@ -74,3 +78,7 @@ def avg_pool2d_grad(g, input_shape, size, stride=None):
     for where in _offsets(size, stride, g.shape[2:]):
         dx[where] += share
     return dx
+
+
+# the column layout (C·H·W, N) that symdl's generated code uses, on the image kernels above
+globals().update(ColumnLayout(sys.modules[__name__], lambda x, axes: x.permute(*axes)).exported())

@@ -10,6 +10,7 @@ chain rule, and compiled to NumPy functions that train.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import sympy
@@ -286,7 +287,7 @@ class CompiledModel:
         return compiled, self._plan(compiled.args, context)
 
     # calls -------------------------------------------------------------------------------
-    def _plan(self, compiled_args, context) -> list[Callable]:
+    def _plan(self, compiled_args, context) -> list[Argument]:
         """For each argument of a compiled function, a function of (params, X, Y) giving its
         value: a parameter, the batch, a constant, or an extra input its layer gives."""
         param_of = {symbol.name: name for name, symbol in self.symbols.items()}
@@ -294,16 +295,19 @@ class CompiledModel:
         plan = []
         for arg in compiled_args:
             if arg.name in constants:
-                plan.append(_constant(constants[arg.name]))
+                value = constants[arg.name]
+                plan.append(Argument("constant", value, _constant(value)))
             elif arg.name in param_of:
                 name = param_of[arg.name]
-                plan.append(self._parameter(name, tuple(map(int, arg.shape))))
+                shape = tuple(map(int, arg.shape))
+                plan.append(Argument("parameter", name, self._parameter(name, shape)))
             elif arg.name == "X":
-                plan.append(_batch_input)
+                plan.append(Argument("batch", None, _batch_input))
             elif arg.name == "Y":
-                plan.append(_targets)
+                plan.append(Argument("targets", None, _targets))
             elif arg.name in context.inputs:
-                plan.append(self._extra_input(context.inputs[arg.name], context))
+                wanted = context.inputs[arg.name]
+                plan.append(Argument("extra", wanted, self._extra_input(wanted, context)))
             else:
                 raise ShapeError(f"internal: no value for the input {arg.name}")
         return plan
@@ -347,7 +351,7 @@ class CompiledModel:
 
     def _inputs(self, plan, params, X, Y):
         """Arrays in the order of the compiled function's arguments, as `plan` says."""
-        return [value_of(params, X, Y) for value_of in plan]
+        return [argument.value_of(params, X, Y) for argument in plan]
 
     def _dtype(self, params) -> np.dtype:
         """The dtype a call computes in: float32 when the parameters are float32, else float64."""
@@ -434,6 +438,18 @@ class CompiledModel:
     def source(self) -> str:
         """The generated NumPy source of the training step."""
         return self._train[0].source
+
+
+@dataclass(frozen=True)
+class Argument:
+    """One argument of a compiled model function: its `kind` ("parameter", "batch",
+    "targets", "constant" or "extra"), what it names (a parameter's name, the constant, the
+    layer's Owned extra input) and `value_of(params, X, Y)`, its value for one call. Exports to
+    other backends read the kind; the NumPy step only calls `value_of`."""
+
+    kind: str
+    what: object
+    value_of: Callable
 
 
 def _constant(value) -> Callable:
