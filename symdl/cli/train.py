@@ -124,8 +124,11 @@ def run(args) -> int:
         )
     except TrainingDiverged as error:
         print(f"symdl train: {error}")
-        saved = save_arrays(Path(args.out) / "last_good_params.npz", error.params)
-        print(f"the parameters of the last good step: {saved.resolve()}")
+        if all(np.isfinite(p).all() for p in error.params.values()):
+            saved = save_arrays(Path(args.out) / "last_good_params.npz", error.params)
+            print(f"the parameters of the last good step: {saved.resolve()}")
+        else:  # diverged at once from non-finite initial parameters: nothing good to keep
+            print("no step was good, so no parameters were saved")
         return 1
     seconds = time.perf_counter() - start
     compiled = history.compiled.eval()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from symdl.training.checkpoint import load_checkpoint, save_checkpoint
+from symdl.training.checkpoint import damaged, load_checkpoint, save_checkpoint
 
 __all__ = ["EarlyStopping", "History", "TrainingDiverged", "TrainingError", "train"]
 
@@ -326,6 +326,7 @@ class _Run:
 
     def load(self, path, seed: int, n_train: int, expected: Mapping[str, np.ndarray]) -> None:
         groups, meta = load_checkpoint(path)
+        _check_meta(path, meta)
         saved = {name: np.shape(a) for name, a in groups.get("param", {}).items()}
         wanted = {name: np.shape(a) for name, a in expected.items()}
         if saved != wanted:
@@ -339,20 +340,77 @@ class _Run:
                 f"{meta['n_train']} training samples, this call has seed {seed} and {n_train}; "
                 "resume with the same data, validation and seed"
             )
-        self.params = groups.get("param", {})
-        self.optimizer.load_state_dict(groups.get("optim", {}))
-        if groups.get("state"):
+        params = groups["param"]
+        bad = [name for name, p in params.items() if not np.isfinite(p).all()]
+        if bad:
+            raise damaged(path, f"parameter {', '.join(bad)} holds NaN or infinite values")
+        state = getattr(self.compiled, "state", None) or {}
+        _check_group(path, "model state", groups.get("state", {}), state)
+        try:
+            self.optimizer.load_state_dict(groups.get("optim", {}))
+            self.rng.bit_generator.state = meta["rng"]
+            if meta["model_rng"] is not None:
+                if getattr(self.compiled, "rng", None) is None:
+                    raise TrainingError(
+                        f"train: {str(path)!r} holds a model RNG but this model has none"
+                    )
+                self.compiled.rng.bit_generator.state = meta["model_rng"]
+            history = History(**meta["history"], compiled=self.compiled)
+        except (ValueError, TypeError, KeyError, OverflowError, AttributeError) as error:
+            if isinstance(error, TrainingError):
+                raise
+            raise damaged(path, f"its {_part(error)} is unusable ({error})") from None
+        _check_optimizer(path, self.optimizer, params)
+        if history.epochs != meta["epoch"]:
+            raise damaged(path, f"its history has {history.epochs} epochs, not {meta['epoch']}")
+        self.params = params
+        if state:
             self.compiled.state.update(groups["state"])
         self.best, self.best_state = groups.get("best"), groups.get("best_state")
         self.best_value, self.wait = meta["best_value"], meta["wait"]
-        self.rng.bit_generator.state = meta["rng"]
-        if meta["model_rng"] is not None:
-            if getattr(self.compiled, "rng", None) is None:
-                raise TrainingError(
-                    f"train: {str(path)!r} holds a model RNG but this model has none"
-                )
-            self.compiled.rng.bit_generator.state = meta["model_rng"]
-        self.history = History(**meta["history"], compiled=self.compiled)
+        self.history = history
+
+
+def _check_meta(path, meta: Mapping) -> None:
+    """Every entry `_Run.save` writes, of the type it writes: a damaged file is an error."""
+    kinds = {
+        "epoch": int,
+        "seed": int,
+        "n_train": int,
+        "rng": dict,
+        "model_rng": dict | None,
+        "best_value": float | int | None,
+        "wait": int,
+        "history": dict,
+    }
+    for key, kind in kinds.items():
+        if key not in meta:
+            raise damaged(path, f"its metadata has no {key!r}")
+        if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
+            raise damaged(path, f"its metadata {key!r} is {meta[key]!r}")
+
+
+def _check_group(path, what: str, saved: Mapping, wanted: Mapping) -> None:
+    """The saved arrays of `what` (e.g. BatchNorm's running statistics) match the model's."""
+    have = {name: np.shape(a) for name, a in saved.items()}
+    need = {name: np.shape(a) for name, a in wanted.items()}
+    if have != need:
+        raise damaged(path, f"its {what} is {have}, but this model needs {need}")
+
+
+def _check_optimizer(path, optimizer, params: Mapping[str, np.ndarray]) -> None:
+    """After a step, every buffer of the optimizer exists for every parameter."""
+    for kind, store in getattr(optimizer, "state", {}).items():
+        if optimizer.steps and store.keys() != params.keys():
+            missing = sorted(set(params) - set(store)) or sorted(set(store) - set(params))
+            raise damaged(path, f"its optimizer buffer {kind!r} is incomplete ({missing})")
+        for name, buffer in store.items():
+            if name in params and np.shape(buffer) != np.shape(params[name]):
+                raise damaged(path, f"its optimizer buffer {kind}/{name} has the wrong shape")
+
+
+def _part(error: Exception) -> str:
+    return "optimizer state" if type(error).__name__ == "OptimizerError" else "RNG or history"
 
 
 # ---------------------------------------------------------------- helpers
