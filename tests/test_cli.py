@@ -141,6 +141,7 @@ def test_derive_a_model_file_to_every_format(network, tmp_path):
     import matplotlib.image
 
     out = tmp_path / "out"
+    out.mkdir()  # a missing output folder is an error (tested in test_files_written)
     tex = run("derive", str(network), "--notation", "delta", "-o", str(out / "net.tex"))
     assert tex.returncode == 0, tex.stderr
     assert tex.stdout.strip() == f"wrote {out / 'net.tex'}"

@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return train(args)
         return _derive(args) if args.command == "derive" else _run(args)
-    except (ValueError, TypeError) as error:  # ParseError, InputError, UnsupportedExpression, ...
+    except (ValueError, TypeError, FileNotFoundError) as error:  # ParseError, InputError, ...
         print(f"symdl {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -125,7 +125,7 @@ def run(args) -> int:
     except TrainingDiverged as error:
         print(f"symdl train: {error}")
         if all(np.isfinite(p).all() for p in error.params.values()):
-            saved = save_arrays(Path(args.out) / "last_good_params.npz", error.params)
+            saved = save_arrays(Path(args.out) / "last_good_params.npz", error.params, parents=True)
             print(f"the parameters of the last good step: {saved.resolve()}")
         else:  # diverged at once from non-finite initial parameters: nothing good to keep
             print("no step was good, so no parameters were saved")
@@ -142,6 +142,7 @@ def run(args) -> int:
     print(summary)
 
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)  # -o names the folder to write in
     written = [
         history.plot(out / "history.png"),
         history.plot_grad_norms(out / "grad_norms.png"),

@@ -33,11 +33,17 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(
-    path: str | os.PathLike, groups: Mapping[str, Mapping[str, np.ndarray]], meta: Mapping
+    path: str | os.PathLike,
+    groups: Mapping[str, Mapping[str, np.ndarray]],
+    meta: Mapping,
+    *,
+    parents: bool = False,
 ) -> Path:
     """Write `groups` ({group: {name: array}}) and JSON-able `meta` to the .npz at `path`.
 
     An array is stored as "group/name"; `meta` (with the format tag added) as the key "meta".
+    A checkpoint already at `path` is kept as NAME.prev.npz (`previous_path`). `parents`
+    creates a missing folder (else it is an error, `MissingFolder`).
 
     Returns:
         The path written.
@@ -58,6 +64,8 @@ def save_checkpoint(
             raise CheckpointError(f"save_checkpoint: group name {group!r} cannot be stored")
         arrays |= {f"{group}/{name}": np.asarray(a) for name, a in members.items()}
     arrays["meta"] = np.array(json.dumps({"format": FORMAT, **meta}))
+    if parents:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
     _keep_previous(Path(path))
     return save_arrays(path, arrays)
 
@@ -79,11 +87,14 @@ def _keep_previous(path: Path) -> None:
     os.replace(tmp, previous)
 
 
-def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> Path:
-    """Named arrays as an .npz at `path` (`np.load` reads them back), written atomically."""
+def save_arrays(
+    path: str | os.PathLike, arrays: Mapping[str, np.ndarray], *, parents: bool = False
+) -> Path:
+    """Named arrays as an .npz at `path` (`np.load` reads them back), written atomically;
+    `parents` creates a missing folder."""
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    return write_atomic(path, buffer.getvalue())
+    return write_atomic(path, buffer.getvalue(), parents=parents)
 
 
 def previous_path(path: str | os.PathLike) -> Path:

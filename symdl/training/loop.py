@@ -140,7 +140,8 @@ def train(
             training and validation sets each epoch; None means accuracy for classifiers.
         early_stopping: an EarlyStopping, or its patience as an int.
         checkpoint: a path; after every epoch an .npz with parameters, optimizer state,
-            model state, RNG states, epoch and history is written atomically.
+            model state, RNG states, epoch and history is written atomically (its folder
+            created if missing), the previous one kept as NAME.prev.npz.
         resume: a checkpoint path to continue from exactly (same data and seed).
         params: initial parameters instead of `model.init(seed)` (copied, not modified).
         callbacks: `f(epoch, history, params)` after each epoch; returning True stops.
@@ -322,7 +323,7 @@ class _Run:
             "wait": self.wait,
             "history": self.history.to_dict(),
         }
-        save_checkpoint(path, groups, meta)
+        save_checkpoint(path, groups, meta, parents=True)
 
     def load(self, path, seed: int, n_train: int, expected: Mapping[str, np.ndarray]) -> None:
         groups, meta = load_checkpoint(path)
