@@ -142,8 +142,8 @@ def build_program(
         ValueError: a name in `names` is already a symbol of the expression, or a named
             subexpression does not occur in it.
     """
-    outputs = [canonical(as_expr(out)) for out in outputs]
-    names = {canonical(as_expr(k, "names")): v for k, v in (names or {}).items()}
+    outputs = [canonical(stable_forms(as_expr(out))) for out in outputs]
+    names = {canonical(stable_forms(as_expr(k, "names"))): v for k, v in (names or {}).items()}
     graph = _Graph(outputs)
     taken = {str(s) for s in graph.symbols | graph.matrices | graph.dimensions}
     named = _check_names(names or {}, graph, taken)
@@ -266,6 +266,28 @@ def canonical(expr: Basic) -> Basic:
                 result = elementwise(node.function, args[1])
             else:
                 result = node.func(*args) if args != list(node.args) else node
+        memo[node] = result
+        return result
+
+    return rebuild(expr)
+
+
+def stable_forms(expr: Basic) -> Basic:
+    """`expr` with each f(g(x)) that the function g offers an equal, stabler form of
+    (`g.composed(f)`, e.g. log(sigmoid(z)) as a log-sigmoid finite for z = -1000) in that form,
+    so that no step divides by a value that rounded to 0."""
+    memo: dict[Basic, Basic] = {}
+
+    def rebuild(node):
+        if node in memo:
+            return memo[node]
+        result = node
+        if not (node.is_Atom or isinstance(node, _MATRIX_LEAVES + (Lambda,))):
+            args = [rebuild(a) for a in node.args]
+            result = node.func(*args) if args != list(node.args) else node
+            composed = getattr(args[0], "composed", None) if len(args) == 1 else None
+            if callable(composed) and isinstance(result, sympy.Function):
+                result = composed(result.func) or result
         memo[node] = result
         return result
 
