@@ -24,7 +24,8 @@ sets `model = sd.nn.Sequential(..., input_shape=...)`; without --data it also se
 example per row) and `y`. The digits are scaled to [0, 1] and the moons and spirals are drawn
 with --seed. A share of the data (--test-fraction) is held out and scored at the end.
 
-exit codes: 0 trained, 1 training diverged (the step is named), 2 bad input.
+exit codes: 0 trained, 1 training diverged (the step is named), 2 bad input (also a damaged
+checkpoint), 3 an internal error of symdl.
 """
 
 DATASETS = ("digits", "moons", "spirals")

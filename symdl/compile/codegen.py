@@ -31,6 +31,13 @@ class SymdlNumPyPrinter(SciPyPrinter):
             return f"{self._module_format(f'numpy.{op}')}({arg}, 0).astype(float)"
         return f"{self._module_format('numpy.heaviside')}({arg}, {self._print(at_zero)})"
 
+    def _print_DiracDelta(self, expr):
+        # the derivative of a step (Heaviside') is 0 wherever it is a number, 0 at the kink
+        # by symdl's convention; same shape as the argument
+        return (
+            f"{self._module_format('numpy.zeros_like')}({self._print(expr.args[0])}, dtype=float)"
+        )
+
     # Matrix expressions: products with @, elementwise operations broadcast, and the all-ones
     # matrix never built: b 1ᵀ broadcasts b, X 1 sums the rows of X.
     def _print_MatMul(self, expr):

@@ -3,7 +3,9 @@ error that names the position where a text breaks them."""
 
 from __future__ import annotations
 
+import math
 import re
+import sys
 
 import sympy
 
@@ -40,14 +42,48 @@ def looks_like_latex(text: str) -> bool:
 
 
 def check_finite(result, text: str):
-    """`result`, unless it contains an infinity or nan (log(0), a division by x - x, ...)."""
+    """`result`, unless it contains an infinity or nan (log(0), a division by x - x, ...) or a
+    number beyond double precision (symdl checks and compiles in doubles: 10.0**400 or a
+    product of twenty 2**9000 would overflow there, or print with more than 4300 digits)."""
     parts = result if isinstance(result, list) else [result]
     for part in parts:
         if isinstance(part, list):
             check_finite(part, text)
-        elif isinstance(part, sympy.Basic) and part.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
-            raise ParseError("the formula is not finite (a division by zero, log(0), ...)", text)
+        elif isinstance(part, sympy.Basic):
+            if part.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
+                raise ParseError(
+                    "the formula is not finite (a division by zero, log(0), ...)", text
+                )
+            _check_numbers(part, text)
     return result
+
+
+def _check_numbers(expr: sympy.Basic, text: str) -> None:
+    seen, stack = set(), [expr]
+    while stack:  # each distinct node once: a tree walk of a shared DAG can be exponential
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if isinstance(node, sympy.Rational):
+            bits = abs(node.p).bit_length() - node.q.bit_length()
+            if bits > 1024:  # its magnitude, without printing it (4300 digits at most)
+                raise ParseError(
+                    f"number too large: about 10^{int(bits * math.log10(2))} is beyond double "
+                    "precision (about 1.8e308), where symdl checks and compiles",
+                    text,
+                )
+        elif isinstance(node, sympy.Float) and abs(node) > _DOUBLE_MAX:
+            raise ParseError(
+                f"number too large: {sympy.Float(node, 3)} is beyond double precision "
+                "(about 1.8e308), where symdl checks and compiles",
+                text,
+            )
+        else:
+            stack.extend(node.args)
+
+
+_DOUBLE_MAX = sympy.Float(sys.float_info.max)
 
 
 def check_text(text: str) -> None:

@@ -4,6 +4,8 @@ reader, which build SymPy objects through the guarded Builder with names from a 
 
 from __future__ import annotations
 
+import re
+
 from symdl.parsing.errors import ParseError, check_finite, check_text, looks_like_latex
 from symdl.parsing.latex import parse_latex
 from symdl.parsing.namespace import namespace_of
@@ -31,14 +33,38 @@ def parse(text: str, namespace=None):
     if not isinstance(text, str):
         raise ParseError(f"expected text, got {type(text).__name__}")
     check_text(text)
+    try:
+        return _parse(text, namespace)
+    except ParseError:
+        raise
+    except RecursionError:
+        raise ParseError("the formula is nested too deeply to build", text) from None
+    except (ArithmeticError, AttributeError, TypeError, ValueError, NotImplementedError) as error:
+        # a function given what it cannot take, e.g. trace(x) of a scalar x
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise ParseError(f"cannot build the formula: {reason}", text) from None
+
+
+def _parse(text: str, namespace):
     if looks_like_latex(text):
         return check_finite(parse_latex(text, namespace), text)
     try:
         return check_finite(parse_python(text, namespace), text)
     except ParseError as python_error:
-        if not python_error.reason.startswith("not valid Python syntax"):
+        if not python_error.reason.startswith("not valid Python syntax") or _looks_like_code(text):
             raise
         try:  # "2(a - y)x" is not Python, but it is LaTeX
             return check_finite(parse_latex(text, namespace), text)
         except ParseError:
             raise python_error from None
+
+
+_STATEMENTS = re.compile(
+    r"\b(import|from|lambda|def|class|return|yield|global|nonlocal|del|pass|raise|try|except"
+    r"|finally|with|assert|async|await|while|for|exec|eval|print)\b|__|[;'\"`@$]"
+)
+
+
+def _looks_like_code(text: str) -> bool:
+    """Python statements or string literals: not to be read as LaTeX (i m p o r t o s)."""
+    return bool(_STATEMENTS.search(text))
