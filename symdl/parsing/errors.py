@@ -16,6 +16,9 @@ MAX_ENTRIES = 10_000  # entries of a matrix, and multiply-adds of one matrix pro
 MAX_VECTOR = 200  # entries of a vector given whole to an op (softmax of n entries has n^2 parts)
 MAX_ARGS = 100  # arguments of one call
 TIME_LIMIT = 2.5  # seconds to build the formula (each step is bounded; this bounds their sum)
+HARD_TIME_LIMIT = 5.0  # seconds for all of parse, SymPy's own evaluation included (main thread)
+MAX_TOWER = 3  # exponentials nested in one another: exp(exp(exp(exp(x)))) overflows a double
+# for x > -0.5, and SymPy's simplification and evaluation of deeper towers does not end
 
 
 class ParseError(ValueError):
@@ -55,7 +58,34 @@ def check_finite(result, text: str):
                     "the formula is not finite (a division by zero, log(0), ...)", text
                 )
             _check_numbers(part, text)
+            _check_towers(part, text)
     return result
+
+
+def _check_towers(expr: sympy.Basic, text: str) -> None:
+    """At most MAX_TOWER exponentials (exp, or a power whose exponent is not a number such as
+    2 or 1/2) nested in one another: x**x**x**x, E**E**E**E, exp(exp(exp(exp(x))))."""
+    depth: dict[sympy.Basic, int] = {}
+    stack = [(expr, False)]
+    while stack:  # post-order over distinct nodes
+        node, done = stack.pop()
+        if node in depth:
+            continue
+        if not done:
+            stack.append((node, True))
+            stack.extend((a, False) for a in node.args if a not in depth)
+            continue
+        inner = max((depth[a] for a in node.args), default=0)
+        grows = isinstance(node, sympy.exp) or (
+            isinstance(node, sympy.Pow) and not isinstance(node.exp, sympy.Rational)
+        )
+        depth[node] = inner + grows
+        if depth[node] > MAX_TOWER:
+            raise ParseError(
+                f"exponentials nested {depth[node]} deep ({str(node)[:60]}); at most "
+                f"{MAX_TOWER} are accepted, as deeper towers exceed double precision",
+                text,
+            )
 
 
 def _check_numbers(expr: sympy.Basic, text: str) -> None:

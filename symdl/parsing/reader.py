@@ -4,9 +4,18 @@ reader, which build SymPy objects through the guarded Builder with names from a 
 
 from __future__ import annotations
 
+import contextlib
 import re
+import signal
+import threading
 
-from symdl.parsing.errors import ParseError, check_finite, check_text, looks_like_latex
+from symdl.parsing.errors import (
+    HARD_TIME_LIMIT,
+    ParseError,
+    check_finite,
+    check_text,
+    looks_like_latex,
+)
 from symdl.parsing.latex import parse_latex
 from symdl.parsing.namespace import namespace_of
 from symdl.parsing.python import parse_python
@@ -34,7 +43,8 @@ def parse(text: str, namespace=None):
         raise ParseError(f"expected text, got {type(text).__name__}")
     check_text(text)
     try:
-        return _parse(text, namespace)
+        with _time_limit(text):
+            return _parse(text, namespace)
     except ParseError:
         raise
     except RecursionError:
@@ -43,6 +53,32 @@ def parse(text: str, namespace=None):
         # a function given what it cannot take, e.g. trace(x) of a scalar x
         reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
         raise ParseError(f"cannot build the formula: {reason}", text) from None
+
+
+@contextlib.contextmanager
+def _time_limit(text: str):
+    """Stop parsing after HARD_TIME_LIMIT seconds, SymPy's own evaluation included (the
+    Builder bounds each step it takes, but not SymPy's work inside one, e.g. Max of 100
+    arguments). A timer signal works only in the main thread; elsewhere the Builder's bound
+    alone applies."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def expire(signum, frame):
+        raise ParseError(
+            f"the formula takes more than {HARD_TIME_LIMIT:g} s to build; simplify it", text
+        )
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    remaining, interval = signal.setitimer(signal.ITIMER_REAL, HARD_TIME_LIMIT)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if remaining:  # an outer timer was running: give it back what is left of it
+            signal.setitimer(signal.ITIMER_REAL, max(remaining - HARD_TIME_LIMIT, 1e-3), interval)
 
 
 def _parse(text: str, namespace):
