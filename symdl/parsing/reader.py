@@ -8,6 +8,7 @@ import contextlib
 import re
 import signal
 import threading
+import time
 
 from symdl.parsing.errors import (
     HARD_TIME_LIMIT,
@@ -71,6 +72,7 @@ def _time_limit(text: str):
         )
 
     previous = signal.signal(signal.SIGALRM, expire)
+    start = time.monotonic()
     remaining, interval = signal.setitimer(signal.ITIMER_REAL, HARD_TIME_LIMIT)
     try:
         yield
@@ -78,7 +80,8 @@ def _time_limit(text: str):
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         if remaining:  # an outer timer was running: give it back what is left of it
-            signal.setitimer(signal.ITIMER_REAL, max(remaining - HARD_TIME_LIMIT, 1e-3), interval)
+            left = max(remaining - (time.monotonic() - start), 1e-3)
+            signal.setitimer(signal.ITIMER_REAL, left, interval)
 
 
 def _parse(text: str, namespace):
