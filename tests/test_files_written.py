@@ -64,3 +64,22 @@ def test_the_command_line_refuses_a_missing_output_folder(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "does not exist" in err, err
     assert not (tmp_path / "nonexistent").exists()
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (["a &= " + r"\frac{1}{" * 55 + "x" + "}" * 55], "55 nested braces"),
+        (["a &= " + r"\sqrt{" * 31 + "x" + "}" * 31], "31 nested braces"),
+        (["a &= " + "x + " * 1_000], "4005 characters"),
+        (["a &= x"] * 20_000, "characters of LaTeX"),
+        ("x" * 1_000_000, "characters"),
+    ],
+)
+def test_png_export_refuses_what_mathtext_cannot_draw(tmp_path, rows, message):
+    from symdl.render.export import ExportError, render_png
+
+    with pytest.raises(ExportError, match=message) as caught:
+        render_png(rows, tmp_path / "big.png")
+    assert "export to .pdf or .tex" in str(caught.value)
+    assert not list(tmp_path.iterdir())
