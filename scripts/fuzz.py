@@ -279,14 +279,19 @@ def main(argv: list[str] | None = None) -> int:
     tally = Tally()
     start = time.perf_counter()
     warnings.simplefilter("ignore")
-    for n in range(args.cases):
-        run_case(rng.randrange, tally)
-        if (n + 1) % 500 == 0:
-            print(
-                f"{n + 1} cases, {len(tally.mismatches)} mismatches, {len(tally.crashes)} crashes, "
-                f"{len(tally.refusals)} refusals ({time.perf_counter() - start:.0f} s)",
-                flush=True,
-            )
+    try:
+        for n in range(args.cases):
+            run_case(rng.randrange, tally)
+            if (n + 1) % 100 == 0:
+                print(
+                    f"{n + 1} cases, {len(tally.mismatches)} mismatches, "
+                    f"{len(tally.crashes)} crashes, {len(tally.refusals)} refusals "
+                    f"({time.perf_counter() - start:.0f} s)",
+                    flush=True,
+                )
+    except KeyboardInterrupt:  # Ctrl-C: the figures of the cases finished so far
+        tally.cases -= 1
+        print(f"interrupted after {tally.cases} cases")
     print(
         f"\n{tally.cases} cases (seed {args.seed}), {tally.compared} values compared, "
         f"in {time.perf_counter() - start:.0f} s:\n"
