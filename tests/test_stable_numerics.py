@@ -22,8 +22,9 @@ def _compiled(expr, wrt):
 @pytest.mark.parametrize("target", [0.0, 0.3, 1.0])
 def test_bce_of_sigmoid_is_finite_and_right_for_large_logits(target):
     loss = sd.binary_cross_entropy(sd.sigmoid(z), y)
-    assert str(loss) == "binary_cross_entropy(sigmoid(z), y)"  # shown as written
-    assert r"\operatorname{BCE}\left(\sigma\left(z\right), y\right)" in sympy.latex(loss)
+    (step,) = sd.derive(loss, z).steps[:1]
+    assert str(step.rhs) == "binary_cross_entropy(sigmoid(z), y)"  # shown as written
+    assert r"\operatorname{BCE}\left(\sigma\left(z\right), y\right)" in sympy.latex(step.rhs)
     closed = sd.grad(loss, z)
     assert sympy.simplify(closed - (sd.sigmoid(z) - y)) == 0
     f = _compiled(loss, [z])
@@ -36,6 +37,17 @@ def test_bce_of_sigmoid_is_finite_and_right_for_large_logits(target):
     # the second derivative too
     (h,) = sd.hessian(loss, [z])
     assert sympy.simplify(h - sd.sigmoid(z) * (1 - sd.sigmoid(z))) == 0
+
+
+def test_a_named_probability_keeps_the_textbook_chain():
+    w, b, x = sympy.symbols("w b x", real=True)
+    logit = w * x + b
+    loss = sd.binary_cross_entropy(sd.sigmoid(logit), y)
+    steps = sd.derive(loss, [w, b], names={logit: "z", sd.sigmoid(logit): "p"}).steps
+    assert [str(s.name) for s in steps][:3] == ["z", "p", "L"]
+    plain = sd.derive(loss, [w, b], names={logit: "z"}).steps
+    assert [str(s.name) for s in plain][:3] == ["z", "L", "bar_z"]  # the logit form, one step
+    assert str(plain[1].rhs) == "binary_cross_entropy(sigmoid(z), y)"
 
 
 def test_bce_of_sigmoid_in_a_vector_and_through_a_layer():

@@ -135,13 +135,12 @@ class binary_cross_entropy(_MeanLoss):
 
     latex_name = r"\operatorname{BCE}"
 
-    def __new__(cls, *args, **kwargs):
-        loss = super().__new__(cls, *args, **kwargs)
-        if isinstance(loss, binary_cross_entropy) and all(
-            isinstance(p, sigmoid) for p in loss.predictions
-        ):  # on probabilities sigma(z): the logit form, finite for z of +-1000
-            return _bce_of_sigmoid(*(p.args[0] for p in loss.predictions), *loss.targets)
-        return loss
+    def stable_form(self):
+        """On probabilities sigma(z): the logit form, finite for z of +-1000 (the program
+        asks this; a sigma(z) the user names stays a step of its own)."""
+        if all(isinstance(p, sigmoid) for p in self.predictions):
+            return _bce_of_sigmoid(*(p.args[0] for p in self.predictions), *self.targets)
+        return None
 
     @staticmethod
     def term(p, y):
