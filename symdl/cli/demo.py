@@ -125,6 +125,7 @@ def run(
     )
 
     title = "Backpropagation, 64-32-10 ReLU network, softmax cross-entropy"
+    out.mkdir(parents=True, exist_ok=True)  # the folder asked for, not a file's parent
     written = [
         export(derivation, out / "derivation.tex", title=title),
         export(derivation, out / "derivation.md", title=title),

@@ -1,11 +1,17 @@
 """The `symdl` command line: derive gradients, verify hand-written ones, check them numerically,
-train a network.
-Exit codes: 0 when the claim or the check holds, 1 when it does not (the counterexample or the
-worst entry is printed) or an export fails, 2 on bad input. Formulas are parsed, never executed."""
+train a network. Formulas are parsed, never executed.
+
+Exit codes, one meaning each: 0 done (the claim or the check holds, the file is written, the
+training finished); 1 the job ran and the answer is no (the claim or check is false, with the
+counterexample or worst entry printed; training diverged, with the step named; the LaTeX engine
+failed); 2 bad input (a formula, file, option, checkpoint or output folder that cannot be used);
+3 an internal error of symdl (a bug: one line, no traceback; SYMDL_TRACEBACK=1 shows it);
+130 interrupted. Every failure is one message on stderr, never a traceback."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -133,20 +139,40 @@ def _derive_parser(commands) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = _parser().parse_args(argv)
+    try:
+        return _command(args)
+    except (ValueError, TypeError, FileNotFoundError) as error:  # ParseError, InputError, ...
+        print(f"symdl {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except RecursionError:
+        print(f"symdl {args.command}: error: the input is nested too deeply", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"symdl {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug of symdl's: one line, the traceback only on request
+        if os.environ.get("SYMDL_TRACEBACK"):
+            raise
+        reason = str(error).splitlines()[0][:300] if str(error) else ""
+        print(
+            f"symdl {args.command}: internal error ({type(error).__name__}: {reason}); "
+            "please report it with the command (SYMDL_TRACEBACK=1 shows where)",
+            file=sys.stderr,
+        )
+        return 3
+
+
+def _command(args) -> int:
     if args.command == "demo":
         from symdl.cli.demo import run
 
         run(args.out)
         return 0
-    try:
-        if args.command == "train":
-            from symdl.cli.train import run as train
+    if args.command == "train":
+        from symdl.cli.train import run as train
 
-            return train(args)
-        return _derive(args) if args.command == "derive" else _run(args)
-    except (ValueError, TypeError) as error:  # ParseError, InputError, UnsupportedExpression, ...
-        print(f"symdl {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return train(args)
+    return _derive(args) if args.command == "derive" else _run(args)
 
 
 def _run(args) -> int:

@@ -25,7 +25,8 @@ sets `model = sd.nn.Sequential(..., input_shape=...)`; without --data it also se
 example per row) and `y`. The digits are scaled to [0, 1] and the moons and spirals are drawn
 with --seed. A share of the data (--test-fraction) is held out and scored at the end.
 
-exit codes: 0 trained, 1 training diverged (the step is named), 2 bad input.
+exit codes: 0 trained, 1 training diverged (the step is named), 2 bad input (also a damaged
+checkpoint), 3 an internal error of symdl.
 """
 
 DATASETS = ("digits", "moons", "spirals")
@@ -140,8 +141,11 @@ def run(args) -> int:
         )
     except TrainingDiverged as error:
         print(f"symdl train: {error}")
-        saved = save_arrays(Path(args.out) / "last_good_params.npz", error.params)
-        print(f"the parameters of the last good step: {saved.resolve()}")
+        if all(np.isfinite(p).all() for p in error.params.values()):
+            saved = save_arrays(Path(args.out) / "last_good_params.npz", error.params, parents=True)
+            print(f"the parameters of the last good step: {saved.resolve()}")
+        else:  # diverged at once from non-finite initial parameters: nothing good to keep
+            print("no step was good, so no parameters were saved")
         return 1
     seconds = time.perf_counter() - start
     compiled = history.compiled.eval()
@@ -155,6 +159,7 @@ def run(args) -> int:
     print(summary)
 
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)  # -o names the folder to write in
     written = [
         history.plot(out / "history.png"),
         history.plot_grad_norms(out / "grad_norms.png"),
@@ -194,6 +199,6 @@ def _run_jax(args, model, X_train, y_train, X_test, y_test) -> int:
     print(
         f"{args.epochs} epochs ({len(losses)} SGD steps) with JAX in {seconds:.1f} s; test loss {test_loss:.4f}"
     )
-    saved = save_arrays(Path(args.out) / "params.npz", params)
+    saved = save_arrays(Path(args.out) / "params.npz", params, parents=True)  # -o: the folder
     print(f"parameters saved to {saved}")
     return 0

@@ -36,11 +36,9 @@ class SymdlNumPyPrinter(SciPyPrinter):
         return f"{self._module_format('numpy.heaviside')}({arg}, {self._print(at_zero)})"
 
     def _print_DiracDelta(self, expr):
-        """0 away from its point (the derivative of a step), infinite on it."""
-        if len(expr.args) > 1 and expr.args[1] != 0:  # a derivative of the delta: 0 off the point
-            return f"{self._module_format('numpy.where')}({self._print(expr.args[0])} == 0, {self._module_format('numpy.nan')}, 0.0)"
-        arg = self._print(expr.args[0])
-        return f"{self._module_format('numpy.where')}({arg} == 0, {self._module_format('numpy.inf')}, 0.0)"
+        # the derivative of a step (Heaviside') is 0 wherever it is a number, 0 at the kink
+        # by symdl's convention; same shape as the argument
+        return f"{self._module_format('numpy.zeros_like')}({self._print(expr.args[0])})"
 
     # Matrix expressions: products with @, elementwise operations broadcast, and the all-ones
     # matrix never built: b 1ᵀ broadcasts b, X 1 sums the rows of X.

@@ -142,8 +142,8 @@ def build_program(
         ValueError: a name in `names` is already a symbol of the expression, or a named
             subexpression does not occur in it.
     """
-    outputs = [canonical(as_expr(out)) for out in outputs]
     names = {canonical(as_expr(k, "names")): v for k, v in (names or {}).items()}
+    outputs = [stable_forms(canonical(as_expr(out)), keep=names) for out in outputs]
     graph = _Graph(outputs)
     taken = {str(s) for s in graph.symbols | graph.matrices | graph.dimensions}
     named = _check_names(names or {}, graph, taken)
@@ -266,6 +266,34 @@ def canonical(expr: Basic) -> Basic:
                 result = elementwise(node.function, args[1])
             else:
                 result = node.func(*args) if args != list(node.args) else node
+        memo[node] = result
+        return result
+
+    return rebuild(expr)
+
+
+def stable_forms(expr: Basic, keep: Iterable[Basic] = ()) -> Basic:
+    """`expr` with each composition that has an equal, stabler form in that form, so that no
+    step divides by a value that rounded to 0: a function's own `stable_form()` (BCE of
+    sigmoid(z) as BCE of the logits z) or what its one argument offers, `g.composed(f)`
+    (log(sigmoid(z)) as a log-sigmoid). A composition whose argument is in `keep` (a
+    subexpression the user named) stays as written."""
+    keep, memo = set(keep), {}
+
+    def rebuild(node):
+        if node in memo:
+            return memo[node]
+        result = node
+        if not (node.is_Atom or isinstance(node, _MATRIX_LEAVES + (Lambda,))):
+            args = [rebuild(a) for a in node.args]
+            result = node.func(*args) if args != list(node.args) else node
+            if isinstance(result, sympy.Function) and not keep.intersection(node.args):
+                own = getattr(result, "stable_form", None)
+                composed = getattr(args[0], "composed", None) if len(args) == 1 else None
+                if callable(own):
+                    result = own() or result
+                elif callable(composed):
+                    result = composed(result.func) or result
         memo[node] = result
         return result
 

@@ -90,6 +90,35 @@ class sigmoid(Op):
     def _numpycode(self, printer):  # expit stays finite and exact for |x| large
         return self._np(printer, "scipy.special.expit", self.args[0])
 
+    def composed(self, outer):
+        """log(sigmoid(z)) as one step, finite for z = -1000 (the program asks this)."""
+        return _log_sigmoid(self.args[0]) if outer is log else None
+
+
+class _log_sigmoid(Op):
+    r"""$\log \sigma(x) = -\operatorname{softplus}(-x)$, written and shown as log(sigmoid(x)),
+    with derivative $\sigma(-x)$: finite where $\sigma(x)$ rounds to 0 (x of -1000)."""
+
+    nargs = 1
+
+    def definition(self):
+        return -log(1 + exp(-self.args[0]))
+
+    def fdiff(self, argindex=1):
+        if argindex != 1:
+            raise ArgumentIndexError(self, argindex)
+        return sigmoid(-self.args[0])
+
+    def _latex(self, printer, exp=None):
+        tex = rf"\log{{\left(\sigma\left({printer._print(self.args[0])}\right) \right)}}"
+        return rf"{tex}^{{{exp}}}" if exp is not None else tex
+
+    def _sympystr(self, printer):
+        return f"log(sigmoid({printer._print(self.args[0])}))"
+
+    def _numpycode(self, printer):
+        return f"(-{self._np(printer, 'numpy.logaddexp', '0.0', -self.args[0])})"
+
 
 class softplus(Op):
     r"""Softplus $\log(1 + e^{x})$, a smooth ReLU whose derivative is $\sigma(x)$."""

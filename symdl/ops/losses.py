@@ -138,13 +138,20 @@ class binary_cross_entropy(_MeanLoss):
     latex_name = r"\operatorname{BCE}"
     aliases = ("BCE",)
 
+    def stable_form(self):
+        """On probabilities sigma(z): the logit form, finite for z of +-1000 (the program
+        asks this; a sigma(z) the user names stays a step of its own)."""
+        if all(isinstance(p, sigmoid) for p in self.predictions):
+            return _bce_of_sigmoid(*(p.args[0] for p in self.predictions), *self.targets)
+        return None
+
     @staticmethod
     def term(p, y):
         return -(y * log(p) + (1 - y) * log(1 - p))
 
     @staticmethod
     def dterm(p, y):
-        return (p - y) / (p * (1 - p)), log(1 - p) - log(p)
+        return _bce_slope(p, y), _bce_target_slope(p, y)
 
     @classmethod
     def example(cls):
@@ -181,6 +188,82 @@ class binary_cross_entropy_with_logits(_MeanLoss):
     def numpy_term(printer, p, y):
         p, y = f"({printer._print(p)})", f"({printer._print(y)})"
         return f"({printer._module_format('numpy.logaddexp')}(0.0, {p}) - {y}*{p})"
+
+
+class _bce_of_sigmoid(binary_cross_entropy_with_logits):
+    r"""`binary_cross_entropy(sigmoid(z), y)`, as it is written and shown, computed in its logit
+    form: value softplus(z) - y z, derivative $\sigma(z) - y$ (finite for z of +-1000, where
+    $\sigma(z)$ rounds to 0 or 1 and the chain rule through it would give 0/0)."""
+
+    def _latex(self, printer, exp=None):
+        probabilities = [sigmoid(z) for z in self.predictions]
+        parts = [_vector_latex(printer, probabilities), _vector_latex(printer, self.targets)]
+        tex = rf"\operatorname{{BCE}}\left({', '.join(parts)}\right)"
+        return rf"{tex}^{{{exp}}}" if exp is not None else tex
+
+    def _sympystr(self, printer):
+        shown = [sigmoid(z) for z in self.predictions]
+        if self.n > 1:
+            return f"binary_cross_entropy({shown}, {list(self.targets)})"
+        return (
+            f"binary_cross_entropy({printer._print(shown[0])}, {printer._print(self.targets[0])})"
+        )
+
+
+class _Shown(Op):
+    """A derivative shown and differentiated as its elementary `definition`, with a NumPy
+    form of its own (clamped where the exact one is 0/0 or infinite)."""
+
+    def fdiff(self, argindex=1):
+        if not 1 <= argindex <= len(self.args):
+            raise ArgumentIndexError(self, argindex)
+        dummies = [sympy.Dummy() for _ in self.args]
+        local = self.func(*dummies).definition().diff(dummies[argindex - 1])
+        return local.xreplace(dict(zip(dummies, self.args, strict=True)))
+
+    def doit(self, **hints):
+        return self.definition().doit(**hints) if hints.get("deep", True) else self
+
+    def _latex(self, printer, exp=None):
+        tex = printer._print(self.definition())
+        return rf"\left({tex}\right)^{{{exp}}}" if exp is not None else tex
+
+    def _sympystr(self, printer):
+        return printer.parenthesize(self.definition(), 40)
+
+
+class _bce_slope(_Shown):
+    r"""$\partial \operatorname{BCE}/\partial p = (p - y) / (p (1 - p))$; in NumPy the
+    denominator is clamped at 1e-12, as PyTorch does, so p = 0 or 1 gives a finite slope."""
+
+    nargs = 2
+
+    def definition(self):
+        p, y = self.args
+        return (p - y) / (p * (1 - p))
+
+    def _numpycode(self, printer):
+        p, y = (f"({printer._print(a)})" for a in self.args)
+        maximum = printer._module_format("numpy.maximum")
+        return f"(({p} - {y})/{maximum}({p}*(1 - {p}), 1e-12))"
+
+
+class _bce_target_slope(_Shown):
+    r"""$\partial \operatorname{BCE}/\partial y = \log(1 - p) - \log p$; in NumPy each log
+    is clamped at -100, the derivative of the clamped value."""
+
+    nargs = 2
+
+    def definition(self):
+        p, _ = self.args
+        return log(1 - p) - log(p)
+
+    def _numpycode(self, printer):
+        p = f"({printer._print(self.args[0])})"
+        maximum, log_, log1p = (
+            printer._module_format(f"numpy.{f}") for f in ("maximum", "log", "log1p")
+        )
+        return f"({maximum}({log1p}(-{p}), -100.0) - {maximum}({log_}({p}), -100.0))"
 
 
 class huber(_MeanLoss):

@@ -3,7 +3,9 @@ error that names the position where a text breaks them."""
 
 from __future__ import annotations
 
+import math
 import re
+import sys
 
 import sympy
 
@@ -14,6 +16,9 @@ MAX_ENTRIES = 10_000  # entries of a matrix, and multiply-adds of one matrix pro
 MAX_VECTOR = 200  # entries of a vector given whole to an op (softmax of n entries has n^2 parts)
 MAX_ARGS = 100  # arguments of one call
 TIME_LIMIT = 2.5  # seconds to build the formula (each step is bounded; this bounds their sum)
+HARD_TIME_LIMIT = 5.0  # seconds for all of parse, SymPy's own evaluation included (main thread)
+MAX_TOWER = 3  # exponentials nested in one another: exp(exp(exp(exp(x)))) overflows a double
+# for x > -0.5, and SymPy's simplification and evaluation of deeper towers does not end
 
 
 class ParseError(ValueError):
@@ -40,14 +45,75 @@ def looks_like_latex(text: str) -> bool:
 
 
 def check_finite(result, text: str):
-    """`result`, unless it contains an infinity or nan (log(0), a division by x - x, ...)."""
+    """`result`, unless it contains an infinity or nan (log(0), a division by x - x, ...) or a
+    number beyond double precision (symdl checks and compiles in doubles: 10.0**400 or a
+    product of twenty 2**9000 would overflow there, or print with more than 4300 digits)."""
     parts = result if isinstance(result, list) else [result]
     for part in parts:
         if isinstance(part, list):
             check_finite(part, text)
-        elif isinstance(part, sympy.Basic) and part.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
-            raise ParseError("the formula is not finite (a division by zero, log(0), ...)", text)
+        elif isinstance(part, sympy.Basic):
+            if part.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
+                raise ParseError(
+                    "the formula is not finite (a division by zero, log(0), ...)", text
+                )
+            _check_numbers(part, text)
+            _check_towers(part, text)
     return result
+
+
+def _check_towers(expr: sympy.Basic, text: str) -> None:
+    """At most MAX_TOWER exponentials (exp, or a power whose exponent is not a number such as
+    2 or 1/2) nested in one another: x**x**x**x, E**E**E**E, exp(exp(exp(exp(x))))."""
+    depth: dict[sympy.Basic, int] = {}
+    stack = [(expr, False)]
+    while stack:  # post-order over distinct nodes
+        node, done = stack.pop()
+        if node in depth:
+            continue
+        if not done:
+            stack.append((node, True))
+            stack.extend((a, False) for a in node.args if a not in depth)
+            continue
+        inner = max((depth[a] for a in node.args), default=0)
+        grows = isinstance(node, sympy.exp) or (
+            isinstance(node, sympy.Pow) and not isinstance(node.exp, sympy.Rational)
+        )
+        depth[node] = inner + grows
+        if depth[node] > MAX_TOWER:
+            raise ParseError(
+                f"exponentials nested {depth[node]} deep ({str(node)[:60]}); at most "
+                f"{MAX_TOWER} are accepted, as deeper towers exceed double precision",
+                text,
+            )
+
+
+def _check_numbers(expr: sympy.Basic, text: str) -> None:
+    seen, stack = set(), [expr]
+    while stack:  # each distinct node once: a tree walk of a shared DAG can be exponential
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if isinstance(node, sympy.Rational):
+            bits = abs(node.p).bit_length() - node.q.bit_length()
+            if bits > 1024:  # its magnitude, without printing it (4300 digits at most)
+                raise ParseError(
+                    f"number too large: about 10^{int(bits * math.log10(2))} is beyond double "
+                    "precision (about 1.8e308), where symdl checks and compiles",
+                    text,
+                )
+        elif isinstance(node, sympy.Float) and abs(node) > _DOUBLE_MAX:
+            raise ParseError(
+                f"number too large: {sympy.Float(node, 3)} is beyond double precision "
+                "(about 1.8e308), where symdl checks and compiles",
+                text,
+            )
+        else:
+            stack.extend(node.args)
+
+
+_DOUBLE_MAX = sympy.Float(sys.float_info.max)
 
 
 def check_text(text: str) -> None:

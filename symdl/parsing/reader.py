@@ -4,9 +4,19 @@ reader, which build SymPy objects through the guarded Builder with names from a 
 
 from __future__ import annotations
 
+import contextlib
 import re
+import signal
+import threading
+import time
 
-from symdl.parsing.errors import ParseError, check_finite, check_text, looks_like_latex
+from symdl.parsing.errors import (
+    HARD_TIME_LIMIT,
+    ParseError,
+    check_finite,
+    check_text,
+    looks_like_latex,
+)
 from symdl.parsing.latex import parse_latex
 from symdl.parsing.namespace import namespace_of
 from symdl.parsing.python import parse_python
@@ -34,13 +44,55 @@ def parse(text: str, namespace=None):
         raise ParseError(f"expected text, got {type(text).__name__}")
     check_text(text)
     text = _normalised(text)
+    try:
+        with _time_limit(text):
+            return _parse(text, namespace)
+    except ParseError:
+        raise
+    except RecursionError:
+        raise ParseError("the formula is nested too deeply to build", text) from None
+    except (ArithmeticError, AttributeError, TypeError, ValueError, NotImplementedError) as error:
+        # a function given what it cannot take, e.g. trace(x) of a scalar x
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise ParseError(f"cannot build the formula: {reason}", text) from None
+
+
+@contextlib.contextmanager
+def _time_limit(text: str):
+    """Stop parsing after HARD_TIME_LIMIT seconds, SymPy's own evaluation included (the
+    Builder bounds each step it takes, but not SymPy's work inside one, e.g. Max of 100
+    arguments). A timer signal works only in the main thread; elsewhere the Builder's bound
+    alone applies."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def expire(signum, frame):
+        raise ParseError(
+            f"the formula takes more than {HARD_TIME_LIMIT:g} s to build; simplify it", text
+        )
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    start = time.monotonic()
+    remaining, interval = signal.setitimer(signal.ITIMER_REAL, HARD_TIME_LIMIT)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if remaining:  # an outer timer was running: give it back what is left of it
+            left = max(remaining - (time.monotonic() - start), 1e-3)
+            signal.setitimer(signal.ITIMER_REAL, left, interval)
+
+
+def _parse(text: str, namespace):
     if looks_like_latex(text):
         return check_finite(parse_latex(text, namespace), text)
     try:
         python_text = _PYTHON_T.sub(".T", text)  # A^T in Python syntax
         return check_finite(parse_python(python_text, namespace), python_text)
     except ParseError as python_error:
-        if not python_error.reason.startswith("not valid Python syntax"):
+        if not python_error.reason.startswith("not valid Python syntax") or _looks_like_code(text):
             raise
         try:  # "2(a - y)x" is not Python, but it is LaTeX
             return check_finite(parse_latex(text, namespace), text)
@@ -68,3 +120,14 @@ def _normalised(text: str) -> str:
         text = sides[1]
     text = _TRANSPOSE.sub("T", text)
     return text.strip() or text
+
+
+_STATEMENTS = re.compile(
+    r"\b(import|from|lambda|def|class|return|yield|global|nonlocal|del|pass|raise|try|except"
+    r"|finally|with|assert|async|await|while|for|exec|eval|print)\b|__|[;'\"`@$]"
+)
+
+
+def _looks_like_code(text: str) -> bool:
+    """Python statements or string literals: not to be read as LaTeX (i m p o r t o s)."""
+    return bool(_STATEMENTS.search(text))

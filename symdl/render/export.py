@@ -290,6 +290,7 @@ def png_bytes(
     from matplotlib.figure import Figure
 
     rows = rows_of(latex_rows) if isinstance(latex_rows, str) else list(latex_rows)
+    _check_drawable(rows)
     fig = Figure(dpi=dpi)
     renderer = FigureCanvasAgg(fig).get_renderer()
     drawn = [_draw_row(fig, renderer, row, k, fontsize) for k, row in enumerate(rows)]
@@ -319,6 +320,35 @@ def png_bytes(
     return buffer.getvalue()
 
 
+PNG_MAX_ROW = 2_000  # characters of one row: mathtext takes seconds per thousand
+PNG_MAX_TEXT = 50_000  # characters of all rows
+PNG_MAX_DEPTH = 30  # nested braces: mathtext's parser recurses per level
+
+
+def _check_drawable(rows: Sequence[str]) -> None:
+    """Refuse, before mathtext starts, what it cannot draw in reasonable time and stack."""
+    total = sum(len(row) for row in rows)
+    if total > PNG_MAX_TEXT:
+        raise ExportError(
+            f"PNG export: {total} characters of LaTeX; mathtext draws at most {PNG_MAX_TEXT} "
+            "in reasonable time; export to .pdf or .tex instead"
+        )
+    for k, row in enumerate(rows):
+        depth = deepest = 0
+        for ch in row:
+            depth += (ch == "{") - (ch == "}")
+            deepest = max(deepest, depth)
+        if len(row) > PNG_MAX_ROW or deepest > PNG_MAX_DEPTH:
+            what = (
+                f"{len(row)} characters" if len(row) > PNG_MAX_ROW else f"{deepest} nested braces"
+            )
+            raise ExportError(
+                f"PNG export: row {k + 1} has {what} (at most {PNG_MAX_ROW} characters and "
+                f"{PNG_MAX_DEPTH} nested braces are drawn); export to .pdf or .tex instead, or "
+                "give a narrower width so rows break"
+            )
+
+
 def _draw_row(fig, renderer, row: str, k: int, fontsize: float):
     """The row's texts on `fig`: (left, right) at the alignment point, or (heading, None)."""
     part = to_mathtext(row)
@@ -333,6 +363,11 @@ def _draw_row(fig, renderer, row: str, k: int, fontsize: float):
     for side in (left, right):
         try:
             side.get_window_extent(renderer)
+        except RecursionError:
+            raise ExportError(
+                f"PNG export: row {k + 1} is nested too deeply for matplotlib's mathtext; "
+                "export to .pdf or .tex instead"
+            ) from None
         except ValueError as exc:
             raise ExportError(
                 f"PNG export: matplotlib's mathtext cannot draw row {k + 1} {row!r}: "

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from symdl.training.checkpoint import load_checkpoint, save_checkpoint
+from symdl.training.checkpoint import damaged, load_checkpoint, save_checkpoint
 
 __all__ = ["EarlyStopping", "History", "TrainingDiverged", "TrainingError", "train"]
+
+DIVERGENCE = 1e3
+"""`train` stops when a batch loss exceeds this many times max(|first batch loss|, 1)."""
 
 _RECORDS = ("loss", "val_loss", "metrics", "grad_norms", "step_loss", "best_epoch", "stopped_early")
 
@@ -24,7 +27,8 @@ class TrainingError(ValueError):
 
 
 class TrainingDiverged(ArithmeticError):
-    """A loss, gradient or updated parameter became NaN or infinite.
+    """A loss, gradient or updated parameter became NaN or infinite, or the loss grew past
+    `divergence` times its first value.
 
     Attributes:
         epoch, batch, step: where it happened (1-based; `step` counts optimizer steps).
@@ -120,6 +124,7 @@ def train(
     resume: str | os.PathLike | None = None,
     params: Mapping[str, np.ndarray] | None = None,
     callbacks: Sequence[Callable] = (),
+    divergence: float | None = DIVERGENCE,
 ) -> History:
     """Train `model` on the rows of X with mini-batch `optimizer` steps.
 
@@ -140,18 +145,22 @@ def train(
             training and validation sets each epoch; None means accuracy for classifiers.
         early_stopping: an EarlyStopping, or its patience as an int.
         checkpoint: a path; after every epoch an .npz with parameters, optimizer state,
-            model state, RNG states, epoch and history is written atomically.
+            model state, RNG states, epoch and history is written atomically (its folder
+            created if missing), the previous one kept as NAME.prev.npz.
         resume: a checkpoint path to continue from exactly (same data and seed).
         params: initial parameters instead of `model.init(seed)` (copied, not modified).
         callbacks: `f(epoch, history, params)` after each epoch; returning True stops.
+        divergence: stop when a batch loss exceeds `divergence` times max(|first batch
+            loss|, 1) of the run (1e3 by default; None never stops on growth).
 
     Returns:
         The History, with the trained parameters in `history.params`.
 
     Raises:
         TrainingError: mismatched X and y, a bad validation or monitor, an unusable checkpoint.
-        TrainingDiverged: a non-finite loss, gradient or update; the parameters of the last
-            good step are attached to the exception as `.params`.
+        TrainingDiverged: a non-finite loss, gradient or update, or a loss past `divergence`
+            times its first value; the parameters of the last good step are attached to the
+            exception as `.params`.
     """
     X, y = np.asarray(X), np.asarray(y)
     _check_data("X", X, "y", y)
@@ -159,6 +168,8 @@ def train(
         raise TrainingError(f"train: epochs must be an integer >= 0, got {epochs!r}")
     if not isinstance(batch_size, int | np.integer) or batch_size < 1:
         raise TrainingError(f"train: batch_size must be an integer >= 1, got {batch_size!r}")
+    if divergence is not None and not (isinstance(divergence, int | float) and divergence > 1):
+        raise TrainingError(f"train: divergence must be a number > 1 or None, got {divergence!r}")
     rng = np.random.default_rng(seed)
     (X_train, y_train), held_out = _split(X, y, validation, rng)
     stopper = _stopper(early_stopping, held_out is not None)
@@ -167,7 +178,7 @@ def train(
         model.build(X.shape[1:])  # a Sequential without input_shape takes the data's
     compiled = model.compile()
 
-    run = _Run(compiled, optimizer, History(compiled=compiled), rng, stopper)
+    run = _Run(compiled, optimizer, History(compiled=compiled), rng, stopper, divergence)
     if resume is not None:
         if params is not None:
             raise TrainingError("train: give either params or resume, not both")
@@ -201,9 +212,10 @@ def train(
 class _Run:
     """The mutable state of one training run: what a checkpoint holds."""
 
-    def __init__(self, compiled, optimizer, history: History, rng, stopper):
+    def __init__(self, compiled, optimizer, history: History, rng, stopper, divergence=None):
         self.compiled, self.optimizer, self.history, self.rng = compiled, optimizer, history, rng
-        self.stopper = stopper
+        self.stopper, self.divergence = stopper, divergence
+        self.backup: dict[str, np.ndarray] | None = None  # the parameters before the last step
         self.params: dict[str, np.ndarray] = {}
         self.best: dict[str, np.ndarray] | None = None
         self.best_state: dict[str, np.ndarray] | None = None
@@ -216,7 +228,9 @@ class _Run:
     def epoch(self, X, y, batch_size: int, bar) -> None:
         _switch(self.compiled, "train")
         epoch, order = self.history.epochs + 1, self.rng.permutation(len(X))
-        backup = {name: np.empty_like(p) for name, p in self.params.items()}
+        if self.backup is None:
+            self.backup = {name: p.copy() for name, p in self.params.items()}
+        backup = self.backup
         total, sums = 0.0, {}
         for batch, start in enumerate(range(0, len(X), batch_size), start=1):
             rows = order[start : start + batch_size]
@@ -225,6 +239,12 @@ class _Run:
             if not math.isfinite(loss) or not all(map(math.isfinite, norms.values())):
                 what = f"the loss is {loss}" if not math.isfinite(loss) else _bad_layers(norms)
                 self._diverged(what, epoch, batch, self.params)
+            if self._grown(loss):
+                first = self.history.step_loss[0]
+                what = (
+                    f"the loss {loss:.6g} is over {self.divergence:g} times its first {first:.6g}"
+                )
+                self._diverged(what, epoch, batch, backup)
             for name, p in self.params.items():
                 np.copyto(backup[name], p)
             self.optimizer.step(self.params, grads)
@@ -242,6 +262,11 @@ class _Run:
         for layer in layers:
             if layer in sums:
                 self.history.grad_norms.setdefault(layer, []).append(sums[layer] / batch)
+
+    def _grown(self, loss: float) -> bool:
+        if self.divergence is None or not self.history.step_loss:
+            return False
+        return abs(loss) > self.divergence * max(abs(self.history.step_loss[0]), 1.0)
 
     def _diverged(self, what: str, epoch: int, batch: int, params) -> None:
         kept = {name: p.copy() for name, p in params.items()}
@@ -322,10 +347,11 @@ class _Run:
             "wait": self.wait,
             "history": self.history.to_dict(),
         }
-        save_checkpoint(path, groups, meta)
+        save_checkpoint(path, groups, meta, parents=True)
 
     def load(self, path, seed: int, n_train: int, expected: Mapping[str, np.ndarray]) -> None:
         groups, meta = load_checkpoint(path)
+        _check_meta(path, meta)
         saved = {name: np.shape(a) for name, a in groups.get("param", {}).items()}
         wanted = {name: np.shape(a) for name, a in expected.items()}
         if saved != wanted:
@@ -339,20 +365,77 @@ class _Run:
                 f"{meta['n_train']} training samples, this call has seed {seed} and {n_train}; "
                 "resume with the same data, validation and seed"
             )
-        self.params = groups.get("param", {})
-        self.optimizer.load_state_dict(groups.get("optim", {}))
-        if groups.get("state"):
+        params = groups["param"]
+        bad = [name for name, p in params.items() if not np.isfinite(p).all()]
+        if bad:
+            raise damaged(path, f"parameter {', '.join(bad)} holds NaN or infinite values")
+        state = getattr(self.compiled, "state", None) or {}
+        _check_group(path, "model state", groups.get("state", {}), state)
+        try:
+            self.optimizer.load_state_dict(groups.get("optim", {}))
+            self.rng.bit_generator.state = meta["rng"]
+            if meta["model_rng"] is not None:
+                if getattr(self.compiled, "rng", None) is None:
+                    raise TrainingError(
+                        f"train: {str(path)!r} holds a model RNG but this model has none"
+                    )
+                self.compiled.rng.bit_generator.state = meta["model_rng"]
+            history = History(**meta["history"], compiled=self.compiled)
+        except (ValueError, TypeError, KeyError, OverflowError, AttributeError) as error:
+            if isinstance(error, TrainingError):
+                raise
+            raise damaged(path, f"its {_part(error)} is unusable ({error})") from None
+        _check_optimizer(path, self.optimizer, params)
+        if history.epochs != meta["epoch"]:
+            raise damaged(path, f"its history has {history.epochs} epochs, not {meta['epoch']}")
+        self.params = params
+        if state:
             self.compiled.state.update(groups["state"])
         self.best, self.best_state = groups.get("best"), groups.get("best_state")
         self.best_value, self.wait = meta["best_value"], meta["wait"]
-        self.rng.bit_generator.state = meta["rng"]
-        if meta["model_rng"] is not None:
-            if getattr(self.compiled, "rng", None) is None:
-                raise TrainingError(
-                    f"train: {str(path)!r} holds a model RNG but this model has none"
-                )
-            self.compiled.rng.bit_generator.state = meta["model_rng"]
-        self.history = History(**meta["history"], compiled=self.compiled)
+        self.history = history
+
+
+def _check_meta(path, meta: Mapping) -> None:
+    """Every entry `_Run.save` writes, of the type it writes: a damaged file is an error."""
+    kinds = {
+        "epoch": int,
+        "seed": int,
+        "n_train": int,
+        "rng": dict,
+        "model_rng": dict | None,
+        "best_value": float | int | None,
+        "wait": int,
+        "history": dict,
+    }
+    for key, kind in kinds.items():
+        if key not in meta:
+            raise damaged(path, f"its metadata has no {key!r}")
+        if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
+            raise damaged(path, f"its metadata {key!r} is {meta[key]!r}")
+
+
+def _check_group(path, what: str, saved: Mapping, wanted: Mapping) -> None:
+    """The saved arrays of `what` (e.g. BatchNorm's running statistics) match the model's."""
+    have = {name: np.shape(a) for name, a in saved.items()}
+    need = {name: np.shape(a) for name, a in wanted.items()}
+    if have != need:
+        raise damaged(path, f"its {what} is {have}, but this model needs {need}")
+
+
+def _check_optimizer(path, optimizer, params: Mapping[str, np.ndarray]) -> None:
+    """After a step, every buffer of the optimizer exists for every parameter."""
+    for kind, store in getattr(optimizer, "state", {}).items():
+        if optimizer.steps and store.keys() != params.keys():
+            missing = sorted(set(params) - set(store)) or sorted(set(store) - set(params))
+            raise damaged(path, f"its optimizer buffer {kind!r} is incomplete ({missing})")
+        for name, buffer in store.items():
+            if name in params and np.shape(buffer) != np.shape(params[name]):
+                raise damaged(path, f"its optimizer buffer {kind}/{name} has the wrong shape")
+
+
+def _part(error: Exception) -> str:
+    return "optimizer state" if type(error).__name__ == "OptimizerError" else "RNG or history"
 
 
 # ---------------------------------------------------------------- helpers

@@ -1,0 +1,110 @@
+"""The fuzzer of scripts/fuzz.py driven by Hypothesis (seeded, shrinking a failing case to a
+small one): random scalar DAGs and small matrix expressions; grad, the compiled derivation (its
+generated source compiled for every case), the Hessian and check_grad against sympy.diff of the
+elementary definitions. The long run is `python scripts/fuzz.py --cases 10000`."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy
+from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import strategies as st
+
+import symdl as sd
+from symdl.checking.sampling import elementary
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("fuzz", ROOT / "scripts" / "fuzz.py")
+fuzz = importlib.util.module_from_spec(_spec)
+sys.modules["fuzz"] = fuzz  # dataclasses look their module up
+_spec.loader.exec_module(fuzz)
+
+FAST = settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def _chooser(data):
+    return lambda n: data.draw(st.integers(0, n - 1)) if n > 1 else 0
+
+
+def _no_failures(tally) -> None:
+    assert not tally.mismatches, tally.mismatches[0]
+    assert not tally.crashes, tally.crashes[0]
+    for refusal in tally.refusals:  # a refusal names the construct, through symdl's own error
+        assert "UnsupportedOp" in refusal or "Error" in refusal, refusal
+
+
+@seed(16)
+@FAST
+@given(st.data())
+def test_random_scalar_dags_agree_with_sympy(data):
+    choose = _chooser(data)
+    f, wrt = fuzz.scalar_case(choose, max_nodes=4)
+    tally = fuzz.Tally()
+    try:
+        fuzz.check_scalar(f, wrt, choose, tally, hessian=choose(3) == 0)
+    except fuzz.Mismatch as error:
+        tally.mismatches.append(f"{f} by {wrt}: {error}")
+    except Exception as error:
+        if not fuzz._own(error):
+            raise
+        tally.refusals.append(f"{type(error).__name__}: {error}")
+    _no_failures(tally)
+
+
+@seed(16)
+@settings(FAST, max_examples=15)
+@given(st.data())
+def test_random_matrix_expressions_agree_with_their_entries(data):
+    choose = _chooser(data)
+    f, wrt = fuzz.matrix_case(choose)
+    fuzz.check_matrix(f, wrt, choose, fuzz.Tally())
+
+
+def test_the_script_counts_what_it_finds(capsys):
+    assert fuzz.main(["--cases", "6", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "6 cases (seed 3)" in out and "mismatches 0" in out and "crashes    0" in out
+
+
+# The cases issue 16's fuzzer found, now regression tests.
+x0, x1 = sympy.symbols("x0 x1", real=True)
+
+
+def test_softmax_of_repeated_arguments_compiles_to_the_exact_derivative():
+    f = sd.softmax(1, sympy.exp(sd.l2(x1, x1)), sympy.exp(sd.l2(x1, x1)), x0)
+    compiled = sd.derive(f, [x1]).compile()
+    for point in ({x0: 0.3, x1: 0.7}, {x0: -1.2, x1: 0.4}):
+        exact = float(sympy.diff(elementary(f), x1).xreplace(point).evalf(30))
+        _, (got,) = compiled(x0=point[x0], x1=point[x1])
+        assert np.isclose(got, exact, rtol=1e-12, atol=1e-15)
+
+
+def test_an_op_given_numbers_builds():
+    seventh, tenth = sympy.Rational(1, 7), sympy.Rational(1, 10)
+    expr = -seventh + sd.leaky_relu(sd.leaky_relu(seventh, tenth), tenth)
+    assert float(elementary(expr)) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize(
+    "f, wrt",
+    [
+        (x0 * x1, [x0, x0]),
+        (sympy.Heaviside(x0) * x0 + sympy.sign(x1) * x1**2, [x1, x0]),
+        (sympy.Max(x0, x1) * sympy.Abs(x0), [x0, x1]),
+        (sympy.log(sd.sigmoid(x0 * x1)), [x0, x1, x0]),
+    ],
+)
+def test_known_cases_through_every_path(f, wrt):
+    tally = fuzz.Tally()
+    fuzz.check_scalar(f, wrt, lambda n: 0, tally, hessian=True)
+    assert tally.compared > 0
