@@ -11,6 +11,7 @@ from symdl.checking.verify import Verdict, verify
 from symdl.core.backward import UnsupportedOp
 from symdl.core.calculus import derive, grad, hessian, jacobian
 from symdl.core.derivation import Derivation
+from symdl.core.matrices import elementwise, hadamard
 from symdl.core.program import Program, UnsupportedExpression, build_program
 from symdl.ops import (
     binary_cross_entropy,
@@ -54,9 +55,11 @@ __all__ = [
     "cross_entropy",
     "datasets",
     "derive",
+    "elementwise",
     "elu",
     "gelu",
     "grad",
+    "hadamard",
     "hessian",
     "hinge",
     "huber",

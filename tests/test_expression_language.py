@@ -88,3 +88,102 @@ def test_one_by_one_matrices_are_scalars():
     c = sympy.Symbol("c")
     for f in [x.T * A * x, (x.T * x) * (y.T * y), c * (x.T * y)]:
         assert finite_difference_error(f, x) < 1e-6
+
+
+# constructs people write ---------------------------------------------------------------------
+
+
+def test_entries_of_a_matrix_mix_with_scalar_functions():
+    z = MatrixSymbol("z", 3, 1)
+    f = sympy.log(sympy.exp(z[0, 0]) + sympy.exp(z[1, 0]) + sympy.exp(z[2, 0]))
+    compiled = sd.derive(f, z).compile()
+    zv = np.array([[0.3], [-1.0], [2.0]])
+    value, grad = compiled(zv)
+    softmax = np.exp(zv) / np.exp(zv).sum()
+    assert value == pytest.approx(np.log(np.exp(zv).sum()))
+    np.testing.assert_allclose(grad, softmax)
+    assert finite_difference_error(f, z) < 1e-6
+
+
+def test_an_entry_of_a_product_stays_in_matrix_form():
+    x = MatrixSymbol("x", n, 1)
+    f = sympy.exp((x.T * A * x)[0, 0])  # SymPy makes an index sum of it
+    assert not sd.grad(f, x).has(sympy.Sum)
+    assert finite_difference_error(f, x) < 1e-6
+    assert finite_difference_error(sympy.sqrt((x.T * x)[0, 0]), x) < 1e-6
+
+
+def test_kronecker_products():
+    B = MatrixSymbol("B", m, m)
+    traced = Trace(sympy.KroneckerProduct(X, X))  # = tr(X)^2
+    Xv = np.random.default_rng(1).normal(size=(3, 3))
+    _, grad = sd.derive(traced, X).compile()(Xv)
+    np.testing.assert_allclose(grad, 2 * np.trace(Xv) * np.eye(3), atol=1e-12)
+    K = sympy.KroneckerProduct(X, B)
+    assert finite_difference_error(Trace(K.T * K), [X, B]) < 1e-6
+    assert finite_difference_error(traced, X) < 1e-6
+
+
+def test_inverse_and_every_integer_matrix_power():
+    for f in [Trace(X.I * X.I), Trace(A * X**-3), Trace(A * X**2), Trace(A * X.I)]:
+        assert finite_difference_error(f, X, spd=[X]) < 1e-5, f
+
+
+def test_determinant_and_diagonals():
+    v = MatrixSymbol("v", n, 1)
+    assert finite_difference_error(sympy.log(sympy.Determinant(X)), X, spd=[X]) < 1e-5
+    assert finite_difference_error(sympy.Determinant(A * X), X) < 1e-5
+    assert finite_difference_error(Trace(sympy.DiagMatrix(v) * A * X), [v, X]) < 1e-6
+    assert finite_difference_error(Trace(v.T * sympy.DiagonalOf(A * X)), [v, X]) < 1e-6
+
+
+def test_hadamard_powers_with_any_exponent():
+    p = sympy.Symbol("p")
+    positive = sd.elementwise(sympy.exp, X)
+    for f in [
+        Trace(A.T * sympy.HadamardPower(positive, p)),
+        Trace(A.T * sympy.HadamardPower(positive, -1)),
+        Trace(A.T * sympy.HadamardPower(positive, sympy.Rational(1, 2))),
+    ]:
+        assert finite_difference_error(f, [X] + ([p] if f.has(p) else [])) < 1e-6, f
+
+
+def test_a_scalar_function_of_a_matrix_is_refused_with_the_fix():
+    W = MatrixSymbol("W", n, n)
+    with pytest.raises(sd.UnsupportedExpression, match=r"sd\.elementwise\(sympy\.tanh, W\*X\)"):
+        sd.derive(sympy.tanh(W * X), W)
+    Z = sd.elementwise(sympy.tanh, W * X)
+    assert finite_difference_error(Trace(A.T * Z), W) < 1e-6
+
+
+def test_a_matrix_operation_without_a_rule_is_refused_when_the_program_is_built():
+    K = sympy.BlockMatrix([[X, A]])
+    with pytest.raises(sd.UnsupportedExpression, match="BlockMatrix"):
+        sd.build_program([Trace(K * K.T)])
+
+
+x_ = sympy.Symbol("x")
+SCALAR_CASES = [
+    sympy.Piecewise((x_**2, x_ > 1), (x_, True)),
+    sympy.Piecewise((sympy.exp(x_) - 1, x_ < 0), (x_, True)) * sympy.tanh(x_),  # ELU-like
+    sympy.Heaviside(x_ - 0.3) * x_**2,
+    sympy.Heaviside(x_) + sympy.DiracDelta(x_ - 5) * x_,
+    sympy.Min(x_, 1) + sympy.Max(x_, x_**2),
+    sympy.Abs(x_) * sympy.sin(x_) + sympy.sign(x_) * x_**3,
+    sympy.Max(sympy.Abs(x_ - 1), sympy.Min(x_, 0.5)) ** 2,
+]
+
+
+@pytest.mark.parametrize("f", SCALAR_CASES, ids=str)
+def test_scalar_functions_with_kinks_derive_compile_and_check(f):
+    d = sd.derive(f, x_)
+    compiled = d.compile()
+    real = sympy.Symbol("x", real=True)  # as symdl takes every symbol
+    exact = sympy.diff(f.xreplace({x_: real}), real).replace(sympy.DiracDelta, lambda *a: 0)
+    reference = sympy.lambdify(real, exact)
+    value_of = sympy.lambdify(x_, f.replace(sympy.DiracDelta, lambda *a: 0))
+    for point in [-1.7, -0.4, 0.45, 0.8, 1.3, 2.2]:
+        value, grad = compiled(point)
+        assert value == pytest.approx(float(value_of(point)))
+        assert grad == pytest.approx(float(reference(point)))
+    assert sd.check_grad(f, x_, at={x_: 0.8})

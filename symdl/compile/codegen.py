@@ -31,6 +31,12 @@ class SymdlNumPyPrinter(SciPyPrinter):
             return f"{self._module_format(f'numpy.{op}')}({arg}, 0).astype(float)"
         return f"{self._module_format('numpy.heaviside')}({arg}, {self._print(at_zero)})"
 
+    def _print_DiracDelta(self, expr):
+        # the derivative of a step away from its step: 0 (the kink convention, as for ReLU')
+        return (
+            f"{self._module_format('numpy.zeros_like')}({self._print(expr.args[0])}, dtype=float)"
+        )
+
     # Matrix expressions: products with @, elementwise operations broadcast, and the all-ones
     # matrix never built: b 1ᵀ broadcasts b, X 1 sums the rows of X.
     def _print_MatMul(self, expr):
