@@ -187,3 +187,29 @@ def test_scalar_functions_with_kinks_derive_compile_and_check(f):
         assert value == pytest.approx(float(value_of(point)))
         assert grad == pytest.approx(float(reference(point)))
     assert sd.check_grad(f, x_, at={x_: 0.8})
+
+
+# one computation per value ---------------------------------------------------------------------
+
+
+def test_a_transposed_copy_of_the_network_is_the_same_steps():
+    h = sympy.Symbol("h", integer=True, positive=True)
+    Xd = MatrixSymbol("X", n, N)
+    W1, W2 = MatrixSymbol("W_1", h, n), MatrixSymbol("W_2", n, h)
+    R = sd.elementwise(sympy.tanh, W2 * sd.elementwise(sympy.tanh, W1 * Xd)) - Xd
+    derivation = sd.derive(Trace(R.T * R), [W1, W2])  # SymPy pushes Rᵀ inside tanh
+    functions = [s for s in derivation.forward if isinstance(s.rhs, sd.elementwise)]
+    assert len(functions) == 2, derivation  # tanh(W_1 X) and tanh(W_2 v), once each
+    assert finite_difference_error(Trace(R.T * R), [W1, W2], {**SIZES, h: 2}) < 1e-6
+
+
+def test_a_function_inside_an_elementwise_derivative_is_computed_once():
+    W, Xd, Cd = MatrixSymbol("W", n, n), MatrixSymbol("X", n, N), MatrixSymbol("C", n, N)
+    f = Trace(Cd.T * sd.elementwise(lambda u: u * sympy.tanh(sd.softplus(u)), W * Xd))  # mish
+    source = sd.derive(f, W).compile().source
+    assert source.count("tanh") == 2, source  # once forward, once for the derivative
+    assert finite_difference_error(f, W) < 1e-6
+    twice = sd.elementwise(lambda u: sympy.sin(sympy.exp(u)) * sympy.cos(sympy.exp(u)), W * Xd)
+    compiled = sd.derive(Trace(Cd.T * twice), W).compile()
+    assert ":=" in compiled.source  # exp(Z) once inside the one elementwise function
+    assert finite_difference_error(Trace(Cd.T * twice), W) < 1e-6

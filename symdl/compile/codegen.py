@@ -160,7 +160,24 @@ class SymdlNumPyPrinter(SciPyPrinter):
     def _print_ElementwiseApplyFunction(self, expr):
         marker = Symbol("_symdl_entry_")
         body = expr.function.expr.xreplace({expr.function.variables[0]: marker})
-        return f"({self._print(body).replace('_symdl_entry_', '(' + self._print(expr.expr) + ')')})"
+        shared, (body,) = sympy.cse([body], symbols=self._temporaries(), order="none")
+        if not shared:
+            return f"({self._print(body).replace('_symdl_entry_', '(' + self._print(expr.expr) + ')')})"
+        # a subexpression used more than once (tanh(softplus(Z)) in mish') computed once:
+        # (e := Z, t := f(e), g(e, t))[-1]
+        entry = next(self._temporaries())
+        parts = [f"({self._print(entry)} := {self._print(expr.expr)})"]
+        parts += [
+            f"({self._print(t)} := {self._print(e.xreplace({marker: entry}))})" for t, e in shared
+        ]
+        parts.append(self._print(body.xreplace({marker: entry})))
+        return f"({', '.join(parts)})[-1]"
+
+    def _temporaries(self):
+        """Fresh names for values inside one elementwise function (_e1, _e2, ...)."""
+        while True:
+            self._count = getattr(self, "_count", 0) + 1
+            yield Symbol(f"_e{self._count}")
 
     def _print_MatrixElement(self, expr):
         return f"({self._print(expr.parent)})[{self._print(expr.i)}, {self._print(expr.j)}]"

@@ -143,8 +143,9 @@ def as_elementwise(expr: Expr, arg) -> object:
         coeff, rest = expr.as_independent(ENTRY, as_Add=False)
         product = hadamard(*(as_elementwise(f, arg) for f in sympy.Mul.make_args(rest)))
         return product if coeff == 1 else coeff * product
-    if isinstance(expr, sympy.Pow) and expr.base == ENTRY and expr.exp.is_Integer and expr.exp > 0:
-        return sympy.HadamardPower(arg, expr.exp)
+    if isinstance(expr, sympy.Pow) and expr.exp.is_Integer and expr.exp > 0:
+        # f(x)^k as f(Z)^{∘k}: f(Z) is then one value however often the derivative uses it
+        return sympy.HadamardPower(as_elementwise(expr.base, arg), expr.exp)
     return elementwise(Lambda(ENTRY, expr), arg)
 
 

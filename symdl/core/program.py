@@ -292,6 +292,11 @@ def canonical(expr: Basic) -> Basic:
 
 def _canonical_node(node: Basic, args: list[Basic]) -> Basic:
     if isinstance(node, ElementwiseApplyFunction):
+        # f(Xᵀ Wᵀ) is f(W X)ᵀ: the argument with fewer transposes, so that a transposed copy
+        # of a subexpression (SymPy pushes a transpose inside f) is the same step
+        flipped = args[1].T
+        if _transposes(flipped) < _transposes(args[1]):
+            return Transpose(canonical(elementwise(node.function, flipped)))
         return elementwise(node.function, args[1])
     if isinstance(node, MatrixElement):
         return entry(*args)
@@ -307,6 +312,19 @@ def _canonical_node(node: Basic, args: list[Basic]) -> Basic:
                     f"sd.elementwise(sympy.{name}, {arg}) for the matrix of {name} of the entries"
                 )
     return node.func(*args) if args != list(node.args) else node
+
+
+def _transposes(expr: Basic) -> int:
+    """The number of distinct transposed subexpressions of `expr`."""
+    seen, stack, count = set(), [expr], 0
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        count += isinstance(node, Transpose)
+        stack.extend(node.args)
+    return count
 
 
 def _matrix_form(index_sum: Basic) -> Basic:
