@@ -12,6 +12,7 @@ from symdl.checking.verify import Verdict, verify
 from symdl.core.backward import UnsupportedOp
 from symdl.core.calculus import derive, grad, hessian, jacobian
 from symdl.core.derivation import Derivation
+from symdl.core.matrices import elementwise, hadamard
 from symdl.core.program import Program, UnsupportedExpression, build_program
 from symdl.ops import declared as _declared
 from symdl.ops.linalg import (
@@ -44,7 +45,9 @@ __all__ = [
     "derive",
     "eigh_vectors",
     "eigvalsh",
+    "elementwise",
     "grad",
+    "hadamard",
     "hessian",
     "jacobian",
     "max_eigenvalue",

@@ -135,6 +135,16 @@ class SymdlNumPyPrinter(SciPyPrinter):
         base, exp = expr.args
         return f"({self._print(base)})**({self._print(exp)})"
 
+    # constant matrices of any size, symbolic sizes included (they are parameters of the code)
+    def _print_Identity(self, expr):
+        return f"{self._module_format('numpy.eye')}({self._print(expr.rows)})"
+
+    def _print_OneMatrix(self, expr):
+        return f"{self._module_format('numpy.ones')}({self._print(expr.shape)})"
+
+    def _print_ZeroMatrix(self, expr):
+        return f"{self._module_format('numpy.zeros')}({self._print(expr.shape)})"
+
     def _print_Determinant(self, expr):
         return f"{self._module_format('numpy.linalg.det')}({self._print(expr.arg)})"
 
@@ -153,7 +163,24 @@ class SymdlNumPyPrinter(SciPyPrinter):
     def _print_ElementwiseApplyFunction(self, expr):
         marker = Symbol("_symdl_entry_")
         body = expr.function.expr.xreplace({expr.function.variables[0]: marker})
-        return f"({self._print(body).replace('_symdl_entry_', '(' + self._print(expr.expr) + ')')})"
+        shared, (body,) = sympy.cse([body], symbols=self._temporaries(), order="none")
+        if not shared:
+            return f"({self._print(body).replace('_symdl_entry_', '(' + self._print(expr.expr) + ')')})"
+        # a subexpression used more than once (tanh(softplus(Z)) in mish') computed once:
+        # (e := Z, t := f(e), g(e, t))[-1]
+        entry = next(self._temporaries())
+        parts = [f"({self._print(entry)} := {self._print(expr.expr)})"]
+        parts += [
+            f"({self._print(t)} := {self._print(e.xreplace({marker: entry}))})" for t, e in shared
+        ]
+        parts.append(self._print(body.xreplace({marker: entry})))
+        return f"({', '.join(parts)})[-1]"
+
+    def _temporaries(self):
+        """Fresh names for values inside one elementwise function (_e1, _e2, ...)."""
+        while True:
+            self._count = getattr(self, "_count", 0) + 1
+            yield Symbol(f"_e{self._count}")
 
     def _print_MatrixElement(self, expr):
         return f"({self._print(expr.parent)})[{self._print(expr.i)}, {self._print(expr.j)}]"
@@ -317,9 +344,11 @@ class CompiledDerivation:
         self.derivation = derivation
         # a `wrt` symbol absent from f is still an input (its gradient is 0)
         absent = [w for w in dict.fromkeys(derivation.wrt) if w not in derivation.program.leaves]
-        self.args = tuple(sorted((*derivation.program.leaves, *absent), key=str))
-        self.matrices = [a for a in self.args if isinstance(a, MatrixSymbol)]
+        leaves = sorted((*derivation.program.leaves, *absent), key=str)
+        self.matrices = [a for a in leaves if isinstance(a, MatrixSymbol)]
         self.dimensions = _dimensions(self.matrices)
+        # a size also used as a number (1/N in a mean) is read from the arrays, not passed
+        self.args = tuple(a for a in leaves if a not in self.dimensions)
         forward = [Assignment(s.name, numeric_form(s.rhs)) for s in derivation.forward]
         backward = [Assignment(s.name, numeric_form(s.rhs)) for s in derivation.backward]
         self.forward_op_count = op_count(forward)
@@ -339,35 +368,31 @@ class CompiledDerivation:
         self._function = self.function
 
     def __call__(self, *values, **by_name):
-        values = self._arguments(values, by_name)
+        values, sizes = self._arguments(values, by_name)
         if self.matrices:
-            value, *grads = self._function(*values, *self._bind_dimensions(values))
+            value, *grads = self._function(*values, *self._bind_dimensions(values, sizes))
             return _scalar_value(value), self._shaped([np.asarray(g, dtype=float) for g in grads])
         value, *grads = self._function(*values)
         shape = np.broadcast_shapes(*(np.shape(v) for v in values), np.shape(value))
         grads = [np.broadcast_to(np.asarray(g, dtype=float), shape) for g in grads]
         return np.broadcast_to(np.asarray(value, dtype=float), shape)[()], self._shaped(grads)
 
-    def _bind_dimensions(self, values) -> list[int]:
-        """The value of each symbolic dimension, read from the arrays and checked."""
-        bound: dict = {}
+    def _bind_dimensions(self, values, given: Mapping[str, object] = {}) -> list[int]:  # noqa: B006
+        """The value of each symbolic dimension, read from the arrays; sizes that disagree
+        (or disagree with a size given by name) are refused, naming both arrays."""
+        bound: dict[Symbol, tuple[int, str]] = {}  # size, and which array says so
         for symbol, value in zip(self.args, values, strict=True):
-            if not isinstance(symbol, MatrixSymbol):
-                continue
-            if value.ndim != 2:
-                raise ShapeError(
-                    f"{symbol} must be a 2-D array of shape {symbol.shape}; got shape {value.shape}"
-                )
-            for axis, (dim, size) in enumerate(zip(symbol.shape, value.shape, strict=True)):
-                expected = sympy.sympify(dim).xreplace(bound)
-                if expected.is_Integer and int(expected) != size:
+            if isinstance(symbol, MatrixSymbol):
+                _bind(symbol, value, bound)
+        for dim in self.dimensions:
+            if dim.name in given:
+                size, source = bound[dim]
+                if int(np.asarray(given[dim.name])) != size:
                     raise ShapeError(
-                        f"{symbol} has shape {symbol.shape}, so axis {axis} must have size "
-                        f"{expected}; got an array of shape {value.shape}"
+                        f"{dim} = {given[dim.name]} was given, but {source} makes {dim} = {size}; "
+                        f"{dim} is a size, read from the arrays: leave it out"
                     )
-                if isinstance(dim, Symbol) and dim not in bound:
-                    bound[dim] = sympy.Integer(size)
-        return [int(bound[d]) for d in self.dimensions]
+        return [bound[d][0] for d in self.dimensions]
 
     def _shaped(self, grads):
         wrt_shape = self.derivation.shape
@@ -388,12 +413,38 @@ class CompiledDerivation:
             if len(values) != len(self.args):
                 names = ", ".join(map(str, self.args))
                 raise TypeError(f"expected {len(self.args)} inputs ({names}), got {len(values)}")
-            return [np.asarray(v, dtype=float) for v in values]
+            return [np.asarray(v, dtype=float) for v in values], {}
+        # a size may be given by name too (it is checked against the arrays)
+        sizes = {d.name: by_name.pop(d.name) for d in self.dimensions if d.name in by_name}
         missing = [str(s) for s in self.args if str(s) not in by_name]
         extra = set(by_name) - {str(s) for s in self.args}
         if missing or extra:
             raise TypeError(f"inputs: missing {missing}, unexpected {sorted(extra)}")
-        return [np.asarray(by_name[str(s)], dtype=float) for s in self.args]
+        return [np.asarray(by_name[str(s)], dtype=float) for s in self.args], sizes
+
+
+def _bind(symbol: MatrixSymbol, value: np.ndarray, bound: dict) -> None:
+    """Read the symbolic sizes of `symbol` off the array `value`, checking them against the
+    sizes already `bound` and the numeric ones."""
+    if value.ndim != 2:
+        raise ShapeError(
+            f"{symbol} must be a 2-D array of shape {symbol.shape}; got shape {value.shape}"
+        )
+    for axis, (dim, size) in enumerate(zip(symbol.shape, value.shape, strict=True)):
+        dim = sympy.sympify(dim)
+        if dim.is_Integer and int(dim) != size:
+            raise ShapeError(
+                f"{symbol} has shape {symbol.shape}, so axis {axis} must have size "
+                f"{dim}; got an array of shape {value.shape}"
+            )
+        if dim.is_Integer:
+            continue
+        if dim in bound and bound[dim][0] != size:
+            raise ShapeError(
+                f"{symbol} has shape {symbol.shape}, so axis {axis} must have size {dim} = "
+                f"{bound[dim][0]} (from {bound[dim][1]}); got an array of shape {value.shape}"
+            )
+        bound.setdefault(dim, (size, f"{symbol}, shape {value.shape}"))
 
 
 def _scalar_value(value):
@@ -463,8 +514,8 @@ class CompiledProgram:
 
     def __init__(self, program):
         self.program = program
-        self.args = program.leaves
-        self.dimensions = _dimensions([a for a in self.args if isinstance(a, MatrixSymbol)])
+        self.dimensions = _dimensions([a for a in program.leaves if isinstance(a, MatrixSymbol)])
+        self.args = tuple(a for a in program.leaves if a not in self.dimensions)
         body = [Assignment(s.name, numeric_form(s.rhs)) for s in program.steps]
         self.source = _source(self.args, self.dimensions, body, list(program.outputs))
         self.function = _load(self.source)

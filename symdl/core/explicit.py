@@ -18,7 +18,7 @@ from sympy import (
     MatrixBase,
     MatrixSymbol,
 )
-from sympy.matrices.expressions import MatrixExpr
+from sympy.matrices.expressions import DiagMatrix, DiagonalOf, MatrixExpr
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
 
@@ -83,12 +83,19 @@ def _evaluate(node, args):
         return args[1].applyfunc(node.function)
     if isinstance(node, MatrixElement):
         return args[0][args[1], args[2]]
+    if isinstance(node, DiagonalOf) and isinstance(args[0], MatrixBase):
+        return ImmutableMatrix([args[0][i, i] for i in range(min(args[0].shape))])
+    if isinstance(node, DiagMatrix) and isinstance(args[0], MatrixBase):
+        return ImmutableMatrix(sympy.diag(*args[0]))
     if isinstance(node, MatMul) and not any(_symbolic_matrix(a) for a in args):
         return functools.reduce(operator.mul, args)  # SymPy keeps sqrt(2)*Matrix a MatMul
     rebuilt = node.func(*args)
     if isinstance(rebuilt, MatrixBase) or not isinstance(rebuilt, Basic):
         return rebuilt
     result = rebuilt.doit(deep=False) if any(isinstance(a, MatrixBase) for a in args) else rebuilt
+    if isinstance(result, MatrixExpr) and not isinstance(result, MatrixBase):
+        if all(isinstance(a, MatrixBase) or not isinstance(a, MatrixExpr) for a in args):
+            result = result.as_explicit()  # DiagonalOf, DiagMatrix: doit keeps them symbolic
     if (
         isinstance(result, MatrixBase)
         and result.shape == (1, 1)

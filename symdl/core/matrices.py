@@ -5,9 +5,10 @@ function applied entry by entry, printed $f(Z)$ as in textbooks."""
 from __future__ import annotations
 
 import sympy
-from sympy import Dummy, Expr, Lambda, MatrixBase, S
+from sympy import Add, Dummy, Expr, Lambda, MatrixBase, S
 from sympy.matrices.expressions import Identity, MatrixExpr, OneMatrix, ZeroMatrix
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.matexpr import MatrixElement
 
 ENTRY = Dummy(
     "x", real=True
@@ -142,6 +143,110 @@ def as_elementwise(expr: Expr, arg) -> object:
         coeff, rest = expr.as_independent(ENTRY, as_Add=False)
         product = hadamard(*(as_elementwise(f, arg) for f in sympy.Mul.make_args(rest)))
         return product if coeff == 1 else coeff * product
-    if isinstance(expr, sympy.Pow) and expr.base == ENTRY and expr.exp.is_Integer and expr.exp > 0:
-        return sympy.HadamardPower(arg, expr.exp)
+    if isinstance(expr, sympy.Pow) and expr.exp.is_Integer and expr.exp > 0:
+        # f(x)^k as f(Z)^{∘k}: f(Z) is then one value however often the derivative uses it
+        return sympy.HadamardPower(as_elementwise(expr.base, arg), expr.exp)
     return elementwise(Lambda(ENTRY, expr), arg)
+
+
+class unit_matrix(MatrixExpr):
+    r"""$E_{ij}$: the matrix of the given size with a one at entry $(i, j)$ and zeros elsewhere,
+    the pullback of the entry $Z_{ij}$: $\partial Z_{ij} / \partial Z = E_{ij}$."""
+
+    def __new__(cls, i, j, rows, cols):
+        return MatrixExpr.__new__(cls, *map(sympy.sympify, (i, j, rows, cols)))
+
+    @property
+    def shape(self):
+        return self.args[2], self.args[3]
+
+    def _entry(self, k, l, **kwargs):  # noqa: E741 - the usual index names
+        i, j = self.args[:2]
+        return sympy.KroneckerDelta(k, i) * sympy.KroneckerDelta(l, j)
+
+    def _eval_transpose(self):
+        i, j, rows, cols = self.args
+        return unit_matrix(j, i, cols, rows)
+
+    def _latex(self, printer, exp=None):
+        i, j = (printer._print(a) for a in self.args[:2])
+        return _raised(rf"E_{{{i}, {j}}}", exp)
+
+    def _sympystr(self, printer):
+        return f"E[{', '.join(printer._print(a) for a in self.args)}]"
+
+    def _numpycode(self, printer):
+        i, j, rows, cols = (printer._print(a) for a in self.args)
+        # one row of the identity of size rows*cols, folded: a one at (i, j), any size
+        eye = printer._module_format("numpy.eye")
+        return f"{eye}(1, ({rows})*({cols}), ({i})*({cols}) + ({j})).reshape(({rows}), ({cols}))"
+
+
+class kronecker_pullback(MatrixExpr):
+    r"""The adjoint of one factor of $A \otimes B$ given the adjoint $G$ of the product:
+    $\langle G, \cdot \otimes B\rangle$ (entry $(i, j)$ is $\sum_{kl} G_{ik,jl} B_{kl}$) for the
+    left factor, $\langle G, A \otimes \cdot\rangle$ for the right one."""
+
+    def __new__(cls, G, other, side):
+        return MatrixExpr.__new__(cls, G, other, sympy.sympify(side))
+
+    @property
+    def shape(self):
+        G, other, _ = self.args
+        rows, cols = (sympy.sympify(d) for d in G.shape)
+        return sympy.simplify(rows / other.rows), sympy.simplify(cols / other.cols)
+
+    def _blocks(self):
+        """(p, r, q, s): G is (p r) x (q s), the left factor p x q, the right one r x s."""
+        G, other, side = self.args
+        mine = self.shape
+        if side == 0:
+            return mine[0], other.rows, mine[1], other.cols
+        return other.rows, mine[0], other.cols, mine[1]
+
+    def _entry(self, i, j, **kwargs):
+        G, other, side = self.args
+        p, r, q, s = (sympy.sympify(b) for b in self._blocks())
+        rows, cols = (sympy.sympify(d) for d in other.shape)
+        if not (rows.is_Integer and cols.is_Integer):
+            raise ValueError(f"{self}: entries need numeric sizes")
+        if side == 0:
+            pairs = [(i * r + k, j * s + l, k, l) for k in range(r) for l in range(s)]  # noqa: E741
+        else:
+            pairs = [(k * r + i, l * s + j, k, l) for k in range(p) for l in range(q)]  # noqa: E741
+        return Add(*(G[a, b] * other[k, c] for a, b, k, c in pairs))
+
+    def doit(self, **hints):
+        args = [a.doit(**hints) for a in self.args] if hints.get("deep", True) else self.args
+        result = kronecker_pullback(*args)
+        if all(isinstance(a, MatrixBase) for a in args[:2]):
+            return result.as_explicit()
+        return result
+
+    def _latex(self, printer, exp=None):
+        G, other, side = (printer._print(a) for a in self.args)
+        inner = rf"\cdot \otimes {other}" if self.args[2] == 0 else rf"{other} \otimes \cdot"
+        return _raised(rf"\left\langle {G}, {inner} \right\rangle", exp)
+
+    def _sympystr(self, printer):
+        G, other, _ = (printer._print(a) for a in self.args)
+        inner = f"· ⊗ {other}" if self.args[2] == 0 else f"{other} ⊗ ·"
+        return f"<{G}, {inner}>"
+
+    def _numpycode(self, printer):
+        G, other, side = self.args
+        blocks = ", ".join(f"({printer._print(b)})" for b in self._blocks())
+        spec = "'ikjl,kl->ij'" if side == 0 else "'ikjl,ij->kl'"
+        einsum = printer._module_format("numpy.einsum")
+        return f"{einsum}({spec}, ({printer._print(G)}).reshape({blocks}), {printer._print(other)})"
+
+
+class entry(MatrixElement):
+    """The entry $Z_{ij}$ of a matrix expression, kept as an entry: SymPy's own MatrixElement
+    turns the entry of a product into an index sum whenever it is rebuilt or evaluated."""
+
+    def doit(self, **hints):
+        args = [a.doit(**hints) for a in self.args] if hints.get("deep", True) else self.args
+        if isinstance(args[0], MatrixBase):
+            return args[0][args[1], args[2]]
+        return entry(*args)

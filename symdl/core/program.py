@@ -24,14 +24,17 @@ from sympy.matrices.expressions import (
     MatrixExpr,
     MatrixSymbol,
     OneMatrix,
+    Trace,
     Transpose,
     ZeroMatrix,
 )
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.matexpr import MatrixElement
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
-from symdl.core.matrices import elementwise
+from symdl.core.matrices import elementwise, entry
+from symdl.core.rules import UnsupportedMatrixOp, rule_for
 
 
 class TextPrinter(StrPrinter):
@@ -145,6 +148,7 @@ def build_program(
     names = {canonical(as_expr(k, "names")): v for k, v in (names or {}).items()}
     outputs = [stable_forms(canonical(as_expr(out)), keep=names) for out in outputs]
     graph = _Graph(outputs)
+    _require_rules(graph)
     taken = {str(s) for s in graph.symbols | graph.matrices | graph.dimensions}
     named = _check_names(names or {}, graph, taken)
     taken |= {str(s) for s in named.values()}
@@ -190,6 +194,16 @@ def build_program(
         result.append(named_inline[out])
     symbols = sorted((leaves.get(s, s) for s in graph.symbols | graph.matrices), key=str)
     return Program(tuple(steps), tuple(result), tuple(symbols), sources)
+
+
+def _require_rules(graph: _Graph) -> None:
+    """Refuse, before any step is built, a matrix operation that has no derivative rule."""
+    for node, constant in reversed(graph.constant.items()):  # the outermost first
+        if isinstance(node, MatrixExpr) and not constant and not isinstance(node, _MATRIX_LEAVES):
+            try:
+                rule_for(node)
+            except UnsupportedMatrixOp as error:
+                raise UnsupportedExpression(str(error)) from None
 
 
 class _Graph:
@@ -249,27 +263,90 @@ class _Graph:
 
 
 def canonical(expr: Basic) -> Basic:
-    """`expr` with every elementwise function over one shared variable, so that equal
-    functions compare equal (SymPy's applyfunc makes a new Dummy each time)."""
-    if not expr.has(ElementwiseApplyFunction):
-        return expr
+    """`expr` in the forms the program works with: every elementwise function over one shared
+    variable (SymPy's applyfunc makes a new Dummy each time, so equal functions would differ),
+    every matrix entry an `entry` (which stays an entry, never an index sum), and an index sum
+    over matrix entries back in matrix form: the sum SymPy makes of ``(x.T*A*x)[0, 0]``.
+
+    Raises:
+        UnsupportedExpression: a scalar function of a matrix (``sympy.tanh(W*X)``, which SymPy
+            builds as a scalar), or an index sum that has no matrix form.
+    """
     memo: dict[Basic, Basic] = {}
-
-    def rebuild(node):
+    stack = [(expr, False)]
+    while stack:
+        node, done = stack.pop()
         if node in memo:
-            return memo[node]
+            continue
         if node.is_Atom or isinstance(node, _MATRIX_LEAVES + (Lambda,)):
-            result = node
-        else:
-            args = [rebuild(a) for a in node.args]
-            if isinstance(node, ElementwiseApplyFunction):
-                result = elementwise(node.function, args[1])
-            else:
-                result = node.func(*args) if args != list(node.args) else node
-        memo[node] = result
-        return result
+            memo[node] = node
+            continue
+        if not done:
+            stack.append((node, True))
+            stack.extend((a, False) for a in node.args if a not in memo)
+            continue
+        args = [memo[a] for a in node.args]
+        memo[node] = _canonical_node(node, args)
+    return memo[expr]
 
-    return rebuild(expr)
+
+def _canonical_node(node: Basic, args: list[Basic]) -> Basic:
+    if isinstance(node, ElementwiseApplyFunction):
+        # f(Xᵀ Wᵀ) is f(W X)ᵀ: the argument with fewer transposes, so that a transposed copy
+        # of a subexpression (SymPy pushes a transpose inside f) is the same step
+        flipped = args[1].T
+        if _transposes(flipped) < _transposes(args[1]):
+            return Transpose(canonical(elementwise(node.function, flipped)))
+        return elementwise(node.function, args[1])
+    if isinstance(node, MatrixElement):
+        return entry(*args)
+    if isinstance(node, sympy.Sum) and node.has(MatrixElement):
+        return canonical(_matrix_form(node))
+    if isinstance(node, sympy.Function) and not isinstance(node, MatrixExpr):
+        for arg in args:
+            if isinstance(arg, MatrixExpr) and arg.shape != (1, 1):
+                name = type(node).__name__
+                raise UnsupportedExpression(
+                    f"{node}: SymPy's {name} of a {arg.shape[0]}x{arg.shape[1]} matrix "
+                    f"expression is a scalar, not {name} of each entry; write "
+                    f"sd.elementwise(sympy.{name}, {arg}) for the matrix of {name} of the entries"
+                )
+    return node.func(*args) if args != list(node.args) else node
+
+
+def _transposes(expr: Basic) -> int:
+    """The number of distinct transposed subexpressions of `expr`."""
+    seen, stack, count = set(), [expr], 0
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        count += isinstance(node, Transpose)
+        stack.extend(node.args)
+    return count
+
+
+def _matrix_form(index_sum: Basic) -> Basic:
+    """An index sum over matrix entries, such as SymPy makes of ``(x.T*A*x)[0, 0]``, as the
+    entry of a matrix expression."""
+    from sympy.tensor.array.expressions import convert_array_to_matrix, convert_indexed_to_array
+
+    # the converter reads a square x_i^2 only as the product x_i x_i
+    unfolded = index_sum.replace(
+        lambda e: isinstance(e, Pow) and isinstance(e.base, MatrixElement) and e.exp == 2,
+        lambda e: Mul(e.base, e.base, evaluate=False),
+    )
+    try:
+        result = convert_array_to_matrix(convert_indexed_to_array(unfolded))
+    except Exception as error:  # noqa: BLE001 - SymPy raises many kinds here
+        result = error
+    if not isinstance(result, MatrixElement | Trace):  # a trace, as in tr(A X) = Σ A_ij X_ji
+        raise UnsupportedExpression(
+            f"{index_sum}: this sum over matrix entries has no matrix form symdl can find; "
+            "write it with matrix products and traces (x.T*A*x, Trace(A*X))"
+        )
+    return result
 
 
 def stable_forms(expr: Basic, keep: Iterable[Basic] = ()) -> Basic:

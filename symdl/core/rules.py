@@ -16,10 +16,13 @@ import sympy
 from sympy import Add, Basic, Dummy, Mul
 from sympy.matrices.expressions import (
     Determinant,
+    DiagMatrix,
+    DiagonalOf,
     HadamardPower,
     HadamardProduct,
     Identity,
     Inverse,
+    KroneckerProduct,
     MatAdd,
     MatMul,
     MatPow,
@@ -31,7 +34,14 @@ from sympy.matrices.expressions import (
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
 
-from symdl.core.matrices import ENTRY, as_elementwise, elementwise, hadamard
+from symdl.core.matrices import (
+    ENTRY,
+    as_elementwise,
+    elementwise,
+    hadamard,
+    kronecker_pullback,
+    unit_matrix,
+)
 
 
 class UnsupportedMatrixOp(TypeError):
@@ -74,16 +84,41 @@ def _vjp_transpose(node, G, out):
 
 
 def _vjp_inverse(node, G, out):
-    return [(node.arg, -_matmul(out.T, G, out.T))]
+    value = out if out is not None else node
+    return [(node.arg, -_matmul(value.T, G, value.T))]
 
 
 def _vjp_matpow(node, G, out):
     base, exp = node.args
-    if not (exp.is_Integer and exp > 0):
-        raise UnsupportedMatrixOp(f"{node}: only positive integer matrix powers have a rule here")
+    if not exp.is_Integer:
+        raise UnsupportedMatrixOp(
+            f"{node}: the exponent of a matrix power must be an integer (got {exp}); "
+            "write a fractional power through a decomposition of your own"
+        )
+    if exp < 0:  # X^{-k} = (X^{-1})^k: through the power, then the inverse
+        return [(MatPow(Inverse(base), -exp), G)]
+    if exp == 0:
+        return []
     n = int(exp)
     terms = [_matmul(*([base.T] * j), G, *([base.T] * (n - 1 - j))) for j in range(n)]
     return [(base, _matadd(*terms))]
+
+
+def _vjp_kronecker(node, G, out):
+    left, *rest = node.args
+    right = rest[0] if len(rest) == 1 else KroneckerProduct(*rest)
+    return [(left, kronecker_pullback(G, right, 0)), (right, kronecker_pullback(G, left, 1))]
+
+
+def _vjp_diag_matrix(node, G, out):
+    v = node.args[0]  # a column (or a row) of the diagonal
+    diagonal = DiagonalOf(G)
+    return [(v, diagonal if v.shape[1] == 1 else diagonal.T)]
+
+
+def _vjp_diagonal_of(node, G, out):
+    column = G if G.shape[1] == 1 else G.T
+    return [(node.arg, DiagMatrix(column))]
 
 
 def _vjp_hadamard_product(node, G, out):
@@ -93,10 +128,15 @@ def _vjp_hadamard_product(node, G, out):
 
 def _vjp_hadamard_power(node, G, out):
     base, exp = node.args
-    if exp.free_symbols:
-        raise UnsupportedMatrixOp(f"{node}: the exponent of a Hadamard power must be a number")
+    if exp == 1:
+        return [(base, G)]
     power = base if exp == 2 else HadamardPower(base, exp - 1)  # not C^{∘1}
-    return [(base, exp * hadamard(G, power))]
+    result = [(base, exp * hadamard(G, power))]
+    if exp.free_symbols:  # a scalar exponent: <G, log(C) ∘ C^{∘p}>
+        value = out if out is not None else node
+        logs = elementwise(sympy.log, base)
+        result.append((exp, Trace(_matmul(G.T, hadamard(logs, value)))))
+    return result
 
 
 def _vjp_elementwise(node, G, out):
@@ -117,14 +157,15 @@ def _vjp_trace(node, G, out):
 
 
 def _vjp_determinant(node, G, out):
-    return [(node.arg, (G * out) * Inverse(node.arg).T)]
+    value = out if out is not None else node
+    return [(node.arg, (G * value) * Inverse(node.arg).T)]
 
 
 def _vjp_matrix_element(node, G, out):
     matrix, i, j = node.args
-    if matrix.shape != (1, 1):
-        raise UnsupportedMatrixOp(f"{node}: only the entry of a 1x1 matrix has a rule here")
-    return [(matrix, G * Identity(1))]
+    if matrix.shape == (1, 1):
+        return [(matrix, G * Identity(1))]
+    return [(matrix, G * unit_matrix(i, j, *matrix.shape))]
 
 
 @dataclass(frozen=True)
@@ -147,16 +188,58 @@ def _probe(M):
     return Trace(_C.T * M)
 
 
+def _elementwise_exp(M):
+    return elementwise(sympy.exp, M)  # positive entries, for any real power
+
+
+def _kron_probe():
+    """<K, X ⊗ Y> + <K', (X Y) ⊗ X ⊗ Y>, for X, Y of size n."""
+    K = MatrixSymbol("K", _n * _n, _n * _n)
+    K3 = MatrixSymbol("K3", _n**3, _n**3)
+    return Trace(K.T * KroneckerProduct(_X, _Y)) + Trace(K3.T * KroneckerProduct(_X * _Y, _X, _Y.T))
+
+
 RULES: dict[type, Rule] = {
     MatAdd: Rule(_vjp_matadd, lambda: (_probe(_X + _Y.T), [_X, _Y], _SIZES)),
     MatMul: Rule(_vjp_matmul, lambda: (_probe(_A * _X * _B / _n), [_A, _X, _B], _SIZES)),
     Transpose: Rule(_vjp_transpose, lambda: (_probe(_A * _X.T), [_X], _SIZES)),
     Inverse: Rule(_vjp_inverse, lambda: (_probe(Inverse(_X)), [_X], _SIZES)),
-    MatPow: Rule(_vjp_matpow, lambda: (_probe(MatPow(_X, 3)), [_X], _SIZES)),
+    MatPow: Rule(
+        _vjp_matpow, lambda: (_probe(MatPow(_X, 3)) + _probe(MatPow(_Y, -2)), [_X, _Y], _SIZES)
+    ),
+    KroneckerProduct: Rule(
+        _vjp_kronecker,
+        lambda: (_kron_probe(), [_X, _Y], _SIZES),
+    ),
+    DiagMatrix: Rule(
+        _vjp_diag_matrix,
+        lambda: (
+            _probe(DiagMatrix(MatrixSymbol("v", _n, 1)) * _X),
+            [MatrixSymbol("v", _n, 1), _X],
+            _SIZES,
+        ),
+    ),
+    DiagonalOf: Rule(
+        _vjp_diagonal_of,
+        lambda: (
+            Trace(MatrixSymbol("v", _n, 1).T * DiagonalOf(_X * _Y)),
+            [_X, _Y],
+            _SIZES,
+        ),
+    ),
     HadamardProduct: Rule(
         _vjp_hadamard_product, lambda: (_probe(HadamardProduct(_X, _Y, _A)), [_X, _Y], _SIZES)
     ),
-    HadamardPower: Rule(_vjp_hadamard_power, lambda: (_probe(HadamardPower(_X, 3)), [_X], _SIZES)),
+    HadamardPower: Rule(
+        _vjp_hadamard_power,
+        lambda: (
+            _probe(HadamardPower(_X, 3))
+            + _probe(HadamardPower(_elementwise_exp(_Y), sympy.Rational(3, 2)))
+            + _probe(HadamardPower(_elementwise_exp(_A), -1)),
+            [_X, _Y, _A],
+            _SIZES,
+        ),
+    ),
     ElementwiseApplyFunction: Rule(
         _vjp_elementwise, lambda: (_probe(_X.applyfunc(sympy.tanh)), [_X], _SIZES)
     ),
@@ -171,8 +254,9 @@ RULES: dict[type, Rule] = {
         lambda: (
             sympy.tanh(
                 MatrixElement(MatrixSymbol("a", _n, 1).T * _X * MatrixSymbol("b", _n, 1), 0, 0)
-            ),
-            [_X],
+            )
+            + sympy.exp(MatrixElement(_X, 0, 1)) * MatrixElement(_A * _Y, 1, 1),
+            [_X, _Y],
             _SIZES,
         ),
     ),
