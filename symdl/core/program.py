@@ -253,7 +253,7 @@ class _Graph:
 def canonical(expr: Basic) -> Basic:
     """`expr` with every elementwise function over one shared variable, so that equal
     functions compare equal (SymPy's applyfunc makes a new Dummy each time)."""
-    if not expr.has(ElementwiseApplyFunction):
+    if not _has_dag(expr, ElementwiseApplyFunction):
         return expr
     memo: dict[Basic, Basic] = {}
 
@@ -272,6 +272,23 @@ def canonical(expr: Basic) -> Basic:
         return result
 
     return rebuild(expr)
+
+
+def _has_dag(expr: Basic, kind: type) -> bool:
+    """Whether `expr` contains a node of type `kind`, each shared node visited once (SymPy's
+    `has` walks the tree: a layer's outputs read by every unit of the next are walked again
+    for each, which grows as width^depth)."""
+    seen: set = set()
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, kind):
+            return True
+        for arg in node.args:
+            if arg not in seen:
+                seen.add(arg)
+                stack.append(arg)
+    return False
 
 
 def _replace_leaves(expr: Basic, leaves: Mapping[Symbol, Symbol]) -> Basic:
