@@ -21,21 +21,24 @@ import symdl as sd
 
 
 def mlp_loss(width: int, depth: int, n_inputs: int = 2):
-    """MSE loss of a tanh MLP on one example, and its parameters (weights, then biases)."""
+    """MSE loss of a tanh MLP on one example, and its parameters (weights, then biases).
+
+    Each pre-activation is built as one `Add` of its terms: SymPy's `Matrix` product of
+    symbolic entries sums term by term (each partial sum re-flattened and re-hashed), which is
+    quadratic in the width and could not build the (32, 4) network in ten minutes."""
     x = list(sympy.symbols(f"x1:{n_inputs + 1}"))
     y = sympy.Symbol("y")
     params, layer = [], x
     sizes = [width] * (depth - 1) + [1]
     for k, size in enumerate(sizes, start=1):
-        W = sympy.Matrix(
-            size,
-            len(layer),
-            [sympy.Symbol(f"w^{k}_{i}_{j}") for i in range(size) for j in range(len(layer))],
-        )
-        b = sympy.Matrix([sympy.Symbol(f"b^{k}_{i}") for i in range(size)])
-        params += list(W) + list(b)
-        z = W * sympy.Matrix(layer) + b
-        layer = list(z) if k == len(sizes) else [sympy.tanh(zi) for zi in z]
+        W = [[sympy.Symbol(f"w^{k}_{i}_{j}") for j in range(len(layer))] for i in range(size)]
+        b = [sympy.Symbol(f"b^{k}_{i}") for i in range(size)]
+        params += [w for row in W for w in row] + b
+        z = [
+            sympy.Add(*(sympy.Mul(w, a) for w, a in zip(W[i], layer, strict=True)), b[i])
+            for i in range(size)
+        ]
+        layer = z if k == len(sizes) else [sympy.tanh(zi) for zi in z]
     return sd.mse(layer[0], y), params
 
 

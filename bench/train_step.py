@@ -1,7 +1,7 @@
 """Cost of one training step (forward, backward, SGD update), symdl against hand-written NumPy
 and PyTorch, measured in the same run, float64 and float32, one thread.
 
-    python bench/train_step.py [--repeat 100] [--dtype float32|float64|both]
+    python bench/train_step.py [--repeat 100] [--dtype float32|float64|both] [--only BatchNorm]
 
 Prints per-step times (median of interleaved rounds), their ratios, the compile time of each
 model, the peak memory of one step (tracemalloc: NumPy allocations) and, at the end, the table
@@ -27,6 +27,7 @@ from symdl import nn, optim  # noqa: E402
 
 LR = 0.01
 TABLE: list[tuple] = []  # (model, dtype, {name: seconds}, compile seconds)
+ONLY = [""]  # --only: a part of the titles of the models to measure
 
 
 def timed(steps: dict, repeat: int, calls: int = 5) -> dict:
@@ -315,6 +316,8 @@ def compiled(model):
 
 
 def run(title, model, X, y, hand, names, torch_make, repeat) -> None:
+    if ONLY[0].lower() not in title.lower():
+        return
     step_model, seconds = compiled(model)
     steps = {"symdl": symdl_step(model, X, y, compiled=step_model)}
     if hand is not None:
@@ -331,7 +334,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=100, help="rounds of 5 steps each")
     parser.add_argument("--dtype", choices=("float64", "float32", "both"), default="both")
+    parser.add_argument(
+        "--only", default="", help="only the models whose title contains this text (e.g. BatchNorm)"
+    )
     args = parser.parse_args()
+    ONLY[0] = args.only
     try:
         import torch  # noqa: F401
 
@@ -391,7 +398,7 @@ def models(repeat: int, dtype, have_torch: bool) -> None:
         torch_or_none(lambda p, X, y: torch_step(p, X, y, "ce", "relu")),
         repeat,
     )
-    if dtype == np.float64:
+    if dtype == np.float64 and ONLY[0].lower() in "784-128-10":
         sym_peak = peak_bytes(symdl_step(big, X, y))
         hand_peak = peak_bytes(numpy_mlp_relu_ce(as_plain(big.init(0), names), X, y))
         print(

@@ -69,7 +69,30 @@ class SymdlNumPyPrinter(SciPyPrinter):
             code = f"{self._module_format('numpy.ones')}({self._print(shape)})"
         if code is None:
             code = f"{self._module_format('numpy.eye')}({self._print(expr.shape[0])})"
-        return code if coeff == 1 else f"{self.parenthesize(coeff, PRECEDENCE['Mul'])}*({code})"
+        if coeff == 1:
+            return code
+        c = self.parenthesize(coeff, PRECEDENCE["Mul"])
+        if len(factors) == 1 and isinstance(factors[0], sympy.HadamardProduct):
+            # c (u 1ᵀ ∘ B): c scales the column u, not the full-size product
+            folded = self._scaled_hadamard(coeff, factors[0])
+            if folded is not None:
+                return folded
+        broadcast = self._module_format("numpy.broadcast_to") + "("
+        if code.startswith(broadcast) and code.endswith(")"):  # c (u 1ᵀ): a view of c u
+            inner, _, shape_code = code[len(broadcast) : -1].rpartition(", (")
+            return f"{broadcast}{c}*{inner}, ({shape_code})"
+        return f"{c}*({code})"
+
+    def _scaled_hadamard(self, coeff, product) -> str | None:
+        """c (u 1ᵀ ∘ B ∘ ...) with c multiplied into the broadcast column (or row) u; None if
+        no factor is a broadcast."""
+        args = list(product.args)
+        for i, a in enumerate(args):
+            if isinstance(a, MatMul) and self._broadcast_operand(a) is not None:
+                a_coeff, mats = a.as_coeff_matrices()
+                args[i] = MatMul(coeff * a_coeff, *mats)
+                return self._print_HadamardProduct(sympy.HadamardProduct(*args))
+        return None
 
     def _sum(self, code, axis):
         return f"({code}).sum(axis={axis}, keepdims=True)"
@@ -129,7 +152,16 @@ class SymdlNumPyPrinter(SciPyPrinter):
         return f"({code})"
 
     def _print_HadamardProduct(self, expr):
-        return "(" + "*".join(self._elementwise_operands(expr.args)) + ")"
+        operands = self._elementwise_operands(expr.args)
+        # a factor 1[x > 0] (ReLU') beside a numeric factor: the comparison itself, one pass
+        # instead of sign(max(x, 0)); bool times the other factor keeps that factor's dtype
+        numeric = [not _is_indicator(a) for a in expr.args]
+        if any(numeric):
+            operands = [
+                o if keep else f"(({self._print(a.expr)}) > 0)"
+                for a, o, keep in zip(expr.args, operands, numeric, strict=True)
+            ]
+        return "(" + "*".join(operands) + ")"
 
     def _print_HadamardPower(self, expr):
         base, exp = expr.args
@@ -217,6 +249,45 @@ class SymdlNumPyPrinter(SciPyPrinter):
         for arg in args[1:]:
             code = f"{self._module_format(func)}({code}, {self._print(arg)})"
         return code
+
+
+def _is_indicator(node) -> bool:
+    """1[x > 0] applied entry by entry (ReLU's derivative, 0 at the kink)."""
+    return getattr(node, "is_indicator", False) is True
+
+
+def inline_broadcasts(assignments: list[Assignment], keep: set) -> list[Assignment]:
+    """A step that only spreads a column over the batch (v̄ = c u 1ᵀ, the adjoint of a mean)
+    written into the steps that read it, where it prints as NumPy broadcasting: no full-size
+    array is built for it. Steps in `keep` (returned values) stay."""
+    spread = {
+        a.target: a.rhs
+        for a in assignments
+        if a.target not in keep and isinstance(a.target, MatrixSymbol) and _is_spread(a.rhs)
+    }
+    if not spread:
+        return assignments
+    return [
+        Assignment(
+            a.target, a.rhs.xreplace(spread) if a.rhs.free_symbols & spread.keys() else a.rhs
+        )
+        for a in assignments
+        if a.target not in spread
+    ]
+
+
+def _is_spread(rhs) -> bool:
+    """c u 1ᵀ with u a column (or c 1 r with r a row): a broadcast, nothing computed."""
+    if not isinstance(rhs, MatMul):
+        return False
+    _, mats = rhs.as_coeff_matrices()
+    if len(mats) != 2:
+        return False
+    (u, ones), (ones_, r) = mats, mats
+    column = isinstance(ones, OneMatrix) and ones.shape[0] == 1 and u.shape[1] == 1
+    row = isinstance(ones_, OneMatrix) and ones_.shape[1] == 1 and r.shape[0] == 1
+    plain = (MatrixSymbol, Transpose)
+    return (column and isinstance(u, plain)) or (row and isinstance(r, plain))
 
 
 def numeric_form(expr: Basic) -> Basic:
@@ -354,6 +425,9 @@ class CompiledDerivation:
         self.forward_op_count = op_count(forward)
         # SymPy's cse is for scalars: on matrix programs it would build the all-ones matrices
         # that the printer otherwise turns into broadcasts and sums.
+        if self.matrices:
+            kept = {derivation.output, *derivation.gradient_entries, *extra}
+            backward = inline_broadcasts(backward, kept)
         if not cse:
             body = forward + backward
         elif self.matrices:

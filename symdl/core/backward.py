@@ -59,7 +59,8 @@ def backward(program: Program, wrt: Sequence[Symbol], output: int = 0) -> Deriva
             terms[v].append((step.name, v))
     leaves = [v for v in dict.fromkeys(wrt) if v in terms]
     adjoints += [AdjointStep.collect(v, terms.pop(v)) for v in leaves]
-    gradient = {v: adjoint_symbol(v) if v in leaves else zero_like(v) for v in wrt}
+    reached = set(leaves)  # a set: `in` on the list is quadratic in the parameter count
+    gradient = {v: adjoint_symbol(v) if v in reached else zero_like(v) for v in wrt}
     return Derivation(program, tuple(wrt), seed, locals_, tuple(adjoints), gradient, vjps=vjps)
 
 

@@ -250,8 +250,8 @@ class _Graph:
         return node in self.constant
 
     def inline(self, node: Basic) -> bool:
-        """Atoms, constants, negated or scaled atoms, transposed matrix symbols and powers of a
-        dimension (1/N) stay inside the steps that use them, as an author writes them."""
+        """Atoms, constants, negated or scaled atoms, a scalar times the all-ones matrix,
+        transposed matrix symbols and powers of a dimension (1/N) stay inside the steps that use them, as an author writes them."""
         if node.is_Atom or isinstance(node, _MATRIX_LEAVES) or self.constant.get(node, False):
             return True
         args = node.args
@@ -259,6 +259,8 @@ class _Graph:
             return isinstance(node.arg, MatrixSymbol)
         if isinstance(node, Pow):
             return node.base in self.dimensions and node.exp.is_Number
+        if isinstance(node, MatMul) and len(args) == 2 and isinstance(args[1], OneMatrix):
+            return args[0].is_Atom  # ε 1: a broadcast scalar, never an array of its own
         return isinstance(node, Mul) and len(args) == 2 and args[0].is_Number and args[1].is_Atom
 
 

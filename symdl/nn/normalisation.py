@@ -51,10 +51,17 @@ class _Normalise(Layer, ABC):
         context.names[centred] = f"C^{{({context.index})}}"
         context.names[var] = f"sigma^{{2({context.index})}}"
 
+    def _name_normalised(self, context, inverse, X_hat) -> None:
+        """σ⁻¹ = (σ² + ε)^(-1/2) and x̂ = C σ⁻¹ as steps of their own, so the backward pass
+        reuses them rather than multiplying γ, C and σ⁻¹ again in each adjoint."""
+        context.names.setdefault(inverse, f"s^{{({context.index})}}")
+        context.names.setdefault(X_hat, rf"\hat{{X}}^{{({context.index})}}")
+
     def _scale_shift(self, X_hat, params, context, spread=lambda v: v):
         ones = OneMatrix(1, context.batch)
         gamma, beta = spread(params["gamma"]), spread(params["beta"])
-        return matadd(hadamard(matmul(gamma, ones), X_hat), matmul(beta, ones))
+        # γ ∘ x̂ kept as two factors (not flattened into x̂'s own product): x̂ stays a step
+        return matadd(sympy.HadamardProduct(matmul(gamma, ones), X_hat), matmul(beta, ones))
 
 
 def _epsilon(eps: float, context: Context) -> sympy.Symbol:
@@ -127,6 +134,7 @@ class BatchNorm(_Normalise):
             centred = sympy.MatAdd(A, scale(-1, matmul(spread(mean), ones_row)))
         inverse = _inverse_sqrt(var, _epsilon(self.eps, context))
         X_hat = hadamard(centred, matmul(spread(inverse), ones_row))
+        self._name_normalised(context, inverse, X_hat)
         out = self._scale_shift(X_hat, params, context, spread)
         return out, out
 
@@ -162,7 +170,8 @@ class LayerNorm(_Normalise):
         centred = sympy.MatAdd(A, scale(-1, matmul(ones_col, mean)))  # A kept whole
         var = batch_mean(hadamard(centred, centred), 0)
         self._name_statistics(context, mean, centred, var)
-        epsilon = _epsilon(self.eps, context)
-        X_hat = hadamard(centred, matmul(ones_col, _inverse_sqrt(var, epsilon)))
+        inverse = _inverse_sqrt(var, _epsilon(self.eps, context))
+        X_hat = hadamard(centred, matmul(ones_col, inverse))
+        self._name_normalised(context, inverse, X_hat)
         out = self._scale_shift(X_hat, params, context)
         return out, out

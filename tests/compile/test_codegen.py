@@ -90,3 +90,21 @@ def test_wrong_number_of_inputs_names_them():
         compiled(1.0)
     with pytest.raises(TypeError, match="missing"):
         compiled(x=1.0)
+
+
+def test_batch_norm_step_reads_x_hat_and_builds_no_full_size_broadcast():
+    """The normalisation's backward pass in the textbook's shape: x̂ and σ⁻¹ computed once and
+    read by the adjoints, the adjoint of the variance's mean spread by broadcasting (no
+    broadcast_to of a full-size array), ReLU' a comparison; gradients checked against
+    PyTorch in tests/nn."""
+    from symdl import nn
+
+    model = nn.Sequential(
+        nn.Dense(8), nn.BatchNorm(), nn.Activation("relu"), nn.Dense(3), input_shape=5
+    )
+    source = model.compile().source
+    assert "broadcast_to" not in source
+    assert "numpy.sign" not in source  # 1[Z > 0] printed as the comparison beside its factor
+    assert source.count("**(-1/2)") == 1  # σ⁻¹ once, in the forward pass
+    assert "_hat_X_2_ = ((C_2_)*(s_2_))" in source
+    assert "bar_gamma_2_ = ((((bar_Z_2_)*(_hat_X_2_)))).sum(axis=1, keepdims=True)" in source

@@ -137,6 +137,30 @@ def test_float32_stays_float32_and_finite_in_every_step(activation):
     assert all(finite for _, finite in seen.values()), seen
 
 
+def test_two_normalisations_of_one_width_stay_float32():
+    """ε 1 shared by two BatchNorm layers of the same width is a broadcast scalar, not a
+    float64 array of ones that would upcast every later step."""
+    model = nn.Sequential(
+        nn.Dense(5),
+        nn.BatchNorm(),
+        nn.Activation("relu"),
+        nn.Dense(5),
+        nn.BatchNorm(),
+        nn.Activation("relu"),
+        nn.Dense(5),
+        nn.LayerNorm(),
+        nn.Dense(5),
+        nn.LayerNorm(),
+        nn.Dense(3),
+        input_shape=4,
+    )
+    rng = np.random.default_rng(2)
+    params = model.init(0, dtype=np.float32)
+    X = rng.normal(size=(7, 4)).astype(np.float32)
+    seen = _intermediate_dtypes(model.compile(), model, params, X, rng.integers(0, 3, 7))
+    assert {str(d) for d, _ in seen.values()} == {"float32"}, seen
+
+
 @pytest.mark.parametrize(
     "loss, y",
     [
