@@ -215,7 +215,8 @@ def verify(
     f_given, wrt_given = f, wrt
     f, wrt, write = explicit(f, wrt)
     if isinstance(claimed, str | list | tuple):
-        claimed = parse_claim(claimed, namespace_of(f_given, wrt_given, where=where))
+        shape = getattr(wrt_given, "shape", None)
+        claimed = parse_claim(claimed, namespace_of(f_given, wrt_given, where=where), shape)
     elif isinstance(claimed, Basic | sympy.MatrixBase):
         claimed = claimed.doit()  # Derivative(x**2, x) claims 2 x
     claimed_given, claimed = claimed, write(claimed)

@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import re
 
+from symdl.parsing.builder import Builder, Ones
 from symdl.parsing.errors import ParseError, check_finite, check_text, looks_like_latex
 from symdl.parsing.latex import parse_latex
 from symdl.parsing.namespace import namespace_of
 from symdl.parsing.python import parse_python
 
 
-def parse(text: str, namespace=None):
+def parse(text: str, namespace=None, shape: tuple | None = None):
     """A formula as SymPy objects: a scalar expression, a matrix, or a list (from ``[a, b]``).
 
     Python syntax (``"2*(a - y)*x"``, ``"delta*x.T"``) or LaTeX (``r"\\sigma(z)(1-\\sigma(z))"``).
     Nothing in `text` is ever executed; a name means a symbol, a matrix or a function of
     `namespace` (a `symdl.parsing.namespace.Namespace`; by default unknown names are new real symbols).
+    An all-ones vector (``\\mathbf{1}``) whose length nothing in the text decides gets `shape`,
+    when given (a claimed gradient has the shape of its variable).
 
     Raises:
         ParseError: the text is not a formula, is too long or too deeply nested, or names
@@ -34,6 +37,19 @@ def parse(text: str, namespace=None):
         raise ParseError(f"expected text, got {type(text).__name__}")
     check_text(text)
     text = _normalised(text)
+    return _whole(_read(text, namespace), text, shape)
+
+
+def _whole(result, text: str, shape: tuple | None):
+    """`result`, with an all-ones vector whose length nothing decided of `shape`."""
+    if isinstance(result, Ones):
+        if shape is not None and len(shape) == 2:
+            return result.of_shape(shape[::-1] if result.row else shape)
+        Builder(text).fitted(result)
+    return result
+
+
+def _read(text: str, namespace):
     if looks_like_latex(text):
         return check_finite(parse_latex(text, namespace), text)
     try:
@@ -42,6 +58,12 @@ def parse(text: str, namespace=None):
     except ParseError as python_error:
         if not python_error.reason.startswith("not valid Python syntax"):
             raise
+        primed = _PYTHON_PRIME.sub(".T", python_text)  # A' for a transpose, as in MATLAB
+        if primed != python_text:
+            try:
+                return check_finite(parse_python(primed, namespace), primed)
+            except ParseError:
+                pass  # then the LaTeX reader decides, as for any text that is not Python
         try:  # "2(a - y)x" is not Python, but it is LaTeX
             return check_finite(parse_latex(text, namespace), text)
         except ParseError as latex_error:
@@ -50,9 +72,23 @@ def parse(text: str, namespace=None):
             raise python_error from None
 
 
+def _right_side(text: str) -> str:
+    """What follows the last ``=`` outside brackets (``\\sum_{i=1}`` keeps its ``=``)."""
+    depth, last = 0, None
+    for m in re.finditer(r"[([{]|[)\]}]|(?<![<>=!])=(?!=)", text):
+        if m[0] in "([{":
+            depth += 1
+        elif m[0] in ")]}":
+            depth -= 1
+        elif depth == 0:
+            last = m.end()
+    return text if last is None else text[last:]
+
+
 _SYNTAX = ("unexpected", "expected", "unsupported", "not valid")
 _MATH = re.compile(r"^\s*(?:\$\$(.*)\$\$|\$(.*)\$|\\\[(.*)\\\]|\\\((.*)\\\))\s*$", re.S)
 _TRANSPOSE = re.compile(r"\\(?:mathsf|mathrm|text)\{T\}|\\intercal")
+_PYTHON_PRIME = re.compile(r"(?<=[A-Za-z0-9_)\]])'(?!\s*\()")  # sigma'(z) is a derivative
 _PYTHON_T = re.compile(r"\^\s*(?:\{\s*T\s*\}|T)(?![A-Za-z0-9_])")
 
 
@@ -63,8 +99,6 @@ def _normalised(text: str) -> str:
     m = _MATH.match(text)
     if m:
         text = next(g for g in m.groups() if g is not None)
-    sides = re.split(r"(?<![<>=!])=(?!=)", text)
-    if len(sides) == 2:
-        text = sides[1]
+    text = _right_side(text)
     text = _TRANSPOSE.sub("T", text)
     return text.strip() or text
