@@ -13,7 +13,14 @@ import sympy
 from sympy import ImmutableMatrix, Integer, MatrixBase, Rational
 from sympy.matrices.expressions import MatrixExpr
 
-from symdl.parsing.errors import MAX_ARGS, MAX_BITS, MAX_ENTRIES, TIME_LIMIT, ParseError
+from symdl.parsing.errors import (
+    MAX_ARGS,
+    MAX_BITS,
+    MAX_ENTRIES,
+    TIME_LIMIT,
+    ParseError,
+    ShapeMisfit,
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,9 @@ class Builder:
 
     def fail(self, reason: str, position: int | None):
         raise ParseError(reason, self.text, position)
+
+    def misfit(self, reason: str, position: int | None):
+        raise ShapeMisfit(reason, self.text, position)
 
     def tick(self, position: int | None) -> None:
         if time.monotonic() > self.deadline:
@@ -110,7 +120,7 @@ class Builder:
         if k != k2 and (a.shape == (1, 1) or b.shape == (1, 1)):  # (w^T x - y) x: a scalar factor
             return self._sympy(lambda: _scalar_if_1x1(a) * _scalar_if_1x1(b), position)
         if k != k2:
-            self.fail(
+            self.misfit(
                 f"cannot multiply a {_shape(a)} matrix by a {_shape(b)} one; write .T (or ^T) "
                 "for a transpose, or hadamard(a, b) (\\odot) for the entrywise product",
                 position,
@@ -158,7 +168,7 @@ class Builder:
     def div(self, a, b, position: int):
         a, b = self.as_value(a, position), self.fitted(self.as_value(b, position), position)
         if not _is_scalar(b):
-            self.fail("cannot divide by a matrix", position)
+            self.misfit(f"cannot divide by a matrix ({_shape(b)})", position)
         if b == 0:
             self.fail("division by zero", position)
         return self.mul(a, self._sympy(lambda: 1 / b, position), position)
@@ -190,8 +200,8 @@ class Builder:
                 ):
                     self.fail("matrix power too large", position)
                 return self._sympy(lambda: base**exponent, position)
-            self.fail(
-                "a matrix power needs a square matrix and an integer exponent from 1 to 8; "
+            self.misfit(
+                f"a matrix power needs a square matrix (got {_shape(base)}) and an integer exponent from 1 to 8; "
                 "for entrywise squares write hadamard(a, a)",
                 position,
             )
@@ -263,17 +273,21 @@ class Builder:
             return function(self, *args)
         except ParseError:
             raise
-        except (TypeError, ValueError, ArithmeticError, sympy.ShapeError) as error:
+        except sympy.ShapeError as error:
+            self.misfit(f"{name}: {error}".split("\n")[0][:300], position)
+        except (TypeError, ValueError, ArithmeticError) as error:
             self.fail(f"{name}: {error}".split("\n")[0][:300], position)
 
     def _same_shape(self, a, b, verb: str, position: int) -> None:
         if a.shape != b.shape:
-            self.fail(f"cannot {verb} a {_shape(a)} and a {_shape(b)} matrix", position)
+            self.misfit(f"cannot {verb} a {_shape(a)} and a {_shape(b)} matrix", position)
 
     def _sympy(self, thunk: Callable, position: int):
         try:
             return thunk()
-        except (TypeError, ValueError, ArithmeticError, sympy.ShapeError) as error:
+        except sympy.ShapeError as error:
+            self.misfit(str(error).split("\n")[0][:300], position)
+        except (TypeError, ValueError, ArithmeticError) as error:
             self.fail(str(error).split("\n")[0][:300], position)
 
 

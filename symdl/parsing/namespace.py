@@ -282,7 +282,7 @@ def _matrix_helpers() -> dict[str, Callable]:
         if _is_scalar(a):
             return a
         if a.shape[0] != a.shape[1]:
-            raise ValueError(f"{what} needs a square matrix, got {_shape(a)}")
+            raise sympy.ShapeError(f"{what} needs a square matrix, got {_shape(a)}")
         if isinstance(a, MatrixBase) and a.shape[0] > 6:
             raise ValueError(f"{what} of a matrix larger than 6x6 written out is too costly")
         return a

@@ -53,7 +53,30 @@ def test_one_by_one_factors_act_as_scalars_on_either_side():
 def test_a_shape_error_is_shown_rather_than_a_syntax_error():
     w, x = sympy.MatrixSymbol("w", 3, 1), sympy.MatrixSymbol("W", 2, 3)
     with pytest.raises(ParseError, match="cannot multiply"):
-        sd.verify((x * w).T * (x * w), w, "2 w w")
+        sd.parsing.parse("2 w w", sd.parsing.namespace.namespace_of(w))
+    verdict = sd.verify((x * w).T * (x * w), w, "2 w w")
+    assert verdict.status == "DIFFERENT" and "cannot multiply a 3x1 matrix by a 3x1" in str(verdict)
+
+
+def test_claims_that_cannot_fit_the_shapes_are_different_so_a_loop_needs_no_try():
+    w, W = sympy.MatrixSymbol("w", 3, 1), sympy.MatrixSymbol("W", 2, 3)
+    f = (W * w).T * (W * w)
+    claims = {
+        "2*W.T*W*w": "EQUAL",
+        "2*W*W*w": "cannot multiply a 2x3 matrix by a 2x3",
+        "2 W^T W w + W": "cannot add a 3x1 and a 2x3",
+        "W.T*W*w / W": "cannot divide by a matrix (2x3)",
+        "W^2 w": "a matrix power needs a square matrix (got 2x3)",
+        r"\operatorname{tr}(W) w": "trace needs a square matrix, got 2x3",
+        "2*W*w": "the claim has shape 2x1 but the gradient has shape 3x1",
+    }
+    for claim, expected in claims.items():
+        verdict = sd.verify(f, w, claim)
+        if expected == "EQUAL":
+            assert verdict.status == "EQUAL", claim
+        else:
+            assert verdict.status == "DIFFERENT" and not verdict, claim
+            assert verdict.method == "shape" and expected in verdict.reason, (claim, verdict.reason)
 
 
 def test_inverse_transposes_primes_det_and_operatorname_tr():
