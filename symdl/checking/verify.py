@@ -591,6 +591,9 @@ def _numerically(f, claim, derivation, compiled, wrt_entries, symbols, fixed, po
     covered, kinks = sampler.coverage(base)
     details = f"Compared at {where} (seed {seed})"
     details += f", on both sides of {covered} of {kinks} branch conditions." if kinks else "."
+    diagnosis = _constant_factor(claimed, true) if counterexample is not None else ""
+    if diagnosis:
+        details = f"{diagnosis} {details}"
     if counterexample is None:
         details += (
             " Not a proof: a difference confined to a region no point visited (a threshold"
@@ -606,6 +609,23 @@ def _numerically(f, claim, derivation, compiled, wrt_entries, symbols, fixed, po
         agrees=counterexample is None,
         **shown,
     )
+
+
+def _constant_factor(claimed: np.ndarray, true: np.ndarray) -> str:
+    """ "The claim is -1x (2x, 0.5x) the derivative" when claimed/true is one number at every
+    point and entry where the derivative is not tiny; else ""."""
+    with np.errstate(all="ignore"):
+        usable = np.isfinite(claimed) & np.isfinite(true) & (np.abs(true) > 1e-6)
+        if usable.sum() < 3 or not np.all(np.isfinite(claimed)):
+            return ""
+        ratio = claimed[usable] / true[usable]
+    c = float(np.median(ratio))
+    if abs(c) < 1e-12 or not np.allclose(ratio, c, rtol=1e-9, atol=0):
+        return ""
+    if np.allclose(c, -1.0):
+        return "Diagnosis: the claim has the wrong sign (it is -1x the derivative)."
+    fraction = sympy.nsimplify(c, rational=True, tolerance=1e-9)
+    return f"Diagnosis: the claim is {fraction}x the derivative (a constant factor)."
 
 
 def _off_the_point(claim: Basic) -> Basic:
