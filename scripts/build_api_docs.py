@@ -26,6 +26,7 @@ WIDTH = 96  # a signature longer than this gets one parameter per line
 # "Other", so nothing public goes undocumented.
 TOP = {
     "Deriving": ["derive", "grad", "jacobian", "hessian", "Derivation", "build_program", "Program"],
+    "Matrix expressions": ["elementwise", "hadamard"],
     "Checking and verifying": ["check_grad", "GradCheck", "verify", "Verdict"],
     "Linear algebra": [
         "max_eigenvalue",

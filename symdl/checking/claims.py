@@ -61,7 +61,10 @@ def explicit(f, wrt, sizes: Mapping | None = None):
         # or a HadamardPower, unevaluated, and then its entries become index sums
         if isinstance(out, MatrixExpr):
             out = expand(out, table)
-            return out.as_explicit() if isinstance(out, MatrixExpr) else out
+            out = out.as_explicit() if isinstance(out, MatrixExpr) else out
+            if isinstance(out, MatrixBase) and out.has(sympy.Sum):  # (1^T w) 1: a 1x1 factor
+                out = out.applyfunc(lambda e: e.doit())
+            return out
         out = out.doit()  # (a^T X b)[0, 0] is a Sum over indices: write out its terms
         out = out.replace(lambda e: isinstance(e, MatrixElement) and e.parent in table, entry)
         return expand(out, table).doit()
@@ -98,13 +101,13 @@ def symbols_of(f: Basic, wrt_entries, compiled) -> list[Symbol]:
     return ordered + [w for w in dict.fromkeys(w for w, _ in wrt_entries) if w not in ordered]
 
 
-def parse_claim(claimed, namespace):
+def parse_claim(claimed, namespace, shape: tuple | None = None):
     """`claimed` with its text parsed safely: a string, or the strings inside a list or tuple
-    (SymPy's sympify would evaluate them as code)."""
+    (SymPy's sympify would evaluate them as code); `shape` is that of the variable."""
     from symdl.parsing import parse
 
     if isinstance(claimed, str):
-        return parse(claimed, namespace)
+        return parse(claimed, namespace, shape)
     if isinstance(claimed, list | tuple):
         return [parse_claim(c, namespace) for c in claimed]
     return claimed

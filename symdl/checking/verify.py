@@ -33,6 +33,7 @@ from symdl.checking.sampling import (
 )
 from symdl.core.calculus import derive
 from symdl.ops import elementary
+from symdl.parsing.errors import ShapeMisfit
 from symdl.parsing.namespace import namespace_of
 
 SYMBOLIC_BUDGET = 1.5  # seconds for the symbolic attempt, then numbers decide
@@ -202,7 +203,10 @@ def verify(
         point tried, not proved) or DIFFERENT; `.method`, `.counterexample`, `.explain()`.
 
     Raises:
-        ParseError: text that is not a formula (a ValueError pointing at the position).
+        ParseError: text that is not a formula (a ValueError pointing at the position). Text
+            that reads as a formula but whose matrices cannot fit together (``"2 w w"`` for a
+            vector w) is not an error: its verdict is DIFFERENT, `.method` ``"shape"``, and
+            `.reason` names the shapes, so claims can be verified in a loop.
 
     >>> import sympy, symdl as sd
     >>> z = sympy.Symbol("z")
@@ -214,8 +218,13 @@ def verify(
     """
     f_given, wrt_given = f, wrt
     f, wrt, write = explicit(f, wrt)
+    misfit = None
     if isinstance(claimed, str | list | tuple):
-        claimed = parse_claim(claimed, namespace_of(f_given, wrt_given, where=where))
+        shape = getattr(wrt_given, "shape", None)
+        try:
+            claimed = parse_claim(claimed, namespace_of(f_given, wrt_given, where=where), shape)
+        except ShapeMisfit as error:  # read, but its matrices do not fit: a wrong claim
+            misfit = error
     elif isinstance(claimed, Basic | sympy.MatrixBase):
         claimed = claimed.doit()  # Derivative(x**2, x) claims 2 x
     claimed_given, claimed = claimed, write(claimed)
@@ -230,6 +239,9 @@ def verify(
         claimed=claimed_given if in_matrix_notation is not None else claimed,
         true=true if in_matrix_notation is None else in_matrix_notation,
     )
+    if misfit is not None:
+        reason = f"the claim's matrices do not fit together: {misfit.reason}"
+        return Verdict(False, "shape", reason=reason + _at(misfit), **shown)
     try:
         claim = claimed_entries(claimed, wrt_entries, matrix_shape(wrt_entries))
     except ShapeMismatch as mismatch:
@@ -258,6 +270,13 @@ def verify(
     return _numerically(
         f, claim, derivation, compiled, wrt_entries, symbols, fixed, points, seed, shown
     )
+
+
+def _at(error) -> str:
+    """Where in the claim's text a parse error is, as `` (at character 4: ...)``."""
+    if error.position is None or not error.text:
+        return ""
+    return f" (at character {error.position}: {error.text[error.position : error.position + 20]!r})"
 
 
 def _matrix_gradient(f, wrt):
@@ -572,6 +591,9 @@ def _numerically(f, claim, derivation, compiled, wrt_entries, symbols, fixed, po
     covered, kinks = sampler.coverage(base)
     details = f"Compared at {where} (seed {seed})"
     details += f", on both sides of {covered} of {kinks} branch conditions." if kinks else "."
+    diagnosis = _constant_factor(claimed, true) if counterexample is not None else ""
+    if diagnosis:
+        details = f"{diagnosis} {details}"
     if counterexample is None:
         details += (
             " Not a proof: a difference confined to a region no point visited (a threshold"
@@ -587,6 +609,23 @@ def _numerically(f, claim, derivation, compiled, wrt_entries, symbols, fixed, po
         agrees=counterexample is None,
         **shown,
     )
+
+
+def _constant_factor(claimed: np.ndarray, true: np.ndarray) -> str:
+    """ "The claim is -1x (2x, 0.5x) the derivative" when claimed/true is one number at every
+    point and entry where the derivative is not tiny; else ""."""
+    with np.errstate(all="ignore"):
+        usable = np.isfinite(claimed) & np.isfinite(true) & (np.abs(true) > 1e-6)
+        if usable.sum() < 3 or not np.all(np.isfinite(claimed)):
+            return ""
+        ratio = claimed[usable] / true[usable]
+    c = float(np.median(ratio))
+    if abs(c) < 1e-12 or not np.allclose(ratio, c, rtol=1e-9, atol=0):
+        return ""
+    if np.allclose(c, -1.0):
+        return "Diagnosis: the claim has the wrong sign (it is -1x the derivative)."
+    fraction = sympy.nsimplify(c, rational=True, tolerance=1e-9)
+    return f"Diagnosis: the claim is {fraction}x the derivative (a constant factor)."
 
 
 def _off_the_point(claim: Basic) -> Basic:

@@ -7,12 +7,44 @@ import math
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import sympy
 from sympy import ImmutableMatrix, Integer, MatrixBase, Rational
 from sympy.matrices.expressions import MatrixExpr
 
-from symdl.parsing.errors import MAX_ARGS, MAX_BITS, MAX_ENTRIES, TIME_LIMIT, ParseError
+from symdl.parsing.errors import (
+    MAX_ARGS,
+    MAX_BITS,
+    MAX_ENTRIES,
+    TIME_LIMIT,
+    ParseError,
+    ShapeMisfit,
+)
+
+
+@dataclass(frozen=True)
+class Ones:
+    """An all-ones vector whose length the formula around it decides (``\\mathbf{1}``, or
+    ``ones`` without a size): a column, or a row when `row`; `coefficient` times it."""
+
+    position: int | None
+    row: bool = False
+    coefficient: object = sympy.S.One
+
+    def of_shape(self, shape) -> object:
+        """The all-ones matrix of `shape`: written out when the size is a number."""
+        rows, cols = shape
+        if all(sympy.sympify(d).is_Integer for d in shape):
+            ones = ImmutableMatrix(sympy.ones(int(rows), int(cols)))
+        else:
+            ones = sympy.OneMatrix(rows, cols)
+        return ones if self.coefficient == 1 else self.coefficient * ones
+
+
+def ones(rows, cols):
+    """The all-ones matrix of a known size (symbolic sizes give a OneMatrix)."""
+    return Ones(None).of_shape((rows, cols))
 
 
 class Builder:
@@ -24,6 +56,9 @@ class Builder:
 
     def fail(self, reason: str, position: int | None):
         raise ParseError(reason, self.text, position)
+
+    def misfit(self, reason: str, position: int | None):
+        raise ShapeMisfit(reason, self.text, position)
 
     def tick(self, position: int | None) -> None:
         if time.monotonic() > self.deadline:
@@ -59,6 +94,7 @@ class Builder:
     def add(self, a, b, position: int, sign: int = 1):
         self.tick(position)
         a, b = self.as_value(a, position), self.as_value(b, position)
+        a, b = self._fit_sum(a, b, position)
         if _is_scalar(a) != _is_scalar(b):  # w^T x - 1: a 1x1 matrix acts as a scalar
             a, b = _scalar_if_1x1(a), _scalar_if_1x1(b)
         if _is_scalar(a) and _is_scalar(b):
@@ -73,13 +109,18 @@ class Builder:
     def mul(self, a, b, position: int):
         self.tick(position)
         a, b = self.as_value(a, position), self.as_value(b, position)
+        if isinstance(a, Ones) and (_is_scalar(b) or _is_1x1(b)):  # 1 (w^T x): a scalar
+            return replace(a, coefficient=a.coefficient * _scalar_if_1x1(b))
+        if isinstance(b, Ones) and (_is_scalar(a) or _is_1x1(a)):
+            return replace(b, coefficient=_scalar_if_1x1(a) * b.coefficient)
+        a, b = self._fit_product(a, b, position)
         if _is_scalar(a) or _is_scalar(b):
             return self._sympy(lambda: a * b, position)
         (r, k), (k2, c) = a.shape, b.shape
         if k != k2 and (a.shape == (1, 1) or b.shape == (1, 1)):  # (w^T x - y) x: a scalar factor
             return self._sympy(lambda: _scalar_if_1x1(a) * _scalar_if_1x1(b), position)
         if k != k2:
-            self.fail(
+            self.misfit(
                 f"cannot multiply a {_shape(a)} matrix by a {_shape(b)} one; write .T (or ^T) "
                 "for a transpose, or hadamard(a, b) (\\odot) for the entrywise product",
                 position,
@@ -125,9 +166,9 @@ class Builder:
         return matrix if scalar is None else self.mul(scalar, matrix, factors[0][2])
 
     def div(self, a, b, position: int):
-        a, b = self.as_value(a, position), self.as_value(b, position)
+        a, b = self.as_value(a, position), self.fitted(self.as_value(b, position), position)
         if not _is_scalar(b):
-            self.fail("cannot divide by a matrix", position)
+            self.misfit(f"cannot divide by a matrix ({_shape(b)})", position)
         if b == 0:
             self.fail("division by zero", position)
         return self.mul(a, self._sympy(lambda: 1 / b, position), position)
@@ -138,6 +179,7 @@ class Builder:
     def pow(self, base, exponent, position: int):
         self.tick(position)
         base, exponent = self.as_value(base, position), self.as_value(exponent, position)
+        base, exponent = self.fitted(base, position), self.fitted(exponent, position)
         if not _is_scalar(exponent):
             self.fail("an exponent must be a scalar", position)
         if not _is_scalar(base):
@@ -158,8 +200,8 @@ class Builder:
                 ):
                     self.fail("matrix power too large", position)
                 return self._sympy(lambda: base**exponent, position)
-            self.fail(
-                "a matrix power needs a square matrix and an integer exponent from 1 to 8; "
+            self.misfit(
+                f"a matrix power needs a square matrix (got {_shape(base)}) and an integer exponent from 1 to 8; "
                 "for entrywise squares write hadamard(a, a)",
                 position,
             )
@@ -175,11 +217,42 @@ class Builder:
 
     def transpose(self, a, position: int):
         a = self.as_value(a, position)
+        if isinstance(a, Ones):
+            return replace(a, row=not a.row)
         return a if _is_scalar(a) else a.T
+
+    def fitted(self, value, position: int | None = None):
+        """`value`, unless it is an all-ones vector no neighbour gave a length: then fail."""
+        if isinstance(value, Ones):
+            self.fail(
+                "cannot tell the length of the all-ones vector here; write its size, "
+                "\\mathbf{1}_n or ones(n, 1)",
+                value.position if position is None else position,
+            )
+        return value
+
+    def _fit_sum(self, a, b, position):
+        """An all-ones term of a sum takes the shape of the other term."""
+        if isinstance(a, Ones) and isinstance(b, Ones):
+            self.fitted(a, position)
+        if isinstance(a, Ones) and not _is_scalar(b):
+            a = a.of_shape(b.shape)
+        if isinstance(b, Ones) and not _is_scalar(a):
+            b = b.of_shape(a.shape)
+        return self.fitted(a, position), self.fitted(b, position)
+
+    def _fit_product(self, a, b, position):
+        """1^T M is a row of M's rows; M 1 a column of M's columns."""
+        if isinstance(a, Ones) and a.row and not _is_scalar(b):
+            a = a.of_shape((1, b.shape[0]))
+        if isinstance(b, Ones) and not b.row and not _is_scalar(a):
+            b = b.of_shape((a.shape[1], 1))
+        return self.fitted(a, position), self.fitted(b, position)
 
     def index(self, a, indices: tuple[int, ...], position: int):
         if isinstance(a, list):
             a = self.as_value(a, position)
+        a = self.fitted(a, position)
         if _is_scalar(a):
             self.fail("only a vector or matrix can be indexed", position)
         rows, cols = a.shape
@@ -195,21 +268,26 @@ class Builder:
         self.tick(position)
         if len(args) > MAX_ARGS:
             self.fail(f"{name}: more than {MAX_ARGS} arguments", position)
+        args = [self.fitted(a, position) for a in args]
         try:
             return function(self, *args)
         except ParseError:
             raise
-        except (TypeError, ValueError, ArithmeticError, sympy.ShapeError) as error:
+        except sympy.ShapeError as error:
+            self.misfit(f"{name}: {error}".split("\n")[0][:300], position)
+        except (TypeError, ValueError, ArithmeticError) as error:
             self.fail(f"{name}: {error}".split("\n")[0][:300], position)
 
     def _same_shape(self, a, b, verb: str, position: int) -> None:
         if a.shape != b.shape:
-            self.fail(f"cannot {verb} a {_shape(a)} and a {_shape(b)} matrix", position)
+            self.misfit(f"cannot {verb} a {_shape(a)} and a {_shape(b)} matrix", position)
 
     def _sympy(self, thunk: Callable, position: int):
         try:
             return thunk()
-        except (TypeError, ValueError, ArithmeticError, sympy.ShapeError) as error:
+        except sympy.ShapeError as error:
+            self.misfit(str(error).split("\n")[0][:300], position)
+        except (TypeError, ValueError, ArithmeticError) as error:
             self.fail(str(error).split("\n")[0][:300], position)
 
 
@@ -220,8 +298,12 @@ def _scalar_if_1x1(v):
     return v
 
 
+def _is_1x1(v) -> bool:
+    return isinstance(v, MatrixBase | MatrixExpr) and v.shape == (1, 1)
+
+
 def _is_scalar(v) -> bool:
-    return not isinstance(v, MatrixBase | MatrixExpr | list)
+    return not isinstance(v, MatrixBase | MatrixExpr | list | Ones)
 
 
 def _shape(a) -> str:

@@ -29,6 +29,11 @@ class ParseError(ValueError):
         super().__init__(reason + _caret(text, position))
 
 
+class ShapeMisfit(ParseError):
+    """Text that reads as a formula whose matrices do not fit together (a 2x3 times a 2x3, a
+    sum of a 2x1 and a 3x1, a division by a matrix): `sd.verify` answers DIFFERENT for it."""
+
+
 def _caret(text: str, position: int | None) -> str:
     if position is None or not text:
         return ""

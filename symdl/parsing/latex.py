@@ -12,7 +12,7 @@ import sympy
 from sympy import Integer
 
 from symdl.ops import declared
-from symdl.parsing.builder import Builder
+from symdl.parsing.builder import Builder, Ones
 from symdl.parsing.errors import MAX_DEPTH, ParseError
 from symdl.parsing.namespace import Namespace
 
@@ -38,27 +38,40 @@ _SYNONYMS = {
     r"\textrm": r"\operatorname", r"\mathit": r"\operatorname", r"\mathsf": r"\operatorname",
     r"\mathbf": r"\operatorname", r"\boldsymbol": r"\operatorname", r"\bm": r"\operatorname",
     r"\vec": r"\operatorname", r"\operatorname*": r"\operatorname", r"\varepsilon": r"\epsilon",
-    r"\varphi": r"\phi", r"\vartheta": r"\theta", r"\prime": "'",
+    r"\varphi": r"\phi", r"\vartheta": r"\theta", r"\prime": "'", r"\mathbb": r"\operatorname",
+    r"\|": r"\Vert", r"\lVert": r"\Vert", r"\rVert": r"\Vert", r"\overline": r"\bar",
+    r"\widehat": r"\hat", r"\widetilde": r"\tilde",
 }  # fmt: skip
 _FUNCTION_COMMANDS = {
     r"\exp": "exp", r"\log": "log", r"\ln": "log", r"\tanh": "tanh", r"\sinh": "sinh",
     r"\cosh": "cosh", r"\sin": "sin", r"\cos": "cos", r"\tan": "tan", r"\max": "max",
-    r"\min": "min", r"\operatorname{sgn}": "sign",
+    r"\min": "min", r"\operatorname{sgn}": "sign", r"\det": "det", r"\tr": "trace",
+    r"\Tr": "trace", r"\trace": "trace",
 }  # fmt: skip
 
 
-def _op_commands() -> dict[str, str]:
-    """Declared ops whose notation is one command (sigmoid's \\sigma), by that command."""
-    return {
-        cls.latex_name: name
-        for name, cls in declared().items()
-        if re.fullmatch(r"\\[A-Za-z]+", cls.latex_name)
-    }
+def _op_heads() -> dict[str, list[tuple[tuple[str, ...], str]]]:
+    """Declared ops by the tokens of their notation (sigmoid's \\sigma, ``\\operatorname{BCE}
+    _{\\text{logits}}``), keyed by the first token, longest first."""
+    heads: dict[str, list] = {}
+    for name, cls in declared().items():
+        key = tuple(t.text for t in tokenize(cls.latex_name)) if cls.latex_name else ()
+        if key:
+            heads.setdefault(key[0], []).append((key, name))
+    for entries in heads.values():
+        entries.sort(key=lambda e: -len(e[0]))
+    return heads
 
 
 _LONGEST_NAME = 40
 _OPEN = {"(": ")", "[": "]", r"\{": r"\}", "{": "}"}
 _MATRICES = {"matrix", "pmatrix", "bmatrix", "Bmatrix", "smallmatrix"}
+_ACCENTS = (r"\bar", r"\hat", r"\tilde", r"\dot", r"\ddot")
+_MAX_SUM_TERMS = 200  # terms of a sum with numbers as limits, written out
+
+
+class _Group(list):
+    """Arguments written in parentheses, (p_0, p_1): a vector, spread out in a call."""
 
 
 @dataclass(frozen=True)
@@ -159,7 +172,10 @@ class _Parser:
         self.i = 0
         self.depth = 0
         self.in_abs = 0
+        self.in_norm = 0
         self.spellings = _spellings(namespace)
+        self.parameter = None  # the subscript of an op read by function_name, for call
+        self.sum_offsets: dict[str, object] = {}  # index of a \sum -> its lower limit
 
     # tokens
     def peek(self, k: int = 0) -> str:
@@ -204,11 +220,12 @@ class _Parser:
             if op in ("*", "/"):
                 self.take()
                 factors.append((self.unary(), op == "/", p))
-            elif op == r"\odot":
+            elif op in (r"\odot", r"\otimes"):
                 self.take()
                 left = self.build.product(factors)
-                hadamard = self.namespace.functions["hadamard"]
-                factors = [(self.build.call(hadamard, [left, self.unary()], "odot", p), False, p)]
+                name = "hadamard" if op == r"\odot" else "kron"
+                pair = [left, self.unary()]
+                factors = [(self.build.call(self.namespace.functions[name], pair, op, p), False, p)]
             elif self.starts_atom():
                 factors.append((self.power(), False, p))
             else:
@@ -223,23 +240,36 @@ class _Parser:
 
     def starts_atom(self) -> bool:
         t = self.peek()
-        if not t or t in ("|",) and self.in_abs:
+        if not t or t in ("|",) and self.in_abs or t == r"\Vert" and self.in_norm:
             return False
         if t in ("(", "[", r"\{", "{", "|") or t[0].isdigit() or t[0] == "." and len(t) > 1:
             return True
         if t.startswith("\\"):
-            return t not in (r"\}", r"\odot", r"\end", r"\\", r"\top") and t[1:2].isalpha()
+            return (
+                t not in (r"\}", r"\odot", r"\otimes", r"\end", r"\\", r"\top") and t[1:2].isalpha()
+            )
         return t[0].isalpha()
 
     def power(self):
         value = self.atom()
-        while self.peek() == "^":
+        while self.peek() in ("^", "'"):
             p = self.position()
-            self.take()
-            if self.is_transpose():
+            if self.take() == "'":  # A': a transpose (f'(x) is read as a call)
+                value = self.build.transpose(value, p)
+                continue
+            inverse = self.peek(1) == "-"
+            if self.is_transpose(inverse):
+                if inverse:  # X^{-T}
+                    value = self.build.pow(value, Integer(-1), p)
                 value = self.build.transpose(value, p)
                 continue
             self.take("{")
+            if self.peek() == r"\odot":  # A^{\circ k}: an entrywise power
+                self.take()
+                exponent = self.expression()
+                self.take("}")
+                value = self.entrywise_power(value, exponent, p)
+                continue
             exponent = self.expression()
             self.take("}")
             value = self.build.pow(value, exponent, p)
@@ -247,16 +277,26 @@ class _Parser:
             self.fail("a subscript here is not part of a known name")
         return value
 
-    def is_transpose(self) -> bool:
-        inner = [self.peek(k) for k in range(1, 5)]
+    def entrywise_power(self, value, exponent, p: int):
+        value = self.build.fitted(self.build.as_value(value, p), p)
+        if isinstance(value, sympy.MatrixBase):
+            return value.applyfunc(lambda e: self.build.pow(e, exponent, p))
+        if isinstance(value, sympy.MatrixExpr):
+            return sympy.HadamardPower(value, exponent)
+        return self.build.pow(value, exponent, p)
+
+    def is_transpose(self, inverse: bool = False) -> bool:
+        """Whether ^{T} (or ^{-T} when `inverse`) starts here, after the ^; if so, skip it."""
+        k = 2 if inverse else 1
+        inner = [self.peek(j) for j in range(k, k + 4)]
         if inner[:2] in ([r"\top", "}"], ["'", "}"]):
-            self.i += 3
+            self.i += 2 + k
             return True
-        if inner[:4] == [r"\operatorname", "{", "T", "}"] and self.peek(5) == "}":
-            self.i += 6
+        if inner[:4] == [r"\operatorname", "{", "T", "}"] and self.peek(k + 4) == "}":
+            self.i += 5 + k
             return True
         if inner[:2] == ["T", "}"] and "T" not in self.namespace.values:
-            self.i += 3
+            self.i += 2 + k
             return True
         return False
 
@@ -267,8 +307,17 @@ class _Parser:
         if t in _OPEN:
             self.take()
             value = self.expression()
+            if t == "(" and self.peek() == ",":  # (p_0, p_1): a vector, as ops print theirs
+                value = _Group([value])
+                while self.peek() == ",":
+                    self.take()
+                    value.append(self.expression())
             self.take(_OPEN[t])
             return value
+        if t == r"\Vert":
+            return self.norm()
+        if t == r"\sum":
+            return self.sum()
         if t == "|":
             self.take()
             self.in_abs += 1
@@ -288,6 +337,76 @@ class _Parser:
         if t == r"\begin":
             return self.matrix()
         return self.named()
+
+    def norm(self):
+        r"""\lVert v \rVert_p: the 1-norm, or the 2-norm (Frobenius for a matrix) by default."""
+        p = self.position()
+        self.take(r"\Vert")
+        self.in_norm += 1
+        value = self.expression()
+        self.in_norm -= 1
+        self.take(r"\Vert")
+        order = 2
+        if self.peek() == "_":
+            self.take()
+            sub = self.group()
+            order = 1 if sub == 1 else 2 if sub == 2 else None
+            if order is None and getattr(sub, "name", "") != "F":
+                self.fail("a norm's subscript must be 1, 2 or F")
+            order = order or 2
+        value = self.build.fitted(self.build.as_value(value, p), p)
+        entries = list(value) if isinstance(value, sympy.MatrixBase) else [value]
+        if isinstance(value, sympy.MatrixExpr) and not isinstance(value, sympy.MatrixBase):
+            entries = [value]
+        name = "l1" if order == 1 else "l2"
+        total = self.build.call(self.namespace.functions[name], entries, name, p)
+        return (
+            total
+            if order == 1
+            else self.build.call(self.namespace.functions["sqrt"], [total], "sqrt", p)
+        )
+
+    def sum(self):
+        r"""\sum_{i=1}^{n} term: written out when the limits are numbers, else a SymPy Sum."""
+        p = self.position()
+        self.take(r"\sum")
+        index = self.peek(2)
+        if [self.peek(0), self.peek(1), self.peek(3)] != ["_", "{", "="] or not (
+            index.isalpha() and len(index) == 1
+        ):
+            self.build.fail(
+                "\\sum needs an index of one letter and its limits, as in \\sum_{i=1}^{n}", p
+            )
+        self.i += 4
+        low = self.expression()
+        self.take("}")
+        self.take("^")
+        high = self.group()
+        start, saved = self.i, self.namespace.values.get(index)
+        try:
+            if all(sympy.sympify(v).is_Integer for v in (low, high)):
+                if int(high) - int(low) + 1 > _MAX_SUM_TERMS:
+                    self.fail(f"a sum of more than {_MAX_SUM_TERMS} terms written out")
+                terms = []
+                for k in range(int(low), int(high) + 1):
+                    self.i = start
+                    self.namespace.values[index] = Integer(k)
+                    self.sum_offsets[index] = int(low)
+                    terms.append((self.term(), 1, p))
+                return self.build.total(terms) if terms else Integer(0)
+            symbol = sympy.Symbol(index, integer=True)
+            self.namespace.values[index] = symbol
+            self.sum_offsets[index] = low
+            summand = self.build.fitted(self.term(), p)
+            if not _is_scalar_value(summand):
+                self.fail("a sum over an index with symbolic limits needs a scalar term")
+            return sympy.Sum(summand, (symbol, low, high))
+        finally:
+            self.sum_offsets.pop(index, None)
+            if saved is None:
+                self.namespace.values.pop(index, None)
+            else:
+                self.namespace.values[index] = saved
 
     def group(self):
         """A braced argument, or a single token as in \\frac12 or \\frac{1}{N}."""
@@ -354,15 +473,28 @@ class _Parser:
     # names and calls
     def named(self):
         p, t = self.position(), self.peek()
+        if t in self.sum_offsets and self.peek(1) != "_":
+            self.take()
+            return self.namespace.values[t]
+        if [self.peek(1), self.peek(2), self.peek(4)] == ["_", "{", "}"] and (
+            self.peek(3) in self.sum_offsets and (t[0].isalpha() or t[1:] in GREEK)
+        ):  # x_i inside \sum_{i=1}: entry i of x, or the symbol x_1, x_2, ...
+            self.take()
+            return self.with_subscript(t.lstrip("\\"), p)
         name = self.function_name()
         if name is not None:
             return self.call(name, p)
         spelled = self.spelled()
         if spelled is not None:
             return spelled
+        if t in _ACCENTS:
+            self.take()
+            inner = self.word()
+            return self.with_subscript(inner + t[1:], p, also=(f"{t}{{{inner}}}",))
         if t == r"\operatorname":
             self.take()
-            return self.with_subscript(self.word(), p)
+            word = self.word()
+            return self.ones(p) if word == "1" else self.with_subscript(word, p)
         if t.startswith("\\") and t[1:] not in GREEK:
             self.fail(f"unsupported LaTeX command {t}")
         if t.startswith("\\") or t[0].isalpha():
@@ -378,13 +510,13 @@ class _Parser:
         parenthesis follows, so \\sigma^2 alone is still the symbol sigma squared.
         """
         t, save = self.peek(), self.i
+        self.parameter = None
         if t in _FUNCTION_COMMANDS:
             self.take()
             return _FUNCTION_COMMANDS[t]
-        op_commands = _op_commands()
-        if t in op_commands:
-            self.take()
-            name = op_commands[t]
+        head = self.op_head()
+        if head is not None:
+            name = head
         elif t == r"\operatorname":
             self.take()
             name = self.word()
@@ -398,9 +530,33 @@ class _Parser:
             return None
         if name.lower() == "relu":
             name = "relu"
+        if name in self.namespace.functions and self.peek() == "_" and self.peek(1) == "{":
+            start, self.i = self.i, self.closing(self.i + 1) + 1
+            if self.call_follows():  # LeakyReLU_{\alpha}(x): the op's last argument
+                self.i = start + 1
+                self.parameter = self.group()
+            else:
+                self.i = start
         if name in self.namespace.functions and self.call_follows():
             return name
-        self.i = save
+        self.i, self.parameter = save, None
+        return None
+
+    def closing(self, j: int) -> int:
+        """The index of the brace closing the one at token `j`."""
+        depth = 0
+        for k in range(j, len(self.tokens)):
+            depth += {"{": 1, "}": -1}.get(self.tokens[k].text, 0)
+            if depth == 0:
+                return k
+        return len(self.tokens)
+
+    def op_head(self) -> str | None:
+        """The declared op whose notation starts here, its tokens taken; else None."""
+        for key, name in _OP_HEADS.get(self.peek(), ()):
+            if tuple(self.peek(k) for k in range(len(key))) == key:
+                self.i += len(key)
+                return name
         return None
 
     def glued(self, j: int | None = None) -> bool:
@@ -432,6 +588,7 @@ class _Parser:
         if self.peek() == "^":
             self.take()
             exponent = self.group()
+        parameter, self.parameter = self.parameter, None
         if self.peek() == "(":
             self.take()
             args = [self.expression()]
@@ -441,6 +598,17 @@ class _Parser:
             self.take(")")
         else:  # \log x, \tanh z: the argument is the next factor
             args = [self.power()]
+        args = [a for arg in args for a in (arg if isinstance(arg, _Group) else [arg])]
+        if parameter is not None:
+            args.append(parameter)
+        if self.peek() == "_" and not order:  # softmax(z)_k: entry k of the vector result
+            self.take()
+            k = self.group()
+            whole = self.build.call(function, [list(args)], name, p)
+            if _is_scalar_value(whole) or not sympy.sympify(k).is_Integer:
+                self.fail(f"{name}(...)_k needs a vector result and a whole number k")
+            value = self.build.index(whole, (int(k),), p)
+            return value if exponent is None else self.build.pow(value, exponent, p)
         value = self.build.call(function, args, name, p)
         if order:
             value = self.derivative(value, name, order)
@@ -465,7 +633,9 @@ class _Parser:
             return value
         return None
 
-    def with_subscript(self, base: str, p: int):
+    def with_subscript(self, base: str, p: int, also: tuple[str, ...] = ()):
+        """The value named `base` (or one of the spellings `also`), with a subscript if one
+        follows: x_{1}, x_1 or x1 by name, or entry i of the vector x inside \\sum_{i=1}."""
         name = base
         if self.peek() == "_":
             self.take()
@@ -475,11 +645,55 @@ class _Parser:
                 t = self.take()
                 sub += t.lstrip("\\") if t.startswith("\\") else t
             self.take("}")
+            index, offset = None, 0
+            if sub in self.sum_offsets:
+                index, offset = self.namespace.values[sub], self.sum_offsets[sub]
+                sub = str(index)
             for candidate in (f"{base}_{{{sub}}}", f"{base}_{sub}", f"{base}{sub}"):
                 if candidate in self.namespace.values:
                     return self.namespace.values[candidate]
+            if index is not None and base in self.namespace.values:
+                return self.entry(self.namespace.values[base], index - offset, p)
             name = f"{base}_{sub}"
+        for candidate in also:
+            if candidate in self.namespace.values:
+                return self.namespace.values[candidate]
         return self.namespace.value(name, self.text, p)
+
+    def entry(self, vector, k, p: int):
+        """Entry k (from 0) of a vector, k a number or a symbol."""
+        if _is_scalar_value(vector) or 1 not in vector.shape:
+            self.fail("only a vector can be indexed by the index of a sum")
+        if sympy.sympify(k).is_Integer:
+            return self.build.index(vector, (int(k),), p)
+        if isinstance(vector, sympy.MatrixBase):
+            self.fail("a sum with symbolic limits can index only a vector of symbolic length")
+        return vector[k, 0] if vector.shape[1] == 1 else vector[0, k]
+
+    def ones(self, p: int):
+        r"""\mathbf{1}, \mathbf{1}_N or \mathbf{1}_{m \times n}: a length from the context
+        unless given."""
+        if self.peek() != "_":
+            return Ones(p)
+        self.take()
+        self.take("{")
+        rows = self.unary()
+        cols = Integer(1)
+        if self.peek() == "*":
+            self.take()
+            cols = self.unary()
+        self.take("}")
+        for size in (rows, cols):
+            if not (isinstance(size, sympy.Symbol) or sympy.sympify(size).is_Integer):
+                self.fail("the size of \\mathbf{1} must be a number or a name")
+        return self.namespace.functions["ones"](self.build, rows, cols)
+
+
+_OP_HEADS = _op_heads()
+
+
+def _is_scalar_value(v) -> bool:
+    return not isinstance(v, sympy.MatrixBase | sympy.MatrixExpr | list | Ones)
 
 
 GREEK = set(

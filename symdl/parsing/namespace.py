@@ -16,7 +16,7 @@ from sympy.matrices.expressions import MatrixExpr
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from symdl.ops import declared
-from symdl.parsing.builder import Builder, _is_scalar, _shape
+from symdl.parsing.builder import Builder, _is_scalar, _shape, ones
 from symdl.parsing.errors import MAX_VECTOR, ParseError
 
 
@@ -230,6 +230,27 @@ def _vector(build: Builder, v) -> ImmutableMatrix:
     return v
 
 
+def _size(n):
+    """A size that may be symbolic (the n of ones(n, 1)): a positive integer or a symbol."""
+    if isinstance(n, Integer):
+        return _sized(n)
+    if isinstance(n, Symbol) and n.is_positive is not False:
+        return n
+    raise ValueError(f"a size must be an integer from 1 to 100 or a symbol, got {n}")
+
+
+def _kron(build, a, b):
+    """The Kronecker product a \\otimes b: written out for explicit matrices."""
+    a, b = build.as_value(a, None), build.as_value(b, None)
+    if _is_scalar(a) or _is_scalar(b):
+        return a * b
+    if isinstance(a, MatrixBase) and isinstance(b, MatrixBase):
+        if len(a) * len(b) > 10_000:
+            raise ValueError("the Kronecker product is too large to write out")
+        return ImmutableMatrix(sympy.kronecker_product(a, b))
+    return sympy.KroneckerProduct(a, b)
+
+
 def _sized(n) -> int:
     if not (isinstance(n, Integer) and 1 <= n <= 100):
         raise ValueError(f"a size must be an integer from 1 to 100, got {n}")
@@ -261,7 +282,7 @@ def _matrix_helpers() -> dict[str, Callable]:
         if _is_scalar(a):
             return a
         if a.shape[0] != a.shape[1]:
-            raise ValueError(f"{what} needs a square matrix, got {_shape(a)}")
+            raise sympy.ShapeError(f"{what} needs a square matrix, got {_shape(a)}")
         if isinstance(a, MatrixBase) and a.shape[0] > 6:
             raise ValueError(f"{what} of a matrix larger than 6x6 written out is too costly")
         return a
@@ -298,7 +319,9 @@ def _matrix_helpers() -> dict[str, Callable]:
         "det": determinant,
         "inv": inverse,
         "eye": lambda build, n: ImmutableMatrix(sympy.eye(_sized(n))),
-        "ones": lambda build, r, c=sympy.S.One: ImmutableMatrix(sympy.ones(_sized(r), _sized(c))),
+        "ones": lambda build, r, c=sympy.S.One: ones(_size(r), _size(c)),
+        "kron": _kron,
+        "KroneckerProduct": _kron,
         "zeros": lambda build, r, c=sympy.S.One: ImmutableMatrix(sympy.zeros(_sized(r), _sized(c))),
     }
 

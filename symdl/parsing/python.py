@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 
+from sympy import Integer
+
 from symdl.parsing.builder import Builder
 from symdl.parsing.errors import MAX_DEPTH, ParseError
 from symdl.parsing.namespace import Namespace
@@ -131,10 +133,12 @@ class _Evaluator:
         if isinstance(node, ast.List | ast.Tuple):
             return list(node.elts)
         if isinstance(node, ast.Attribute):
-            if node.attr != "T":
+            if node.attr not in ("T", "I"):
                 at = self.pos(node, end=True) - len(node.attr)
                 self.build.fail(
-                    f"attribute .{node.attr} is not allowed (only .T, the transpose)", at
+                    f"attribute .{node.attr} is not allowed (only .T, the transpose, and .I, "
+                    "the inverse)",
+                    at,
                 )
             return [node.value]
         if isinstance(node, ast.Subscript):
@@ -165,6 +169,8 @@ class _Evaluator:
             return b.call(self.namespace.function(name, self.text, p), values, name, p)
         if isinstance(node, ast.List | ast.Tuple):
             return values
+        if isinstance(node, ast.Attribute) and node.attr == "I":
+            return b.pow(values[0], Integer(-1), p)
         if isinstance(node, ast.Attribute):
             return b.transpose(values[0], p)
         if isinstance(node, ast.Subscript):

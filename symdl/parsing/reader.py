@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 
+from symdl.parsing.builder import Builder, Ones
 from symdl.parsing.errors import (
     HARD_TIME_LIMIT,
     ParseError,
@@ -22,12 +23,14 @@ from symdl.parsing.namespace import namespace_of
 from symdl.parsing.python import parse_python
 
 
-def parse(text: str, namespace=None):
+def parse(text: str, namespace=None, shape: tuple | None = None):
     """A formula as SymPy objects: a scalar expression, a matrix, or a list (from ``[a, b]``).
 
     Python syntax (``"2*(a - y)*x"``, ``"delta*x.T"``) or LaTeX (``r"\\sigma(z)(1-\\sigma(z))"``).
     Nothing in `text` is ever executed; a name means a symbol, a matrix or a function of
     `namespace` (a `symdl.parsing.namespace.Namespace`; by default unknown names are new real symbols).
+    An all-ones vector (``\\mathbf{1}``) whose length nothing in the text decides gets `shape`,
+    when given (a claimed gradient has the shape of its variable).
 
     Raises:
         ParseError: the text is not a formula, is too long or too deeply nested, or names
@@ -46,7 +49,7 @@ def parse(text: str, namespace=None):
     text = _normalised(text)
     try:
         with _time_limit(text):
-            return _parse(text, namespace)
+            return _whole(_read(text, namespace), text, shape)
     except ParseError:
         raise
     except RecursionError:
@@ -85,7 +88,16 @@ def _time_limit(text: str):
             signal.setitimer(signal.ITIMER_REAL, left, interval)
 
 
-def _parse(text: str, namespace):
+def _whole(result, text: str, shape: tuple | None):
+    """`result`, with an all-ones vector whose length nothing decided of `shape`."""
+    if isinstance(result, Ones):
+        if shape is not None and len(shape) == 2:
+            return result.of_shape(shape[::-1] if result.row else shape)
+        Builder(text).fitted(result)
+    return result
+
+
+def _read(text: str, namespace):
     if looks_like_latex(text):
         return check_finite(parse_latex(text, namespace), text)
     try:
@@ -94,6 +106,12 @@ def _parse(text: str, namespace):
     except ParseError as python_error:
         if not python_error.reason.startswith("not valid Python syntax") or _looks_like_code(text):
             raise
+        primed = _PYTHON_PRIME.sub(".T", python_text)  # A' for a transpose, as in MATLAB
+        if primed != python_text:
+            try:
+                return check_finite(parse_python(primed, namespace), primed)
+            except ParseError:
+                pass  # then the LaTeX reader decides, as for any text that is not Python
         try:  # "2(a - y)x" is not Python, but it is LaTeX
             return check_finite(parse_latex(text, namespace), text)
         except ParseError as latex_error:
@@ -102,9 +120,23 @@ def _parse(text: str, namespace):
             raise python_error from None
 
 
+def _right_side(text: str) -> str:
+    """What follows the last ``=`` outside brackets (``\\sum_{i=1}`` keeps its ``=``)."""
+    depth, last = 0, None
+    for m in re.finditer(r"[([{]|[)\]}]|(?<![<>=!])=(?!=)", text):
+        if m[0] in "([{":
+            depth += 1
+        elif m[0] in ")]}":
+            depth -= 1
+        elif depth == 0:
+            last = m.end()
+    return text if last is None else text[last:]
+
+
 _SYNTAX = ("unexpected", "expected", "unsupported", "not valid")
 _MATH = re.compile(r"^\s*(?:\$\$(.*)\$\$|\$(.*)\$|\\\[(.*)\\\]|\\\((.*)\\\))\s*$", re.S)
 _TRANSPOSE = re.compile(r"\\(?:mathsf|mathrm|text)\{T\}|\\intercal")
+_PYTHON_PRIME = re.compile(r"(?<=[A-Za-z0-9_)\]])'(?!\s*\()")  # sigma'(z) is a derivative
 _PYTHON_T = re.compile(r"\^\s*(?:\{\s*T\s*\}|T)(?![A-Za-z0-9_])")
 
 
@@ -115,16 +147,14 @@ def _normalised(text: str) -> str:
     m = _MATH.match(text)
     if m:
         text = next(g for g in m.groups() if g is not None)
-    sides = re.split(r"(?<![<>=!])=(?!=)", text)
-    if len(sides) == 2:
-        text = sides[1]
+    text = _right_side(text)
     text = _TRANSPOSE.sub("T", text)
     return text.strip() or text
 
 
 _STATEMENTS = re.compile(
-    r"\b(import|from|lambda|def|class|return|yield|global|nonlocal|del|pass|raise|try|except"
-    r"|finally|with|assert|async|await|while|for|exec|eval|print)\b|__|[;'\"`@$]"
+    r"\blambda\b[^:]*:|\b(import|from|def|class|return|yield|global|nonlocal|del|pass|raise|try|except"
+    r"|finally|with|assert|async|await|while|for|exec|eval|print)\b|__|[;\"`@$]"
 )
 
 

@@ -53,4 +53,108 @@ def test_one_by_one_factors_act_as_scalars_on_either_side():
 def test_a_shape_error_is_shown_rather_than_a_syntax_error():
     w, x = sympy.MatrixSymbol("w", 3, 1), sympy.MatrixSymbol("W", 2, 3)
     with pytest.raises(ParseError, match="cannot multiply"):
-        sd.verify((x * w).T * (x * w), w, "2 w w")
+        sd.parsing.parse("2 w w", sd.parsing.namespace.namespace_of(w))
+    verdict = sd.verify((x * w).T * (x * w), w, "2 w w")
+    assert verdict.status == "DIFFERENT" and "cannot multiply a 3x1 matrix by a 3x1" in str(verdict)
+
+
+def test_claims_that_cannot_fit_the_shapes_are_different_so_a_loop_needs_no_try():
+    w, W = sympy.MatrixSymbol("w", 3, 1), sympy.MatrixSymbol("W", 2, 3)
+    f = (W * w).T * (W * w)
+    claims = {
+        "2*W.T*W*w": "EQUAL",
+        "2*W*W*w": "cannot multiply a 2x3 matrix by a 2x3",
+        "2 W^T W w + W": "cannot add a 3x1 and a 2x3",
+        "W.T*W*w / W": "cannot divide by a matrix (2x3)",
+        "W^2 w": "a matrix power needs a square matrix (got 2x3)",
+        r"\operatorname{tr}(W) w": "trace needs a square matrix, got 2x3",
+        "2*W*w": "the claim has shape 2x1 but the gradient has shape 3x1",
+    }
+    for claim, expected in claims.items():
+        verdict = sd.verify(f, w, claim)
+        if expected == "EQUAL":
+            assert verdict.status == "EQUAL", claim
+        else:
+            assert verdict.status == "DIFFERENT" and not verdict, claim
+            assert verdict.method == "shape" and expected in verdict.reason, (claim, verdict.reason)
+
+
+def test_inverse_transposes_primes_det_and_operatorname_tr():
+    logdet = sympy.log(sympy.Determinant(X))
+    for claim in (
+        r"X^{-T}",
+        r"X^{-\top}",
+        r"(X^{-1})'",
+        "inv(X)'",
+        "X.I.T",
+        r"\det(X) X^{-T} / \det X",
+    ):
+        assert sd.verify(logdet, X, claim), claim
+    assert sd.verify(sympy.Determinant(X), X, r"\det(X) X^{-T}")
+    assert sd.verify(sympy.Trace(X) ** 2, X, r"2 \operatorname{tr}(X) I_3".replace("I_3", "eye(3)"))
+    assert sd.verify(F, X, "a b'") and sd.verify(F, X, "a*b'")
+    assert not sd.verify(F, X, "b a'")
+
+
+def test_a_prime_on_a_function_is_still_its_derivative():
+    assert sd.verify(sd.sigmoid(z) ** 2, z, r"2 \sigma(z) \sigma'(z)")
+
+
+def test_all_ones_vectors_take_their_length_from_the_context():
+    n = sympy.Symbol("n", integer=True, positive=True)
+    w = sympy.MatrixSymbol("w", n, 1)
+    total = (sympy.OneMatrix(1, n) * w)[0, 0] ** 2
+    for claim in (
+        r"2 (\mathbf{1}^T w) \mathbf{1}",
+        r"2 \mathbb{1}_n \mathbf{1}_n^T w",
+        r"2 (\mathbf{1}_{n}^\top w) \mathbf{1}_{n}",
+        "2*ones(n, 1)*(ones(n, 1).T*w)",
+    ):
+        assert sd.verify(total, w, claim), claim
+    v = sympy.MatrixSymbol("v", 3, 1)
+    assert sd.verify((sympy.OneMatrix(1, 3) * v)[0, 0], v, r"\mathbf{1}")
+    assert sd.verify((v.T * v)[0, 0] + (sympy.OneMatrix(1, 3) * v)[0, 0], v, r"2 v + \mathbf{1}")
+    with pytest.raises(ParseError, match="length of the all-ones vector"):
+        sd.parsing.parse(r"\mathbf{1} \mathbf{1}^T")
+
+
+def test_kronecker_products():
+    A, B = sympy.MatrixSymbol("A", 2, 2), sympy.MatrixSymbol("B", 2, 2)
+    from symdl.parsing.namespace import namespace_of
+
+    names = namespace_of(A, B)
+    assert sd.parsing.parse(r"A \otimes B", names) == sympy.KroneckerProduct(A, B)
+    assert sd.parsing.parse("kron(A, B)", names) == sympy.KroneckerProduct(A, B)
+    M = sympy.Matrix([[1, 2], [3, 4]])
+    assert sd.parsing.parse(r"\begin{pmatrix}1&2\\3&4\end{pmatrix} \otimes A", names).shape == (
+        4,
+        4,
+    )
+    assert sympy.Matrix(sd.parsing.parse("kron(Matrix([[1, 2], [3, 4]]), eye(2))")) == sympy.Matrix(
+        sympy.kronecker_product(M, sympy.eye(2))
+    )
+
+
+def test_sums_over_an_index_with_limits():
+    xs = sympy.symbols("x_1:4", real=True)
+    f = sum(x**2 for x in xs)
+    assert sd.verify(f, list(xs), [r"2 x_1", r"2 x_2", r"2 x_3"])
+    assert sd.verify(f * xs[0], xs[0], r"\sum_{i=1}^{3} x_i^2 + 2 x_1^2")
+    v = sympy.MatrixSymbol("v", 3, 1)
+    assert sd.verify(
+        (v.T * v)[0, 0] * sympy.Symbol("c"), sympy.Symbol("c"), r"\sum_{i=1}^{3} v_i^2"
+    )
+    n, k = sympy.Symbol("n", integer=True, positive=True), sympy.Symbol("k", real=True)
+    s = sd.parsing.parse(r"\sum_{i=1}^{n} i k", sd.parsing.namespace.namespace_of(n, k))
+    assert sympy.simplify(s.doit() - n * (n + 1) / 2 * k) == 0
+    with pytest.raises(ParseError, match="sum"):
+        sd.parsing.parse(r"\sum_{i=1}^{500} i")
+
+
+def test_accented_and_greek_names():
+    zbar, lam, Phi = sympy.symbols("zbar lambda Phi", real=True)
+    assert sd.verify(zbar**2 * lam, zbar, r"2 \bar{z} \lambda")
+    assert sd.verify(Phi * lam, lam, r"\Phi")
+    assert sd.verify(Phi * lam, Phi, "lambda")
+    yhat = sympy.Symbol("yhat", real=True)
+    assert sd.verify((yhat - z) ** 2, yhat, r"2 (\hat{y} - z)")
