@@ -1,6 +1,7 @@
 """Neural networks: layers, losses and models whose forward pass is a matrix expression,
 derived by the chain rule and compiled to NumPy; plus the vectorised NumPy kernels."""
 
+from symdl.nn.graph import Input, Model, add, concat, multiply
 from symdl.nn.layers import (
     Activation,
     AvgPool,
@@ -39,6 +40,7 @@ __all__ = [
     "Dropout",
     "Flatten",
     "Hinge",
+    "Input",
     "Huber",
     "Layer",
     "LayerNorm",
@@ -46,9 +48,13 @@ __all__ = [
     "MaxPool",
     "MaxPool1d",
     "MaxPool2d",
+    "Model",
     "Residual",
     "Sequential",
     "ShapeError",
     "TargetError",
+    "add",
+    "concat",
     "kernels",
+    "multiply",
 ]
