@@ -21,6 +21,7 @@ from symdl.nn.layers import (
 from symdl.nn.losses import MSE, BCEWithLogits, CrossEntropy, Hinge, Huber, Loss, TargetError
 from symdl.nn.model import CompiledModel, Sequential
 from symdl.nn.normalisation import BatchNorm, LayerNorm
+from symdl.nn.recurrent import GRU, LSTM, RNN
 from symdl.nn.residual import Residual
 from symdl.ops import runtime as kernels  # the NumPy kernels generated code calls
 
@@ -39,16 +40,19 @@ __all__ = [
     "Dense",
     "Dropout",
     "Flatten",
+    "GRU",
     "Hinge",
     "Input",
     "Huber",
     "Layer",
+    "LSTM",
     "LayerNorm",
     "Loss",
     "MaxPool",
     "MaxPool1d",
     "MaxPool2d",
     "Model",
+    "RNN",
     "Residual",
     "Sequential",
     "ShapeError",
