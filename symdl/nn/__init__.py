@@ -1,6 +1,15 @@
 """Neural networks: layers, losses and models whose forward pass is a matrix expression,
 derived by the chain rule and compiled to NumPy; plus the vectorised NumPy kernels."""
 
+from symdl.nn.attention import (
+    Embedding,
+    PositionalEncoding,
+    SelfAttention,
+    TokenDense,
+    TokenLayerNorm,
+    one_hot,
+    transformer_block,
+)
 from symdl.nn.graph import Input, Model, add, concat, multiply
 from symdl.nn.layers import (
     Activation,
@@ -39,6 +48,7 @@ __all__ = [
     "CrossEntropy",
     "Dense",
     "Dropout",
+    "Embedding",
     "Flatten",
     "GRU",
     "Hinge",
@@ -53,12 +63,18 @@ __all__ = [
     "MaxPool2d",
     "Model",
     "RNN",
+    "PositionalEncoding",
     "Residual",
+    "SelfAttention",
     "Sequential",
     "ShapeError",
     "TargetError",
+    "TokenDense",
+    "TokenLayerNorm",
     "add",
     "concat",
     "kernels",
     "multiply",
+    "one_hot",
+    "transformer_block",
 ]
