@@ -260,6 +260,25 @@ class SelfAttention(_Sequence):
         return None, vstack(*out)
 
 
+class Token(_Sequence):
+    """Token `t` (from 0) of a sequence, its d features: for a loss on each position, as
+    several outputs of a graph model."""
+
+    kind = "token"
+
+    def __init__(self, t: int, name=None):
+        super().__init__(name)
+        self.t = int(t)
+
+    def _sequence_shape(self, T, d):
+        if not 0 <= self.t < T:
+            raise ShapeError(f"Token: position {self.t} is outside a sequence of {T} tokens")
+        return (d,)
+
+    def forward(self, A, params, context):
+        return None, _tokens(self, A, self.steps, self.features)[self.t]
+
+
 def transformer_block(dim: int, heads: int, hidden: int, causal: bool = False) -> list[Layer]:
     """A post-norm transformer encoder block over tokens of `dim` features, as layers to put in
     a model: self-attention with a residual connection and layer normalisation, then a ReLU MLP
@@ -277,6 +296,7 @@ __all__ = [
     "Embedding",
     "PositionalEncoding",
     "SelfAttention",
+    "Token",
     "TokenDense",
     "TokenLayerNorm",
     "one_hot",

@@ -287,7 +287,8 @@ class Model:
 class GraphCompiledModel(CompiledModel):
     """A graph model compiled to NumPy: `loss_and_grads(params, X, y)` with X one array per
     input (a tuple or list, or `model.pack(...)` of them) and y one target array per output
-    (a tuple or list; one array for a single output)."""
+    (a tuple or list; one array for a single output; for several outputs that take labels,
+    also an (N, outputs) array, one column each, which `sd.train` can batch)."""
 
     def __init__(self, model: Model, seed: int = 0):
         self.model = model
@@ -357,7 +358,13 @@ class GraphCompiledModel(CompiledModel):
 
     def _targets(self, y, dtype):
         model = self.model
-        ys = list(y) if isinstance(y, list | tuple) else [y]
+        several = len(model.outputs_) > 1
+        if isinstance(y, list | tuple):
+            ys = list(y)
+        elif several and np.ndim(y) == 2 and np.shape(y)[1] == len(model.outputs_):
+            ys = list(np.asarray(y).T)  # one column per output: labels, as sd.train batches
+        else:
+            ys = [y]
         if len(ys) != len(model.outputs_):
             raise ShapeError(f"targets: {len(ys)} arrays for {len(model.outputs_)} model outputs")
         return [
