@@ -23,7 +23,7 @@ from symdl.compile.codegen import CompiledProgram
 from symdl.core.calculus import derive
 from symdl.core.derivation import Derivation
 from symdl.core.matrices import hadamard
-from symdl.core.program import _Graph, build_program, canonical
+from symdl.core.program import build_program
 from symdl.nn.layers import Context, Layer, Owned, Shape, ShapeError, _features, walk
 from symdl.nn.losses import Loss, get_loss
 from symdl.nn.model import CompiledModel, Sequential, _float_dtype
@@ -244,14 +244,13 @@ class Model:
             names.setdefault(expr, name)
         outs = [values[id(t)] for t in self.outputs_]
         several = len(outs) > 1
-        loss = sympy.S.Zero
+        terms = []
         for i, (item, weight, Z) in enumerate(zip(self.losses, self.weights, outs, strict=True)):
             Y = MatrixSymbol(f"Y_{{{i + 1}}}" if several else "Y", Z.shape[0], N)
-            loss = loss + weight * item.expression(Z, Y)
-        for penalty in dict.fromkeys(context.penalties):  # a shared layer's penalty once
-            loss = loss + penalty
-        present = _Graph([canonical(loss)])
-        names = {k: v for k, v in names.items() if canonical(k) in present}
+            term = item.expression(Z, Y)
+            terms.append(term if weight == 1 else sympy.Mul(weight, term))
+        terms += dict.fromkeys(context.penalties)  # a shared layer's penalty once
+        loss = terms[0] if len(terms) == 1 else sympy.Add(*terms, evaluate=False)
         return loss, outs, context, names
 
     @staticmethod

@@ -94,7 +94,14 @@ class vstack(MatrixOp):
 
     @property
     def shape(self):
-        return (sympy.Add(*(b.shape[0] for b in self.args)), self.args[0].shape[1])
+        # kept: asking every block for its shape, at every level of a deep stack of layers
+        # that each stack T blocks, would take time exponential in the depth
+        shape = self.__dict__.get("_shape")
+        if shape is None:
+            rows = [b.shape[0] for b in self.args]
+            total = sum(rows[1:], rows[0])
+            shape = self.__dict__["_shape"] = (total, self.args[0].shape[1])
+        return shape
 
     @classmethod
     def example(cls):
