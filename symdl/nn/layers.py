@@ -114,6 +114,12 @@ class Layer:
     def _output_shape(self, input_shape: Shape) -> Shape:
         return input_shape
 
+    def __call__(self, *inputs):
+        """The layer applied to graph tensors (`symdl.nn.Input`, see symdl.nn.graph)."""
+        if not inputs or not hasattr(inputs[0], "applied"):
+            raise TypeError(f"{type(self).__name__}: call a layer on graph tensors (nn.Input)")
+        return inputs[0].applied(self, inputs)
+
     def parameters(self, index: int) -> dict[str, MatrixSymbol]:
         """The layer's trainable matrices, keyed by short name ("W", "b", ...)."""
         return {}

@@ -13,6 +13,7 @@ import symdl.ops.losses
 import symdl.ops.vector  # noqa: F401  (importing the modules declares their ops)
 from symdl.core.matrices import elementwise
 from symdl.ops.base import MatrixLoss, MatrixOp, Op, activations, declared, elementary
+from symdl.ops.blocks import pad_rows, row_block, vstack
 from symdl.ops.convolution import channel_sum, conv2d, conv2d_input_grad, conv2d_kernel_grad
 from symdl.ops.linalg import (
     eigh_vectors,
@@ -53,5 +54,8 @@ __all__ = [
     "max_pool2d",
     "max_pool2d_grad",
     "mean",
+    "pad_rows",
+    "row_block",
+    "vstack",
 ]
 __all__ += sorted(declared())

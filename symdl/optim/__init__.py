@@ -4,6 +4,7 @@ Each optimizer updates a dict of NumPy arrays in place and states its update rul
 equations, so the rule that trains is the rule that prints.
 """
 
+from symdl.optim.clipping import ClipGradNorm
 from symdl.optim.optimizers import (
     SGD,
     Adagrad,
@@ -24,6 +25,7 @@ __all__ = [
     "Adagrad",
     "Adam",
     "AdamW",
+    "ClipGradNorm",
     "CosineLR",
     "ExponentialLR",
     "LinearWarmup",

@@ -1,0 +1,305 @@
+r"""Attention over sequences of T tokens, unrolled per token: embedding, sinusoidal positions,
+multi-head self-attention with an optional causal mask, position-wise dense layers and layer
+normalisation per token, and a transformer block built from them.
+
+A sequence is stored as every sequence layer stores it (symdl.nn.recurrent): T tokens of d
+features, token t in rows $td .. (t+1)d - 1$ of each example's column. For query token t and
+head h, with $q_t = W_q x_t + b_q$, $k_u$, $v_u$ alike,
+$s_{tu} = q_t^\top k_u / \sqrt{d_k}$ (a row, one entry per example),
+$a_t = \operatorname{softmax}([s_{t1}; \dots; s_{tT}])$ and $o_t = \sum_u a_{tu} v_u$.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy
+from sympy import MatrixSymbol, OneMatrix
+
+from symdl.core.matrices import hadamard, matadd, matmul, scale
+from symdl.nn.layers import Layer, ShapeError, get_activation
+from symdl.nn.residual import Residual
+from symdl.ops import mean as feature_mean
+from symdl.ops import row_block, vstack
+from symdl.ops.vector import MatSoftmax
+
+
+def _tokens(layer, A, T, d):
+    if A.shape[0] != T * d:
+        raise ShapeError(f"{layer.name}: input has {A.shape[0]} rows, expected {T}x{d}")
+    return [row_block(A, t * d, (t + 1) * d) for t in range(T)]
+
+
+class _Sequence(Layer):
+    """A layer over (T, d) sequences."""
+
+    def _output_shape(self, input_shape):
+        if len(input_shape) != 2:
+            raise ShapeError(
+                f"{type(self).__name__}: needs sequences of shape (T, d), got {input_shape}"
+            )
+        self.steps, self.features = input_shape
+        return self._sequence_shape(self.steps, self.features)
+
+    def _sequence_shape(self, T, d):
+        return (T, d)
+
+
+class Embedding(_Sequence):
+    r"""Token embedding $e_t = E x_t$ of one-hot tokens $x_t$ (input (T, V), see `one_hot`): the
+    columns of E (d x V) are the tokens' vectors (PyTorch's `nn.Embedding.weight` is $E^\top$)."""
+
+    kind = "embedding"
+
+    def __init__(self, vocabulary: int, dim: int, name=None):
+        super().__init__(name)
+        self.vocabulary, self.dim = int(vocabulary), int(dim)
+
+    def _sequence_shape(self, T, V):
+        if V != self.vocabulary:
+            raise ShapeError(f"Embedding: tokens are one-hot over {V}, not {self.vocabulary}")
+        return (T, self.dim)
+
+    def parameters(self, index):
+        return {"E": MatrixSymbol(f"E^{{({index})}}", self.dim, self.vocabulary)}
+
+    def natural_shapes(self):
+        return {"E": (self.dim, self.vocabulary)}
+
+    def init(self, rng):
+        return {"E": rng.normal(size=(self.dim, self.vocabulary))}
+
+    def forward(self, A, params, context):
+        x = _tokens(self, A, self.steps, self.features)
+        return None, vstack(*(matmul(params["E"], x_t) for x_t in x))
+
+
+def one_hot(tokens, vocabulary: int) -> np.ndarray:
+    """Integer tokens (N, T) as one-hot sequences (N, T, vocabulary), an Embedding's input."""
+    tokens = np.asarray(tokens, dtype=int)
+    if tokens.size and (tokens.min() < 0 or tokens.max() >= vocabulary):
+        raise ValueError(
+            f"one_hot: tokens run {tokens.min()}..{tokens.max()}, not 0..{vocabulary - 1}"
+        )
+    return np.eye(vocabulary)[tokens]
+
+
+def sinusoidal(T: int, d: int) -> np.ndarray:
+    r"""The (T, d) sinusoidal positions: $\sin(t / 10000^{2i/d})$ in even features, cos in odd."""
+    position = np.arange(T)[:, None]
+    rate = 1.0 / 10000 ** (np.arange(0, d, 2) / d)
+    P = np.zeros((T, d))
+    P[:, 0::2] = np.sin(position * rate)
+    P[:, 1::2] = np.cos(position * rate[: d // 2])
+    return P
+
+
+class PositionalEncoding(_Sequence):
+    r"""$x_t + p_t$ with the sinusoidal positions $p_t$ (a constant, no parameters)."""
+
+    kind = "positions"
+
+    def forward(self, A, params, context):
+        P = MatrixSymbol(f"P^{{({context.index})}}", self.steps * self.features, 1)
+        context.constants[P] = sinusoidal(self.steps, self.features).reshape(-1, 1)
+        return None, sympy.MatAdd(A, matmul(P, OneMatrix(1, context.batch)))
+
+
+class TokenDense(_Sequence):
+    r"""The same dense layer on every token: $y_t = f(W x_t + b)$."""
+
+    kind = "token_dense"
+
+    def __init__(self, units: int, activation=None, name=None):
+        super().__init__(name)
+        self.units, self.activation = int(units), get_activation(activation)
+
+    def _sequence_shape(self, T, d):
+        return (T, self.units)
+
+    def natural_shapes(self):
+        return {"W": (self.units, self.features), "b": (self.units,)}
+
+    def parameters(self, index):
+        return {
+            "W": MatrixSymbol(f"W^{{({index})}}", self.units, self.features),
+            "b": MatrixSymbol(f"b^{{({index})}}", self.units, 1),
+        }
+
+    def init(self, rng):
+        limit = np.sqrt(6.0 / (self.units + self.features))
+        W = rng.uniform(-limit, limit, size=(self.units, self.features))
+        return {"W": W, "b": np.zeros(self.units)}
+
+    def forward(self, A, params, context):
+        bias = matmul(params["b"], OneMatrix(1, context.batch))
+        x = _tokens(self, A, self.steps, self.features)
+        return None, vstack(*(self.activation(matadd(matmul(params["W"], t), bias)) for t in x))
+
+
+class TokenLayerNorm(_Sequence):
+    r"""Layer normalisation of each token over its d features (as in transformers), then
+    $\gamma \circ \hat{x}_t + \beta$, γ and β shared by the tokens."""
+
+    kind = "token_norm"
+
+    def __init__(self, eps: float = 1e-5, name=None):
+        super().__init__(name)
+        self.eps = float(eps)
+
+    def natural_shapes(self):
+        return {"gamma": (self.features,), "beta": (self.features,)}
+
+    def parameters(self, index):
+        d = self.features
+        return {
+            "gamma": MatrixSymbol(f"gamma^{{({index})}}", d, 1),
+            "beta": MatrixSymbol(f"beta^{{({index})}}", d, 1),
+        }
+
+    def init(self, rng):
+        return {"gamma": np.ones(self.features), "beta": np.zeros(self.features)}
+
+    def forward(self, A, params, context):
+        d, ones = self.features, OneMatrix(1, context.batch)
+        epsilon = sympy.Symbol(f"epsilon^{{({context.index})}}", positive=True)
+        context.constants[epsilon] = self.eps
+        column = OneMatrix(d, 1)
+        outputs = []
+        for x in _tokens(self, A, self.steps, d):
+            centred = sympy.MatAdd(x, scale(-1, matmul(column, feature_mean(x, 0))))
+            var = feature_mean(hadamard(centred, centred), 0)
+            shifted = matadd(var, scale(epsilon, OneMatrix(*var.shape)))
+            inverse = sympy.HadamardPower(shifted, sympy.Rational(-1, 2))
+            x_hat = hadamard(centred, matmul(column, inverse))
+            gamma, beta = matmul(params["gamma"], ones), matmul(params["beta"], ones)
+            outputs.append(matadd(hadamard(gamma, x_hat), beta))
+        return None, vstack(*outputs)
+
+
+class SelfAttention(_Sequence):
+    r"""Multi-head self-attention over the tokens (PyTorch's `nn.MultiheadAttention` with
+    query = key = value): per head $h$ of size $d_k = d/H$, scores $q_t^\top k_u/\sqrt{d_k}$,
+    softmax over u, $o_t = \sum_u a_{tu} v_u$; heads stacked, then $W_o [o^1_t; \dots] + b_o$.
+
+    With `causal=True` token t attends to tokens u ≤ t only: the scores of later tokens are
+    left out of the softmax, which is what adding a mask of −∞ to them computes.
+    """
+
+    kind = "attention"
+
+    def __init__(self, heads: int = 1, causal: bool = False, name=None):
+        super().__init__(name)
+        self.heads, self.causal = int(heads), bool(causal)
+
+    def _sequence_shape(self, T, d):
+        if d % self.heads:
+            raise ShapeError(f"SelfAttention: {d} features do not split into {self.heads} heads")
+        return (T, d)
+
+    def natural_shapes(self):
+        d = self.features
+        shapes = {f"W_{k}": (d, d) for k in "qkvo"}
+        return shapes | {f"b_{k}": (d,) for k in "qkvo"}
+
+    def parameters(self, index):
+        return {
+            key: MatrixSymbol(
+                f"{key[0]}_{{{key[2]}}}^{{({index})}}", shape[0], shape[1] if len(shape) > 1 else 1
+            )
+            for key, shape in self.natural_shapes().items()
+        }
+
+    def init(self, rng):
+        d = self.features
+        limit = np.sqrt(6.0 / (2 * d))
+        weights = {f"W_{k}": rng.uniform(-limit, limit, size=(d, d)) for k in "qkvo"}
+        return weights | {f"b_{k}": np.zeros(d) for k in "qkvo"}
+
+    def forward(self, A, params, context):
+        T, d, H = self.steps, self.features, self.heads
+        dk, ones = d // H, OneMatrix(1, context.batch)
+        x = _tokens(self, A, T, d)
+        scale_k = 1 / sympy.sqrt(dk)
+
+        def project(key, head, t):  # rows of head `head` of W x_t + b
+            rows = slice(head * dk, (head + 1) * dk)
+            W, b = params[f"W_{key}"], params[f"b_{key}"]
+            return matadd(
+                matmul(row_block(W, rows.start, rows.stop), x[t]),
+                matmul(row_block(b, rows.start, rows.stop), ones),
+            )
+
+        def named(expr, name):
+            context.names.setdefault(expr, f"{name}^{{({context.index})}}")
+            return expr
+
+        heads = [[None] * H for _ in range(T)]
+        for h in range(H):
+            q = [named(project("q", h, t), f"q_{{{t + 1},{h + 1}}}") for t in range(T)]
+            k = [named(project("k", h, t), f"k_{{{t + 1},{h + 1}}}") for t in range(T)]
+            v = [named(project("v", h, t), f"v_{{{t + 1},{h + 1}}}") for t in range(T)]
+            for t in range(T):
+                visible = range(t + 1) if self.causal else range(T)
+                scores = [
+                    scale(scale_k, matmul(OneMatrix(1, dk), hadamard(q[t], k[u]))) for u in visible
+                ]
+                S = named(
+                    vstack(*scores) if len(scores) > 1 else scores[0], f"s_{{{t + 1},{h + 1}}}"
+                )
+                a = named(MatSoftmax(S), f"a_{{{t + 1},{h + 1}}}")
+                terms = [
+                    hadamard(matmul(OneMatrix(dk, 1), row_block(a, j, j + 1)), v[u])
+                    for j, u in enumerate(visible)
+                ]
+                heads[t][h] = named(matadd(*terms), f"o_{{{t + 1},{h + 1}}}")
+        bias = matmul(params["b_o"], ones)
+        out = [
+            matadd(matmul(params["W_o"], vstack(*heads[t]) if H > 1 else heads[t][0]), bias)
+            for t in range(T)
+        ]
+        return None, vstack(*out)
+
+
+class Token(_Sequence):
+    """Token `t` (from 0) of a sequence, its d features: for a loss on each position, as
+    several outputs of a graph model."""
+
+    kind = "token"
+
+    def __init__(self, t: int, name=None):
+        super().__init__(name)
+        self.t = int(t)
+
+    def _sequence_shape(self, T, d):
+        if not 0 <= self.t < T:
+            raise ShapeError(f"Token: position {self.t} is outside a sequence of {T} tokens")
+        return (d,)
+
+    def forward(self, A, params, context):
+        return None, _tokens(self, A, self.steps, self.features)[self.t]
+
+
+def transformer_block(dim: int, heads: int, hidden: int, causal: bool = False) -> list[Layer]:
+    """A post-norm transformer encoder block over tokens of `dim` features, as layers to put in
+    a model: self-attention with a residual connection and layer normalisation, then a ReLU MLP
+    (`hidden` units) on every token with a residual connection and layer normalisation
+    (PyTorch's TransformerEncoderLayer without dropout)."""
+    return [
+        Residual(SelfAttention(heads, causal)),
+        TokenLayerNorm(),
+        Residual(TokenDense(hidden, "relu"), TokenDense(dim)),
+        TokenLayerNorm(),
+    ]
+
+
+__all__ = [
+    "Embedding",
+    "PositionalEncoding",
+    "SelfAttention",
+    "Token",
+    "TokenDense",
+    "TokenLayerNorm",
+    "one_hot",
+    "sinusoidal",
+    "transformer_block",
+]
