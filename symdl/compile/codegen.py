@@ -35,6 +35,12 @@ class SymdlNumPyPrinter(SciPyPrinter):
             return f"(1 - {sign}({maximum}(-({arg}), 0)))"
         return f"{self._module_format('numpy.heaviside')}({arg}, {self._print(at_zero)})"
 
+    def _print_ITE(self, expr):
+        # a condition that chooses between conditions (SymPy writes one when a Piecewise's
+        # condition holds a Piecewise): a truth value, not select's float with a nan default
+        cond, then, otherwise = (self._print(a) for a in expr.args)
+        return f"{self._module_format('numpy.where')}({cond}, {then}, {otherwise})"
+
     def _print_DiracDelta(self, expr):
         # the derivative of a step (Heaviside') is 0 wherever it is a number, 0 at the kink
         # by symdl's convention; same shape as the argument

@@ -108,3 +108,18 @@ def test_batch_norm_step_reads_x_hat_and_builds_no_full_size_broadcast():
     assert source.count("**(-1/2)") == 1  # σ⁻¹ once, in the forward pass
     assert "_hat_X_2_ = ((C_2_)*(s_2_))" in source
     assert "bar_gamma_2_ = ((((bar_Z_2_)*(_hat_X_2_)))).sum(axis=1, keepdims=True)" in source
+
+
+def test_a_piecewise_whose_condition_holds_a_piecewise_compiles():
+    """SymPy writes such a condition as ITE; it compiles to a truth value (found by the fuzzer:
+    numpy.select refused a float condition list)."""
+    x = sympy.Symbol("x", real=True)
+    a = sympy.log(sd.sigmoid(x))
+    inner = sympy.Piecewise((a**2, a > 0), (sympy.sin(a), True))
+    f = sympy.Piecewise((inner**2, inner > 0), (sympy.sin(inner), True))
+    value, (dx,) = sd.derive(f, [x]).compile()(x=np.array([0.3, -0.2]))
+    h = 1e-6
+    for i, x0 in enumerate([0.3, -0.2]):
+        exact = float(f.subs(x, x0).evalf(30))
+        slope = float((f.subs(x, x0 + h) - f.subs(x, x0 - h)).evalf(30)) / (2 * h)
+        assert abs(value[i] - exact) < 1e-12 and abs(dx[i] - slope) < 1e-6
