@@ -323,7 +323,7 @@ class GraphCompiledModel(CompiledModel):
                 plan.append(None)
                 rest.append(arg)
         own = iter(super()._plan(rest, context))
-        return [step if step is not None else _first_matrix(next(own)) for step in plan]
+        return [step if step is not None else _first_matrix(next(own).value_of) for step in plan]
 
     @staticmethod
     def _names(letter, items):
