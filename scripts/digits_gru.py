@@ -13,8 +13,10 @@ SYMDL_EXAMPLE_SMALL=1 trains on 300 images for 2 epochs and only checks that it 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from digits_mlp import run  # the same data, training and report; this folder is on sys.path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from digits_mlp import run  # noqa: E402  (the same data, training and report)
 
 from symdl import nn
 
