@@ -90,3 +90,10 @@ def zeros(shape):
 
 def eye(n):
     return torch.eye(n, dtype=_dtype())
+
+
+def pad(a, pad_width):
+    """numpy.pad with zeros: `pad_width` is ((before, after), ...) per axis, first axis first;
+    torch's pad takes the pairs last axis first, flattened."""
+    flat = [int(n) for pair in reversed(tuple(pad_width)) for n in pair]
+    return torch.nn.functional.pad(_tensor(a), flat)
