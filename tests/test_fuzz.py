@@ -76,6 +76,20 @@ def test_the_script_counts_what_it_finds(capsys):
     assert "6 cases (seed 3)" in out and "mismatches 0" in out and "crashes    0" in out
 
 
+def test_ops_declared_outside_symdl_are_not_fuzzed():
+    class broken_user_op(sd.ops.Op):  # declared by a user (the guide's softsign is one)
+        nargs = 1
+
+        def definition(self):
+            raise NameError("a user's op, not symdl's")
+
+    try:
+        ops = fuzz.fuzzed_ops()
+        assert broken_user_op not in ops and sd.mish in ops
+    finally:
+        sd.ops.base._DECLARED.pop("broken_user_op", None)
+
+
 # The cases issue 16's fuzzer found, now regression tests.
 x0, x1 = sympy.symbols("x0 x1", real=True)
 
