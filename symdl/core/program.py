@@ -296,9 +296,9 @@ def _canonical_node(node: Basic, args: list[Basic]) -> Basic:
     if isinstance(node, ElementwiseApplyFunction):
         # f(Xᵀ Wᵀ) is f(W X)ᵀ: the argument with fewer transposes, so that a transposed copy
         # of a subexpression (SymPy pushes a transpose inside f) is the same step
-        flipped = args[1].T
+        flipped = _flip(args[1], {})
         if _transposes(flipped) < _transposes(args[1]):
-            return Transpose(canonical(elementwise(node.function, flipped)))
+            return Transpose(elementwise(node.function, flipped))
         return elementwise(node.function, args[1])
     if isinstance(node, MatrixElement):
         return entry(*args)
@@ -316,8 +316,39 @@ def _canonical_node(node: Basic, args: list[Basic]) -> Basic:
     return node.func(*args) if args != list(node.args) else node
 
 
+# the matrix expressions a transpose passes through as (AB)ᵀ = BᵀAᵀ, (A+B)ᵀ = Aᵀ+Bᵀ, (A∘B)ᵀ = Aᵀ∘Bᵀ
+_LINEAR = (MatMul, MatAdd, HadamardProduct)
+
+
+def _flip(expr: Basic, memo: dict) -> Basic:
+    """`expr`ᵀ with the transpose pushed through products, sums and Hadamard products only,
+    down to their factors: a transposed factor loses its transpose, any other factor is wrapped
+    in one. The factors are canonical already; SymPy's `.T` would push the transpose through
+    every op below them, again for every elementwise function of a deep network."""
+    if expr in memo:
+        return memo[expr]
+    if isinstance(expr, Transpose):
+        flipped = expr.arg
+    elif isinstance(expr, _LINEAR):
+        factors = [_flip(a, memo) if isinstance(a, MatrixExpr) else a for a in expr.args]
+        if isinstance(expr, MatMul):  # scalars commute; the matrices reverse
+            scalars = [a for a in factors if not isinstance(a, MatrixExpr)]
+            factors = scalars + [a for a in reversed(factors) if isinstance(a, MatrixExpr)]
+        flat = []  # flattened by hand: SymPy's evaluation would call doit on every factor
+        for a in factors:
+            flat.extend(a.args if type(a) is type(expr) else [a])
+        flipped = expr.func(*flat)
+    elif isinstance(expr, Identity | ZeroMatrix | OneMatrix):
+        flipped = type(expr)(*reversed(expr.shape)) if not isinstance(expr, Identity) else expr
+    else:
+        flipped = Transpose(expr)
+    memo[expr] = flipped
+    return flipped
+
+
 def _transposes(expr: Basic) -> int:
-    """The number of distinct transposed subexpressions of `expr`."""
+    """The number of distinct transposes in `expr` above its first op that is not a product,
+    a sum or a Hadamard product (the transposes `_flip` can remove or adds)."""
     seen, stack, count = set(), [expr], 0
     while stack:
         node = stack.pop()
@@ -325,7 +356,8 @@ def _transposes(expr: Basic) -> int:
             continue
         seen.add(node)
         count += isinstance(node, Transpose)
-        stack.extend(node.args)
+        if isinstance(node, _LINEAR):
+            stack.extend(a for a in node.args if isinstance(a, MatrixExpr))
     return count
 
 
