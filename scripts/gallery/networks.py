@@ -25,7 +25,7 @@ def mlp_backprop() -> Entry:
     Z1 = W1 * X + b1 * OneMatrix(1, N)
     A1 = sd.sigmoid(Z1)
     Z2 = W2 * A1 + b2 * OneMatrix(1, N)
-    loss = sd.cross_entropy(Z2, Y)
+    loss = sd.cross_entropy(Z2, Y, normalized=True)
     params = [W1, b1, W2, b2]
     names = {Z1: "Z^{(1)}", A1: "A^{(1)}", Z2: "Z^{(2)}"}
 
@@ -92,7 +92,7 @@ def softmax_cross_entropy() -> Entry:
     textbook = Claim(
         dL("Z"),
         (P_ - Y) / N,
-        sd.cross_entropy(Z, Y),
+        sd.cross_entropy(Z, Y, normalized=True),  # columns of Y that sum to 1
         Z,
         "Bishop (2006), Sec. 4.3.4",
         {P_: P},

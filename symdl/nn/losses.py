@@ -21,7 +21,7 @@ class Loss:
     """A loss: `expression(Z, Y)`, `targets(y, outputs)` and `predictions(Z)`.
 
     A subclass names the declared loss op it trains with (`op = mse`); the expression is that
-    op on the matrices, `op(Z, Y, *params)`, and the name is the op's. What stays here is what
+    op on the matrices, `op(Z, Y, *params, **options)`, and the name is the op's. What stays here is what
     belongs to a model: how labels become targets and what `predict` returns.
     """
 
@@ -32,6 +32,9 @@ class Loss:
     def name(self) -> str:
         return self.op.__name__ if self.op is not None else "loss"
 
+    # the op's keyword arguments (cross-entropy's normalized=True)
+    options: dict = {}
+
     def params(self) -> tuple:
         """The op's arguments after `(Z, Y)` (Huber's delta)."""
         return ()
@@ -40,7 +43,7 @@ class Loss:
         """The scalar loss of outputs `Z` against targets `Y` (both outputs x N)."""
         if self.op is None:
             raise TypeError(f"{type(self).__name__} names no loss op (op = ...) and no expression")
-        return self.op(Z, Y, *self.params())
+        return self.op(Z, Y, *self.params(), **self.options)
 
     def predictions(self, Z):
         """What `predict` returns for outputs `Z` (probabilities for a classifier)."""
@@ -69,6 +72,10 @@ class CrossEntropy(Loss):
     op = cross_entropy
     is_classifier = True
 
+    # the targets it makes sum to 1 per example (checked below), so the loss takes the form
+    # whose gradient is the textbook (softmax(Z) - Y)/N
+    options = {"normalized": True}
+
     def predictions(self, Z):
         return MatSoftmax(Z)
 
@@ -87,7 +94,16 @@ class CrossEntropy(Loss):
             Y = np.zeros((outputs, y.size))
             Y[y, np.arange(y.size)] = 1.0
             return Y
-        return super().targets(y, outputs)
+        Y = super().targets(y, outputs)
+        totals = Y.sum(axis=0)
+        if np.any(Y < 0) or not np.allclose(totals, 1.0, rtol=0, atol=1e-6):
+            row = int(np.argmax(np.abs(totals - 1.0) + (Y < 0).any(axis=0)))
+            raise TargetError(
+                f"{self.name}: target row {row} is not a distribution (it sums to "
+                f"{totals[row]:.6g}); give class indices or probability rows that sum to 1, or "
+                "write the loss as sd.cross_entropy(Z, Y) on your own targets"
+            )
+        return Y
 
 
 class BCEWithLogits(Loss):

@@ -16,6 +16,7 @@ from sympy import (
     Heaviside,
     Integer,
     Lambda,
+    MatrixExpr,
     MatrixSymbol,
     OneMatrix,
     Piecewise,
@@ -24,6 +25,7 @@ from sympy import (
     sign,
 )
 from sympy.core.function import ArgumentIndexError
+from sympy.matrices import MatrixBase
 
 from symdl.core.matrices import ENTRY, elementwise, hadamard
 from symdl.ops.activations import sigmoid
@@ -327,9 +329,14 @@ class cross_entropy(Op):
     latex_name = r"\operatorname{CE}"
     aliases = ("CE",)
 
-    def __new__(cls, *args, **kwargs):
+    def __new__(cls, *args, normalized: bool = False, **kwargs):
+        if normalized:
+            return cls._normalized(*args)
         if matrix := on_matrices(cls, args):
             return matrix
+        if len(args) == 2 and all(isinstance(a, MatrixBase) and 1 not in a.shape for a in args):
+            # explicit matrices, one example per column: the matrix form, written out
+            return cls.matrix_class(*map(sympy.ImmutableMatrix, args)).doit()
         if len(args) == 2 and is_vector(args[0]):
             z = flatten_vector(args[0], "cross_entropy")
             y = args[1]
@@ -344,6 +351,19 @@ class cross_entropy(Op):
         if len(args) % 2 or not args:
             raise TypeError(f"cross_entropy: expected (logits, target); got {args!r}")
         return Function.__new__(cls, *args, **kwargs)
+
+    @classmethod
+    def _normalized(cls, z, y):
+        """The loss for targets that sum to 1 (one-hot labels, probabilities), in the form
+        whose gradient is softmax(z) - y."""
+        if isinstance(z, MatrixExpr) or isinstance(y, MatrixExpr):
+            return MatCrossEntropyNormalized(z, y)
+        if isinstance(z, MatrixBase) and 1 not in z.shape:
+            return MatCrossEntropyNormalized(*map(sympy.ImmutableMatrix, (z, y))).doit()
+        ce = cls(z, y)
+        return logsumexp(*ce.logits) - sympy.Add(
+            *(zi * yi for zi, yi in zip(ce.logits, ce.targets, strict=True))
+        )
 
     @property
     def logits(self) -> tuple:
@@ -455,11 +475,15 @@ class _MeanMatrixLoss(MatrixLoss):
 
 class MatCrossEntropy(MatrixLoss):
     r"""Softmax cross-entropy of logits $Z$ against targets $Y$, one example per column,
-    averaged over the $N$ columns: $\frac{1}{N}\sum_j \operatorname{logsumexp}(Z_{:j}) - Y_{:j}^\top Z_{:j}$.
+    averaged over the $N$ columns: PyTorch's $-\frac{1}{N}\sum_j Y_{:j}^\top
+    \log\operatorname{softmax}(Z_{:j})$, the list form `cross_entropy(z, y)` on each column,
+    for any targets (soft ones that do not sum to 1 too).
 
-    This is $-\frac{1}{N}\sum_j Y_{:j}^\top \log\operatorname{softmax}(Z_{:j})$ whenever each
-    column of $Y$ sums to 1 (one-hot labels or probabilities), and its gradient is the textbook
-    $(\operatorname{softmax}(Z) - Y)/N$ for every $Y$.
+    Its gradient is $(\operatorname{softmax}(Z)\operatorname{diag}(\mathbf{1}^\top Y) - Y)/N$.
+    For targets whose columns each sum to 1 (one-hot labels, probabilities), say so:
+    `cross_entropy(Z, Y, normalized=True)` is the same loss on such targets, with the textbook
+    gradient $(\operatorname{softmax}(Z) - Y)/N$; a model's loss is that one, since it makes
+    its targets from labels.
     """
 
     name = "cross_entropy"
@@ -472,9 +496,39 @@ class MatCrossEntropy(MatrixLoss):
         return cls(Z, Y), [Z, Y], {Z: (-2.0, 2.0), Y: (0.0, 1.0)}
 
     def explicit(self, Z, Y):
-        cols = list(zip(_columns(Z), _columns(Y), strict=True))
-        terms = [logsumexp(z) - sum(zi * yi for zi, yi in zip(z, y, strict=True)) for z, y in cols]
-        return sympy.Add(*terms) / len(cols)
+        columns = list(zip(_columns(Z), _columns(Y), strict=True))
+        return sympy.Add(*(cross_entropy(z, y) for z, y in columns)) / len(columns)
+
+    def vjp(self, index, G, out):
+        Z, Y = self.args
+        k, n = Z.shape
+        if index == 0:  # softmax(Z) with each column scaled by the total of its targets
+            totals = OneMatrix(k, 1) * (OneMatrix(1, k) * Y)
+            return (G / n) * (hadamard(MatSoftmax(Z), totals) - Y)
+        return (-G / n) * log_softmax.matrix_form(Z)
+
+    def _numpycode(self, printer):
+        Z, Y = (printer._print(a) for a in self.args)
+        lse = printer._module_format("symdl.ops.runtime.logsumexp")
+        return f"(({Y})*({lse}({Z}, axis=0) - ({Z}))).sum(axis=0).mean()"
+
+
+class MatCrossEntropyNormalized(MatCrossEntropy):
+    r"""Softmax cross-entropy for targets whose columns each sum to 1 (one-hot labels or
+    probabilities): $\frac{1}{N}\sum_j \operatorname{logsumexp}(Z_{:j}) - Y_{:j}^\top Z_{:j}$,
+    which on such targets is `MatCrossEntropy`, and whose gradient is the textbook
+    $(\operatorname{softmax}(Z) - Y)/N$. Written `cross_entropy(Z, Y, normalized=True)`."""
+
+    @classmethod
+    def example(cls):
+        Z, C = MatrixSymbol("Z", 3, 2), MatrixSymbol("C", 3, 2)
+        # targets that sum to 1 whatever C is: the assumption this form rests on
+        return cls(Z, MatSoftmax(C)), [Z, C], {Z: (-2.0, 2.0), C: (-2.0, 2.0)}
+
+    def explicit(self, Z, Y):
+        columns = list(zip(_columns(Z), _columns(Y), strict=True))
+        terms = [logsumexp(z) - sum(zi * yi for zi, yi in zip(z, y, strict=True)) for z, y in columns]
+        return sympy.Add(*terms) / len(columns)
 
     def vjp(self, index, G, out):
         Z, Y = self.args
@@ -482,6 +536,10 @@ class MatCrossEntropy(MatrixLoss):
         if index == 0:
             return (G / n) * (MatSoftmax(Z) - Y)
         return (-G / n) * Z
+
+    def _sympystr(self, printer):
+        Z, Y = (printer._print(a) for a in self.args)
+        return f"cross_entropy({Z}, {Y}, normalized=True)"
 
     def _numpycode(self, printer):
         Z, Y = (printer._print(a) for a in self.args)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sympy
 from sympy import Function, Integer, KroneckerDelta, Matrix, MatrixSymbol, OneMatrix, S, exp, log
 from sympy.core.function import ArgumentIndexError
+from sympy.matrices import MatrixBase
+from sympy.matrices.expressions import MatrixExpr
 
 from symdl.core.matrices import hadamard
 from symdl.ops.base import MatrixOp, Op, _columns, flatten_vector, is_vector, on_matrices
@@ -26,14 +28,47 @@ def _vector_latex(printer, entries, bracket: bool = True) -> str:
     return rf"\left({body}\right)" if bracket and len(entries) > 1 else body
 
 
+def _axis(cls, axis) -> int | None:
+    if axis not in (None, 0, 1):
+        raise ValueError(f"{cls.__name__}: axis is 0 (each column) or 1 (each row), not {axis!r}")
+    return axis
+
+
+def _along(cls, args, axis):
+    """`cls` of a matrix along an axis, or None for a vector or a list: on a matrix expression
+    its matrix form, of each column (axis 0, the default) or each row (axis 1, through the
+    transpose); on an explicit Matrix with more than one row and column, or given an axis,
+    the same written out, column by column or row by row."""
+    if len(args) != 1:
+        if any(isinstance(a, MatrixExpr) for a in args):
+            raise TypeError(
+                f"{cls.__name__}: takes one matrix (and axis=0 or 1); got {len(args)} arguments"
+            )
+        return None
+    (Z,) = args
+    if isinstance(Z, MatrixExpr) and not isinstance(Z, MatrixBase):
+        return cls.matrix_form(Z.T).T if axis == 1 else cls.matrix_form(Z)
+    if not isinstance(Z, MatrixBase) or (axis is None and 1 in Z.shape):
+        return None
+    if axis == 1:
+        return sympy.ImmutableMatrix.vstack(*(_along(cls, [Z.row(i).T], 0).T for i in range(Z.rows)))
+    parts = [cls(list(Z.col(j))) for j in range(Z.cols)]
+    parts = [sympy.ImmutableMatrix(p if isinstance(p, MatrixBase) else [[p]]) for p in parts]
+    return sympy.ImmutableMatrix.hstack(*parts)
+
+
 class logsumexp(Op):
-    r"""$\operatorname{logsumexp}(z) = \log \sum_i e^{z_i}$, whose gradient is $\operatorname{softmax}(z)$."""
+    r"""$\operatorname{logsumexp}(z) = \log \sum_i e^{z_i}$, whose gradient is $\operatorname{softmax}(z)$.
+
+    Of a matrix, it is taken over each column (`axis=0`, a row of results) or each row
+    (`axis=1`, a column of results)."""
 
     latex_name = r"\operatorname{logsumexp}"
 
-    def __new__(cls, *args, **kwargs):
-        if matrix := on_matrices(cls, args):
-            return matrix
+    def __new__(cls, *args, axis=None, **kwargs):
+        on_matrices(cls, [a for a in args if not isinstance(a, MatrixExpr)])  # refuses text
+        if (along := _along(cls, args, _axis(cls, axis))) is not None:
+            return along
         if len(args) == 1 and is_vector(args[0]):
             args = flatten_vector(args[0], "logsumexp")
         return Function.__new__(cls, *args, **kwargs)
@@ -62,18 +97,25 @@ class logsumexp(Op):
 class _VectorEntry(Op):
     """Entry `k` (the first argument, from 0) of a vector function of `z` (the rest)."""
 
-    def __new__(cls, *args, **kwargs):
-        if matrix := on_matrices(cls, args):
-            return matrix
+    def __new__(cls, *args, axis=None, **kwargs):
+        on_matrices(cls, [a for a in args if not isinstance(a, MatrixExpr)])  # refuses text
+        if (along := _along(cls, args, _axis(cls, axis))) is not None:
+            return along
         if len(args) == 1 and is_vector(args[0]):
             z = flatten_vector(args[0], cls.__name__)
             return Matrix([cls(k, *z) for k in range(len(z))])
+        if len(args) == 2 and is_vector(args[0]) and isinstance(args[1], int | Integer):
+            z, k = flatten_vector(args[0], cls.__name__), int(args[1])  # (z, k): entry k of z
+            if not 0 <= k < len(z):
+                raise ValueError(f"{cls.__name__}: entry {k} of a vector of {len(z)} entries")
+            return cls(k, *z)
         if len(args) < 2 or not (
             isinstance(args[0], int | Integer) and 0 <= args[0] < len(args) - 1
         ):
             raise TypeError(
                 f"{cls.__name__}: call it on a vector, {cls.__name__}([z0, z1, ...]), "
-                f"or as {cls.__name__}(k, z0, z1, ...) for entry k; got {args!r}"
+                f"for entry k as {cls.__name__}(z, k) or {cls.__name__}(k, z0, z1, ...), or on "
+                f"a matrix with axis=0 (columns) or 1 (rows); got {args!r}"
             )
         return Function.__new__(cls, *args, **kwargs)
 

@@ -264,13 +264,13 @@ class Builder:
             )
         return a[indices]
 
-    def call(self, function: Callable, args: list, name: str, position: int):
+    def call(self, function: Callable, args: list, name: str, position: int, keywords=None):
         self.tick(position)
         if len(args) > MAX_ARGS:
             self.fail(f"{name}: more than {MAX_ARGS} arguments", position)
         args = [self.fitted(a, position) for a in args]
         try:
-            return function(self, *args)
+            return function(self, *args, **(keywords or {}))
         except ParseError:
             raise
         except sympy.ShapeError as error:

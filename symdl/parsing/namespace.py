@@ -188,12 +188,12 @@ def _elementwise(f: Callable) -> Callable:
 def _op(cls) -> Callable:
     """A declared op: vector ops take the vector whole, elementwise ops map over entries."""
 
-    def apply(build: Builder, *args):
+    def apply(build: Builder, *args, **keywords):
         if _entries(args) > MAX_VECTOR and not _maps_entries(cls, args):
             raise ValueError(
                 f"a vector of more than {MAX_VECTOR} entries is too long for {cls.__name__}"
             )
-        result = cls(*args)
+        result = cls(*args, **keywords)
         if isinstance(result, sympy.Function) and any(
             isinstance(a, MatrixBase) for a in result.args
         ):

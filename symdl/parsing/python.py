@@ -23,6 +23,9 @@ _BINARY = {
     ast.BitXor: lambda b, x, y, p: b.pow(x, y, p),  # x^2 means a power, as in SymPy's parser
 }
 
+# the keyword arguments a formula may give a function, and the types of their literal values
+KEYWORDS: dict[str, tuple[type, ...]] = {"axis": (int,), "normalized": (bool,)}
+
 
 _CHAINS = {ast.Add: 0, ast.Sub: 0, ast.Mult: 1, ast.MatMult: 1, ast.Div: 1}  # op -> level
 
@@ -127,8 +130,10 @@ class _Evaluator:
             if not isinstance(node.func, ast.Name):
                 self.refuse(node.func, "only named functions can be called, e.g. sigma(z)")
             self.namespace.function(node.func.id, self.text, self.pos(node))
-            if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+            if any(isinstance(a, ast.Starred) for a in node.args):
                 self.refuse(node, "function arguments must be plain and positional")
+            for keyword in node.keywords:
+                self.check_keyword(keyword)
             return list(node.args)
         if isinstance(node, ast.List | ast.Tuple):
             return list(node.elts)
@@ -146,6 +151,18 @@ class _Evaluator:
         if isinstance(node, ast.Name | ast.Constant):
             return []
         self.refuse(node, f"{_describe(node)} is not allowed in a formula")
+
+    def check_keyword(self, keyword) -> None:
+        """Only the keywords of symdl's ops, each a literal: axis=0/1, normalized=True/False."""
+        value = keyword.value
+        if keyword.arg not in KEYWORDS or not (
+            isinstance(value, ast.Constant) and type(value.value) in KEYWORDS[keyword.arg]
+        ):
+            allowed = ", ".join(f"{name}=..." for name in KEYWORDS)
+            self.refuse(
+                keyword.value if keyword.arg else keyword,
+                f"the only keyword arguments are {allowed}, each a literal number or True/False",
+            )
 
     def refuse(self, node, reason: str):
         self.build.fail(reason, self.pos(node))
@@ -166,7 +183,8 @@ class _Evaluator:
             return values[0] if isinstance(node.op, ast.UAdd) else b.neg(values[0], p)
         if isinstance(node, ast.Call):
             name = node.func.id
-            return b.call(self.namespace.function(name, self.text, p), values, name, p)
+            keywords = {k.arg: k.value.value for k in node.keywords}
+            return b.call(self.namespace.function(name, self.text, p), values, name, p, keywords)
         if isinstance(node, ast.List | ast.Tuple):
             return values
         if isinstance(node, ast.Attribute) and node.attr == "I":

@@ -118,7 +118,7 @@ def test_mish_in_the_parser_and_in_a_claim():
 def test_a_models_loss_is_the_declared_op_on_the_matrices(loss):
     Z, Y = sympy.MatrixSymbol("Z", 2, 3), sympy.MatrixSymbol("Y", 2, 3)
     expr = loss.expression(Z, Y)
-    assert expr == loss.op(Z, Y, *loss.params())
+    assert expr == loss.op(Z, Y, *loss.params(), **loss.options)
     assert loss.name == loss.op.__name__ == expr.name
     assert isinstance(expr, loss.op.matrix_class)
 
