@@ -266,11 +266,10 @@ def inline_broadcasts(assignments: list[Assignment], keep: set) -> list[Assignme
     """A step that only spreads a column over the batch (v̄ = c u 1ᵀ, the adjoint of a mean)
     written into the steps that read it, where it prints as NumPy broadcasting: no full-size
     array is built for it. Steps in `keep` (returned values) stay."""
-    spread = {
-        a.target: a.rhs
-        for a in assignments
-        if a.target not in keep and isinstance(a.target, MatrixSymbol) and _is_spread(a.rhs)
-    }
+    spread: dict = {}
+    for a in assignments:  # in order, so a spread of a spread is written out whole
+        if a.target not in keep and isinstance(a.target, MatrixSymbol) and _is_spread(a.rhs):
+            spread[a.target] = a.rhs.xreplace(spread) if spread else a.rhs
     if not spread:
         return assignments
     return [

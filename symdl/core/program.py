@@ -147,6 +147,7 @@ def build_program(
     """
     names = {canonical(as_expr(k, "names")): v for k, v in (names or {}).items()}
     outputs = [stable_forms(canonical(as_expr(out)), keep=names) for out in outputs]
+    outputs = _expose(outputs, names)
     graph = _Graph(outputs)
     _require_rules(graph)
     taken = {str(s) for s in graph.symbols | graph.matrices | graph.dimensions}
@@ -421,6 +422,63 @@ def _replace_leaves(expr: Basic, leaves: Mapping[Symbol, Symbol]) -> Basic:
     return expr.func(*args) if args != list(expr.args) else expr
 
 
+# sums and products SymPy flattens: a named part of one is found among its terms or factors
+_FLAT = (Add, Mul, MatAdd, MatMul, HadamardProduct)
+
+
+def _expose(outputs: list[Basic], names: Mapping[Basic, object]) -> list[Basic]:
+    """`outputs` with each named sum or product that SymPy flattened into a larger one made a
+    child of its own, so that it can be a step: ``w*x`` in ``2*w*x*y``, ``A B`` in ``A B C``,
+    ``(1/N) relu(Z) 1`` in ``tr((1/N) 1ᵀ relu(Z) 1)``."""
+    missing = [e for e in names if isinstance(e, _FLAT) and e not in _Graph(outputs)]
+    if not missing:
+        return outputs
+    memo: dict[Basic, Basic] = {}
+
+    def rebuild(node: Basic) -> Basic:
+        if node in memo:
+            return memo[node]
+        result = node
+        if not (node.is_Atom or isinstance(node, _MATRIX_LEAVES + (Lambda,))):
+            args = [rebuild(a) for a in node.args]
+            if args != list(node.args):
+                result = node.func(*args, evaluate=False) if isinstance(node, _FLAT) else node.func(*args)
+            for part in missing:
+                if part != result and type(part) is type(result):
+                    result = _split(result, part) or result
+        memo[node] = result
+        return result
+
+    return [rebuild(out) for out in outputs]
+
+
+def _split(node: Basic, part: Basic) -> Basic | None:
+    """`node` (a flattened sum or product) as the same sum or product with `part` one of its
+    arguments, when `part`'s terms or factors are among `node`'s; else None."""
+    if isinstance(node, MatMul):  # the matrices in order, a run of them; scalars divide
+        coeff, matrices = node.as_coeff_matrices()
+        part_coeff, run = part.as_coeff_matrices()
+        for start in range(len(matrices) - len(run) + 1):
+            if len(run) > 1 and matrices[start : start + len(run)] == run:
+                rest = coeff / part_coeff
+                factors = [*matrices[:start], part, *matrices[start + len(run) :]]
+                return MatMul(*([rest] if rest != 1 else []), *factors)
+        return None
+    if isinstance(node, Mul):
+        coeff, factors = node.as_coeff_mul()
+        part_coeff, part_factors = part.as_coeff_mul()
+        inside, rest = Counter(factors), Counter(part_factors)
+        if len(part_factors) < 2 or rest - inside or not part_coeff:
+            return None
+        others = list((inside - rest).elements())
+        scale = coeff / part_coeff
+        return Mul(*([scale] if scale != 1 else []), *others, part, evaluate=False)
+    inside, rest = Counter(node.args), Counter(part.args)
+    if rest - inside or len(part.args) < 2:
+        return None
+    return node.func(*(inside - rest).elements(), part, evaluate=False)
+
+
 def _is_step(node: Basic, graph: _Graph, named, argument_of_function: bool) -> bool:
     """Function applications, shared nodes, named nodes and a function's arguments get steps
     of their own; a Piecewise's pairs and conditions never do."""
@@ -451,8 +509,11 @@ def _check_names(names: Mapping, graph: _Graph, taken: set[str]) -> dict[Basic, 
                 f"names: {symbol} is already a symbol of the expression; pick another name"
             )
         if expr not in graph:
+            closest = _closest(expr, graph)
+            hint = f"; the closest subexpression is {closest}" if closest is not None else ""
             raise ValueError(
-                f"names: {expr} does not occur as a subexpression, so it cannot be named {symbol}"
+                f"names: {expr} does not occur as a subexpression, so it cannot be named "
+                f"{symbol}{hint}"
             )
         if graph.inline(expr):
             raise ValueError(
@@ -460,6 +521,29 @@ def _check_names(names: Mapping, graph: _Graph, taken: set[str]) -> dict[Basic, 
             )
         checked[expr] = symbol
     return checked
+
+
+def _closest(expr: Basic, graph: _Graph) -> Basic | None:
+    """The compound subexpression most like `expr`: of its shape, sharing the most symbols,
+    then nearest in size."""
+    symbols = expr.free_symbols
+    shape = getattr(expr, "shape", None)
+    candidates = [
+        node
+        for node in graph.uses
+        if not graph.inline(node)
+        and not isinstance(node, _NEVER_STEPS)
+        and getattr(node, "shape", None) == shape
+    ]
+    if not candidates:
+        return None
+    size = sympy.count_ops(expr)
+
+    def distance(node):
+        shared = len(symbols & node.free_symbols) - len(symbols ^ node.free_symbols)
+        return (-shared, abs(sympy.count_ops(node) - size), str(node))
+
+    return min(candidates, key=distance)
 
 
 def _output_names(outputs, given, named, taken) -> dict[Basic, Symbol]:

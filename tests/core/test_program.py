@@ -3,6 +3,7 @@ named steps, names given by the user, and Piecewise kept whole."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import sympy
 from sympy import Piecewise, Symbol, tanh
@@ -74,3 +75,43 @@ def test_python_functions_and_strings_are_refused():
         build_program([lambda t: t])
     with pytest.raises(sd.UnsupportedExpression, match="never evaluated"):
         build_program(["x + 1"])
+
+
+# ---------------------------------------------------------------- names SymPy flattened (issue 11)
+
+
+def test_a_named_part_of_a_flattened_product_or_sum_gets_its_step():
+    y = Symbol("y", real=True)
+    f = 3 * w * x * y * b
+    d = sd.derive(f, w, names={w * x: "z"})
+    assert [str(s.name) for s in d.steps][0] == "z" and str(d.steps[0].rhs) == "w*x"
+    assert sympy.simplify(d.closed_form() - sympy.diff(f, w)) == 0
+    g = (w * x + b + y) ** 2
+    d = sd.derive(g, w, names={w * x + b: "z"})
+    assert str(d.steps[0].rhs) == "b + w*x"
+    assert sympy.simplify(d.closed_form() - sympy.diff(g, w)) == 0
+
+
+def test_a_named_mean_and_a_named_matrix_product_survive_sympys_forms():
+    N = Symbol("N", integer=True, positive=True)
+    X, W = sympy.MatrixSymbol("X", 3, N), sympy.MatrixSymbol("W", 2, 3)
+    mean = sd.relu(W * X) * sympy.OneMatrix(N, 1) / N
+    f = sympy.Trace(sympy.OneMatrix(1, 2) * mean)
+    d = sd.derive(f, [W], names={mean: "mu"})
+    assert "mu" in [str(s.name) for s in d.steps]
+    rng = np.random.default_rng(0)
+    x, wv = rng.normal(size=(3, 4)), rng.normal(size=(2, 3))
+    value, (gradient,) = d.compile()(X=x, W=wv)
+    assert value == pytest.approx(np.maximum(wv @ x, 0).mean(axis=1).sum(), rel=1e-12)
+    expected = ((wv @ x > 0) * np.ones((2, 4)) / 4) @ x.T
+    np.testing.assert_allclose(gradient, expected, rtol=1e-12)
+    Q, P, V = (sympy.MatrixSymbol(n, 2, 2) for n in "QPV")
+    d = sd.derive(sympy.Trace(Q * P * V), P, names={P * V: "O"})
+    assert str(d.steps[0].name) == "O" and str(d.steps[0].rhs) == "P*V"
+    assert str(d.gradient) == "bar_O*V.T" and str(d.closed_form()) == "Q.T*V.T"
+
+
+def test_a_name_that_is_truly_absent_is_refused_with_the_closest_candidate():
+    y = Symbol("y", real=True)
+    with pytest.raises(ValueError, match=r"closest subexpression is w\*x - y"):
+        sd.derive((w * x - y) ** 2, w, names={w * y: "q"})
