@@ -20,12 +20,9 @@ from symdl.compile.codegen import (
     _source,
     numeric_form,
 )
+from symdl.core.backward import UnsupportedOp  # the one class; raised here for export refusals
 
 EXTRA = "pip install symdl[export]"
-
-
-class UnsupportedOp(NotImplementedError):
-    """An op whose code calls a function the target array library does not have."""
 
 
 class MissingBackend(ImportError):

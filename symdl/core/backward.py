@@ -18,8 +18,10 @@ from symdl.core.program import Program, Step
 from symdl.core.rules import UnsupportedMatrixOp, is_matrix_step, pullback, total
 
 
-class UnsupportedOp(TypeError):
-    """An operation in the expression has no derivative rule symdl can use."""
+class UnsupportedOp(TypeError, NotImplementedError):
+    """An operation symdl cannot handle where it is asked to: it has no derivative rule, or
+    an export's array library (JAX, PyTorch) cannot run its code. One class for both, so one
+    `except UnsupportedOp` (or the TypeError / NotImplementedError it also is) catches either."""
 
 
 def backward(program: Program, wrt: Sequence[Symbol], output: int = 0) -> Derivation:
