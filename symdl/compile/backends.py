@@ -40,8 +40,13 @@ def require(package: str):
 
 
 def _exists(module: str, name: str) -> bool:
+    """`module` has `name`: a function, or a submodule (an op may print a module prefix alone,
+    as the spectral ops print numpy.linalg and symdl.ops.linalg)."""
     try:
-        return hasattr(importlib.import_module(module), name)
+        if hasattr(importlib.import_module(module), name):
+            return True
+        importlib.import_module(f"{module}.{name}")
+        return True
     except ImportError:
         return False
 

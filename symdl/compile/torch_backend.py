@@ -22,16 +22,17 @@ from symdl.core.derivation import Derivation
 
 
 class TorchPrinter(BackendPrinter):
-    """symdl's printer for PyTorch: numpy, numpy.linalg, scipy.special and symdl.ops.runtime
-    to modules offering NumPy's names on tensors."""
+    """symdl's printer for PyTorch: numpy, numpy.linalg, scipy.special, symdl.ops.runtime and
+    symdl.ops.linalg to modules offering NumPy's names on tensors."""
 
     backend = "PyTorch"
     modules = {
         "numpy": "symdl.compile.torch_numpy",
-        "numpy.linalg": "torch.linalg",
+        "numpy.linalg": "symdl.compile.torch_linalg",
         "scipy.constants": "symdl.compile.torch_numpy",
         "scipy.special": "symdl.compile.torch_special",
         "symdl.ops.runtime": "symdl.compile.torch_kernels",
+        "symdl.ops.linalg": "symdl.compile.torch_kernels",
     }
 
 

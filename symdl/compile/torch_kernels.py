@@ -80,5 +80,15 @@ def avg_pool2d_grad(g, input_shape, size, stride=None):
     return dx
 
 
+def eigenvector_adjoint(A, G):
+    """symdl.ops.linalg.eigenvector_adjoint: V (F ∘ VᵀG) Vᵀ symmetrised, F_ij = 1/(λ_j − λ_i),
+    F_ii = 0 (a division by an infinite gap)."""
+    w, V = torch.linalg.eigh((A + A.T) / 2)
+    eye = torch.eye(w.shape[0], dtype=torch.bool)
+    gap = torch.where(eye, torch.inf, w[None, :] - w[:, None])
+    inner = V @ ((V.T @ G) / gap) @ V.T
+    return (inner + inner.T) / 2
+
+
 # the column layout (C·H·W, N) that symdl's generated code uses, on the image kernels above
 globals().update(ColumnLayout(sys.modules[__name__], lambda x, axes: x.permute(*axes)).exported())

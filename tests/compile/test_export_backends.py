@@ -17,6 +17,7 @@ from symdl.compile.codegen import CompiledDerivation
 from symdl.ops import declared
 from symdl.ops.base import MatrixLoss, MatrixOp
 
+from ..ops.test_linalg import LOSSES as SPECTRAL
 from ..ops.test_ops import away_from_kinks, sample
 
 nn = sd.nn
@@ -25,8 +26,8 @@ SCALAR_OPS = sorted(declared())
 
 
 def _matrix_ops():
-    """Matrix ops with a rule and an entrywise form (the spectral ops, checked by finite
-    differences in tests/ops/test_linalg.py, are not exported yet)."""
+    """Matrix ops with a rule and an entrywise form (the spectral ops have their own test
+    below, on the losses of tests/ops/test_linalg.py)."""
     found, stack = [], [MatrixOp, MatrixLoss]
     while stack:
         for sub in stack.pop().__subclasses__():
@@ -137,6 +138,44 @@ def test_torch_export_equals_numpy_and_torch_autograd(kind, name, rng, torch):
     for w in derivation.wrt:
         i = args.index(w)
         close(tensors[i].grad, fresh[i].grad, rel=1e-9, what=f"{name}: autograd d/d{w}")
+
+
+@pytest.mark.parametrize("name", list(SPECTRAL))
+def test_spectral_exports_equal_numpy_and_autodiff(name, jax, torch):
+    """Eigenvalues, eigenvectors, singular values, the nuclear norm and log-determinants through
+    jax.numpy.linalg and torch.linalg: symdl's gradient in each export equals NumPy's, and each
+    library's own differentiation of the exported forward pass (its eigh/svd rules)."""
+    from symdl.compile.torch_numpy import floats
+
+    loss, M = SPECTRAL[name]
+    derivation = sd.derive(loss, [M])
+    compiled = CompiledDerivation(derivation)
+    rng = np.random.default_rng(3)
+    values = [rng.normal(size=tuple(map(int, a.shape))) for a in compiled.args]
+    dims = compiled._bind_dimensions(values)
+    i = list(compiled.args).index(M)
+    value, (grad,) = derivation.compile()(*values)
+    j_value, (j_grad,) = derivation.compile(backend="jax")(*values)
+    tensors = [torch.tensor(v, requires_grad=(k == i)) for k, v in enumerate(values)]
+    t_value = derivation.compile(backend="torch")(*tensors)
+    t_value.backward()
+    # LAPACK's eigh/svd inside each library: agreement to rounding, not bit for bit
+    for ours, what in ((j_value, "JAX"), (t_value.detach(), "torch")):
+        close(ours, value, rel=1e-10, what=f"{name}: {what} value")
+    for ours, what in ((j_grad, "JAX"), (tensors[i].grad, "torch")):
+        close(ours, grad, rel=1e-10, what=f"{name}: {what} d/d{M}")
+
+    forward, _ = forward_source(compiled, _printer("jax"))
+
+    def jax_loss(x):
+        return forward(*values[:i], x, *values[i + 1 :], *dims)[0].sum()
+
+    close(j_grad, jax.grad(jax_loss)(jax.numpy.asarray(values[i])), rel=1e-9, what=name)
+    forward, _ = forward_source(compiled, _printer("torch"))
+    fresh = [torch.tensor(v, requires_grad=(k == i)) for k, v in enumerate(values)]
+    with floats(torch.float64):
+        forward(*fresh, *dims)[0].sum().backward()
+    close(tensors[i].grad, fresh[i].grad, rel=1e-9, what=f"{name}: torch.autograd")
 
 
 def _printer(backend) -> BackendPrinter:
