@@ -20,7 +20,7 @@ from symdl.compile.codegen import (
     _source,
     numeric_form,
 )
-from symdl.core.backward import UnsupportedOp  # the one class; raised here for export refusals
+from symdl.core.rules import UnsupportedOp  # the one class, raised here for export refusals
 
 EXTRA = "pip install symdl[export]"
 

@@ -15,13 +15,13 @@ from sympy.core.function import ArgumentIndexError
 
 from symdl.core.derivation import AdjointStep, Derivation, adjoint_symbol, seed_value, zero_like
 from symdl.core.program import Program, Step
-from symdl.core.rules import UnsupportedMatrixOp, is_matrix_step, pullback, total
-
-
-class UnsupportedOp(TypeError, NotImplementedError):
-    """An operation symdl cannot handle where it is asked to: it has no derivative rule, or
-    an export's array library (JAX, PyTorch) cannot run its code. One class for both, so one
-    `except UnsupportedOp` (or the TypeError / NotImplementedError it also is) catches either."""
+from symdl.core.rules import (
+    UnsupportedMatrixOp,
+    UnsupportedOp,
+    is_matrix_step,
+    pullback,
+    total,
+)
 
 
 def backward(program: Program, wrt: Sequence[Symbol], output: int = 0) -> Derivation:
