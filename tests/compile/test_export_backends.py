@@ -332,6 +332,25 @@ def test_an_op_a_backend_lacks_is_named(jax):
     assert isinstance(caught.value, NotImplementedError | TypeError)
 
 
+def test_dropout_in_training_is_refused_at_export_naming_the_layer(jax, torch):
+    from symdl.compile.jax_backend import export_model
+    from symdl.compile.torch_backend import export_module
+
+    model = nn.Sequential(nn.Dense(4, "relu"), nn.Dropout(0.5), nn.Dense(3), input_shape=5)
+    compiled = model.compile()
+    refusal = r"dropout_1 \(Dropout\): its input 'mask' is drawn at random.*train=False"
+    with pytest.raises(UnsupportedOp, match=refusal):
+        export_model(compiled)
+    with pytest.raises(UnsupportedOp, match=refusal):
+        export_module(compiled)
+    # the inference loss (dropout off) exports, and equals symdl's
+    params = model.init(seed=1)
+    X, y = _batch(model, 5, np.random.default_rng(4))
+    step = export_model(compiled, train=False)
+    j_loss, _ = step.loss_and_grads(step.params(params), X, step.targets(y))
+    close(j_loss, compiled.loss(params, X, y), what="dropout off: JAX loss")
+
+
 def test_input_outside_wrt_that_requires_grad_is_an_error(torch):
     from symdl.compile.torch_backend import InputNotDifferentiated, to_torch
 
