@@ -1,6 +1,6 @@
 """The kernels of symdl.ops.runtime for PyTorch: the same names, arguments and conventions,
 on torch's convolution and pooling (their transposes from torch.nn.grad); max pooling routes
-to the first maximum of a window as NumPy does."""
+to the first maximum of a window as NumPy does (torch's pooling indices)."""
 
 from __future__ import annotations
 
@@ -55,15 +55,12 @@ def max_pool2d(x, size, stride=None):
 
 
 def max_pool2d_grad(g, x, size, stride=None):
+    # torch's indices are of the first maximum in row-major order, NumPy's convention; a
+    # scatter-add sums what overlapping windows route to one entry
     size, stride = _window(size, stride)
-    y = F.max_pool2d(x, size, stride)
-    dx = torch.zeros(x.shape, dtype=g.dtype)
-    taken = torch.zeros(g.shape, dtype=torch.bool)
-    for where in _offsets(size, stride, g.shape[2:]):
-        first = (x[where] == y) & ~taken
-        dx[where] += torch.where(first, g, 0.0)
-        taken |= first
-    return dx
+    _, where = F.max_pool2d(x, size, stride, return_indices=True)
+    dx = torch.zeros(x.shape, dtype=g.dtype).flatten(2)
+    return dx.scatter_add_(2, where.flatten(2), g.flatten(2)).reshape(x.shape)
 
 
 def avg_pool2d(x, size, stride=None):

@@ -17,6 +17,7 @@ from symdl.compile.codegen import CompiledDerivation
 from symdl.ops import declared
 from symdl.ops.base import MatrixLoss, MatrixOp
 
+from ..ops.test_column_kernels import POOLS
 from ..ops.test_linalg import LOSSES as SPECTRAL
 from ..ops.test_ops import away_from_kinks, sample
 
@@ -176,6 +177,23 @@ def test_spectral_exports_equal_numpy_and_autodiff(name, jax, torch):
     with floats(torch.float64):
         forward(*fresh, *dims)[0].sum().backward()
     close(tensors[i].grad, fresh[i].grad, rel=1e-9, what=f"{name}: torch.autograd")
+
+
+@pytest.mark.parametrize("image, window, stride", POOLS)
+def test_max_pool_kernels_route_ties_as_numpy(image, window, stride, jax, torch):
+    """Ties (small integers) in tiling, overlapping, spaced and 1-D windows: each engine's
+    max-pooling gradient routes to the first maximum in row-major order, as symdl.ops.runtime."""
+    from symdl.compile import jax_kernels, torch_kernels
+    from symdl.ops import runtime
+
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 3, size=(4, *image)).astype(float)
+    g = rng.normal(size=runtime.max_pool2d(x, window, stride).shape)
+    expected = runtime.max_pool2d_grad(g, x, window, stride)
+    got = torch_kernels.max_pool2d_grad(torch.tensor(g), torch.tensor(x), window, stride)
+    close(got, expected, what="torch")  # overlapping windows: sums in another order
+    got = jax_kernels.max_pool2d_grad(jax.numpy.asarray(g), jax.numpy.asarray(x), window, stride)
+    np.testing.assert_array_equal(np.asarray(got), expected)
 
 
 def _printer(backend) -> BackendPrinter:
