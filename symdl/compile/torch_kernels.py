@@ -49,16 +49,22 @@ def _offsets(size, stride, out_hw):
             yield (slice(None), slice(None), slice(a, a + sh * ho, sh), slice(b, b + sw * wo, sw))
 
 
+def _channels_last(x):
+    # torch's CPU max pooling runs several times faster on channels-last memory than on NCHW
+    # (or on the strided view of a column batch)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
 def max_pool2d(x, size, stride=None):
     size, stride = _window(size, stride)
-    return F.max_pool2d(x, size, stride)
+    return F.max_pool2d(_channels_last(x), size, stride)
 
 
 def max_pool2d_grad(g, x, size, stride=None):
     # torch's indices are of the first maximum in row-major order, NumPy's convention; a
     # scatter-add sums what overlapping windows route to one entry
     size, stride = _window(size, stride)
-    _, where = F.max_pool2d(x, size, stride, return_indices=True)
+    _, where = F.max_pool2d(_channels_last(x), size, stride, return_indices=True)
     dx = torch.zeros(x.shape, dtype=g.dtype).flatten(2)
     return dx.scatter_add_(2, where.flatten(2), g.flatten(2)).reshape(x.shape)
 
