@@ -369,6 +369,23 @@ def test_dropout_in_training_is_refused_at_export_naming_the_layer(jax, torch):
     close(j_loss, compiled.loss(params, X, y), what="dropout off: JAX loss")
 
 
+def test_torch_backward_scales_and_can_run_twice(torch):
+    """A scaled loss scales symdl's gradient; a retained graph's second backward recomputes
+    the gradients the first handed to autograd, and they accumulate."""
+    from symdl.compile.torch_backend import export_module
+
+    model, shape = LAYERS["dense_tanh"]
+    compiled, params = model.compile(), model.init(seed=2)
+    X, y = _batch(model, shape, np.random.default_rng(5))
+    _, grads = compiled.loss_and_grads(params, X, y)
+    module = export_module(compiled, params)
+    loss = module(X, module.targets(y))
+    (2 * loss).backward(retain_graph=True)
+    loss.backward()
+    for n, p in module.params().items():
+        close(p.grad, 3 * grads[n], what=n)
+
+
 def test_input_outside_wrt_that_requires_grad_is_an_error(torch):
     from symdl.compile.torch_backend import InputNotDifferentiated, to_torch
 
