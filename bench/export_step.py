@@ -124,7 +124,7 @@ def torch_export_step(model, params, X, y, dtype):
         loss.backward()
         return loss
 
-    return step, lambda: float(step())
+    return step, lambda: step().item()
 
 
 def torch_native_step(params, X, y, dtype):
@@ -153,7 +153,7 @@ def torch_native_step(params, X, y, dtype):
         loss.backward()
         return loss
 
-    return step, lambda: float(step())
+    return step, lambda: step().item()
 
 
 # ----------------------------------------------------------------------------- running
