@@ -1,9 +1,11 @@
 """Cost of one training step (forward and gradient, no update) of symdl's exports against the
 same model written natively: the JAX export (jitted) against jax.value_and_grad of a jax.numpy
 model (jitted), and the PyTorch export (symdl's backward in a torch.autograd.Function) against
-an nn.Module with autograd. Measured in the same run, one thread.
+an nn.Module with autograd; and the PyTorch export's generated function alone, called without
+its autograd.Function and module, to show what that wrapper costs. Measured in the same run,
+one thread.
 
-    python bench/export_step.py [--repeat 50] [--dtype float32|float64|both] [--only CNN]
+    PYTHONPATH=$PWD python bench/export_step.py [--repeat 50] [--dtype float32|float64|both] [--only CNN]
                                 [--clock cpu|wall]
 
 Prints per-step times (median of interleaved rounds), the ratios export / native against the
@@ -133,6 +135,30 @@ def torch_export_step(model, params, X, y, dtype):
     return step, lambda: step().item()
 
 
+def torch_code_step(model, params, X, y, dtype):
+    """The PyTorch export's generated function called directly (no autograd.Function, no
+    module): what the wrapper adds is the difference to the export's step."""
+    import torch
+
+    from symdl.compile.backends import ModelPlan
+    from symdl.compile.torch_backend import TorchPrinter, backend_source
+    from symdl.compile.torch_numpy import floats
+
+    plan = ModelPlan(model.compile())
+    function, _ = backend_source(plan.compiled, TorchPrinter())
+    tensors = {k: torch.as_tensor(v, dtype=dtype) for k, v in params.items()}
+    Y = torch.as_tensor(plan.targets(y), dtype=dtype)
+    arguments = plan.arguments(
+        tensors, torch.as_tensor(X), Y, lambda a: torch.as_tensor(a, dtype=dtype)
+    )
+
+    def step():
+        with torch.no_grad(), floats(dtype):
+            return function(*arguments)[0]
+
+    return step, lambda: float(step())
+
+
 def torch_native_step(params, X, y, dtype):
     import torch
 
@@ -176,12 +202,18 @@ def run(title, make, shape, batch, dtype, repeat) -> None:
         "JAX native": jax_native_step(params, X, y, dtype),
         "PyTorch export": torch_export_step(model, params, X, y, torch_dtype),
         "PyTorch native": torch_native_step(params, X, y, torch_dtype),
+        "PyTorch code": torch_code_step(model, params, X, y, torch_dtype),
     }
     losses = {name: value() for name, (_, value) in built.items()}
     spread = max(losses.values()) - min(losses.values())
-    times = timed({name: step for name, (step, _) in built.items()}, repeat)
+    # each engine's steps timed apart: XLA's worker threads may still spin after a JAX step,
+    # CPU time the process clock would charge to a PyTorch step run next
+    times = {}
+    for engine in ("JAX", "PyTorch"):
+        steps = {name: step for name, (step, _) in built.items() if name.startswith(engine)}
+        times |= timed(steps, repeat)
     print(f"\n{title}, {dtype} (forward and gradient)")
-    print(f"  the four losses agree to {spread:.1e} (value {losses['JAX native']:.6f})")
+    print(f"  the five losses agree to {spread:.1e} (value {losses['JAX native']:.6f})")
     for name, value in times.items():
         print(f"  {name:<16} {value * 1e6:>9.1f} us per step")
     for engine in ("JAX", "PyTorch"):
@@ -217,16 +249,19 @@ def main() -> None:
         for title, (make, shape, batch) in MODELS.items():
             if args.only.lower() in title.lower():
                 run(title, make, shape, batch, dtype, args.repeat)
-    names = ("JAX export", "JAX native", "PyTorch export", "PyTorch native")
-    print(
-        f"\n| model | dtype | {' | '.join(names)} | JAX export / native | torch export / native |"
+    names = ("JAX export", "JAX native", "PyTorch export", "PyTorch native", "PyTorch code")
+    ratios = (
+        ("JAX export", "JAX native"),
+        ("PyTorch export", "PyTorch native"),
+        ("PyTorch code", "PyTorch native"),
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    heads = ["JAX export / native", "torch export / native", "torch code / native"]
+    print(f"\n| model | dtype | {' | '.join(names)} | {' | '.join(heads)} |")
+    print("|---|---|" + "---:|" * (len(names) + len(heads)))
     for title, dtype, times in TABLE:
-        cells = " | ".join(f"{times[n] * 1e6:.0f} µs" for n in names)
-        jax_ratio = times["JAX export"] / times["JAX native"]
-        torch_ratio = times["PyTorch export"] / times["PyTorch native"]
-        print(f"| {title} | {dtype} | {cells} | {jax_ratio:.2f}x | {torch_ratio:.2f}x |")
+        cells = [f"{times[n] * 1e6:.0f} µs" for n in names]
+        cells += [f"{times[a] / times[b]:.2f}x" for a, b in ratios]
+        print(f"| {title} | {dtype} | {' | '.join(cells)} |")
 
 
 if __name__ == "__main__":
