@@ -386,6 +386,21 @@ def test_torch_backward_scales_and_can_run_twice(torch):
         close(p.grad, 3 * grads[n], what=n)
 
 
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_kernels_module_not_yet_imported_is_found(backend, monkeypatch, jax, torch):
+    """A conv model exported first in a fresh process: the kernels module is not yet an
+    attribute of symdl.compile, and the printer must import it rather than refuse conv2d."""
+    import sys
+
+    import symdl.compile as package
+
+    printer = _printer(backend)
+    kernels = printer.kernels
+    monkeypatch.delattr(package, kernels.rsplit(".", 1)[1], raising=False)
+    monkeypatch.delitem(sys.modules, kernels, raising=False)
+    assert printer._module_format("symdl.ops.runtime") == kernels  # as conv2d prints it
+
+
 def test_input_outside_wrt_that_requires_grad_is_an_error(torch):
     from symdl.compile.torch_backend import InputNotDifferentiated, to_torch
 
