@@ -20,12 +20,9 @@ from symdl.compile.codegen import (
     _source,
     numeric_form,
 )
+from symdl.core.rules import UnsupportedOp  # the one class, raised here for export refusals
 
 EXTRA = "pip install symdl[export]"
-
-
-class UnsupportedOp(NotImplementedError):
-    """An op whose code calls a function the target array library does not have."""
 
 
 class MissingBackend(ImportError):
@@ -43,8 +40,13 @@ def require(package: str):
 
 
 def _exists(module: str, name: str) -> bool:
+    """`module` has `name`: a function, or a submodule (an op may print a module prefix alone,
+    as the spectral ops print numpy.linalg and symdl.ops.linalg)."""
     try:
-        return hasattr(importlib.import_module(module), name)
+        if hasattr(importlib.import_module(module), name):
+            return True
+        importlib.import_module(f"{module}.{name}")
+        return True
     except ImportError:
         return False
 
@@ -149,6 +151,9 @@ class ModelPlan:
         self.state_of = {
             a.what: compiled_model._state_of(a.what.layer) for a in plan if a.kind == "extra"
         }
+        for a in plan:  # refuse a random input (a dropout mask) now, not at the first step
+            if a.kind == "extra":
+                self._extra(a.what, 1)
 
     def targets(self, y):
         """Targets as the loss expects them, one row per example (labels become one-hot)."""
@@ -200,13 +205,17 @@ def shaped(derivation, grads, stack):
 
 class _NoRandom:
     """Stands in for the model's generator: an extra input drawn at random (a dropout mask) is
-    not exported."""
+    not exported, since the exported step is a pure function of (params, X, Y) and takes no
+    random state (no JAX key, no torch generator)."""
 
     def __init__(self, wanted):
         self.wanted = wanted
 
     def __getattr__(self, name):
+        layer = self.wanted.layer
         raise UnsupportedOp(
-            f"{self.wanted.layer.name}: its input {self.wanted.key!r} is drawn at random at "
-            "each step and is not exported yet; export the model in eval mode (train=False)"
+            f"{layer.name} ({type(layer).__name__}): its input {self.wanted.key!r} is drawn at "
+            "random at each training step, and the exported step takes no random state (a JAX "
+            "key, a torch generator); export with train=False (the inference loss, this layer "
+            "off), or train with dropout in symdl's own loop"
         )

@@ -23,7 +23,7 @@ from symdl.core.derivation import Derivation
 
 class JaxPrinter(BackendPrinter):
     """symdl's printer for JAX: numpy -> jax.numpy, scipy.special -> jax.scipy.special,
-    symdl.ops.runtime -> symdl.compile.jax_kernels."""
+    symdl.ops.runtime and symdl.ops.linalg -> symdl.compile.jax_kernels."""
 
     backend = "JAX"
     modules = {
@@ -31,6 +31,7 @@ class JaxPrinter(BackendPrinter):
         "scipy.constants": "jax.numpy",
         "scipy.special": "jax.scipy.special",
         "symdl.ops.runtime": "symdl.compile.jax_kernels",
+        "symdl.ops.linalg": "symdl.compile.jax_kernels",
     }
 
     # SymPy's JAX printer knows that jax.numpy has no logical_and.reduce

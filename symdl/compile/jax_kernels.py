@@ -84,5 +84,14 @@ def avg_pool2d_grad(g, input_shape, size, stride=None):
     return jax.linear_transpose(lambda x: avg_pool2d(x, size, stride), like)(g)[0]
 
 
+def eigenvector_adjoint(A, G):
+    """symdl.ops.linalg.eigenvector_adjoint: V (F ∘ VᵀG) Vᵀ symmetrised, F_ij = 1/(λ_j − λ_i),
+    F_ii = 0 (a division by an infinite gap, traceable: no in-place fill)."""
+    w, V = jnp.linalg.eigh((A + A.T) / 2)
+    gap = jnp.where(jnp.eye(w.shape[0], dtype=bool), jnp.inf, w[None, :] - w[:, None])
+    inner = V @ ((V.T @ G) / gap) @ V.T
+    return (inner + inner.T) / 2
+
+
 # the column layout (C·H·W, N) that symdl's generated code uses, on the image kernels above
 globals().update(ColumnLayout(sys.modules[__name__], lambda x, axes: x.transpose(axes)).exported())

@@ -22,16 +22,17 @@ from symdl.core.derivation import Derivation
 
 
 class TorchPrinter(BackendPrinter):
-    """symdl's printer for PyTorch: numpy, numpy.linalg, scipy.special and symdl.ops.runtime
-    to modules offering NumPy's names on tensors."""
+    """symdl's printer for PyTorch: numpy, numpy.linalg, scipy.special, symdl.ops.runtime and
+    symdl.ops.linalg to modules offering NumPy's names on tensors."""
 
     backend = "PyTorch"
     modules = {
         "numpy": "symdl.compile.torch_numpy",
-        "numpy.linalg": "torch.linalg",
+        "numpy.linalg": "symdl.compile.torch_linalg",
         "scipy.constants": "symdl.compile.torch_numpy",
         "scipy.special": "symdl.compile.torch_special",
         "symdl.ops.runtime": "symdl.compile.torch_kernels",
+        "symdl.ops.linalg": "symdl.compile.torch_kernels",
     }
 
 
@@ -48,7 +49,12 @@ class InputNotDifferentiated(ValueError):
 
 def _autograd_function(name: str, run, differentiated: list[bool], inputs: list[str]):
     """A torch.autograd.Function: forward runs `run(*tensors) -> (value, gradients)` and keeps
-    the gradients; backward scales them by the upstream gradient."""
+    the gradients; backward scales them by the upstream gradient.
+
+    With an upstream gradient of 1 (`loss.backward()`) the kept gradients are handed to
+    autograd as they are, and not kept any longer, so that autograd takes them as the
+    parameters' `.grad` without a copy; a second backward through a retained graph computes
+    them again from the saved inputs."""
     import torch
 
     def forward(ctx, *tensors):
@@ -59,19 +65,26 @@ def _autograd_function(name: str, run, differentiated: list[bool], inputs: list[
                     f"respect to it; derive with {inputs[i]} in wrt, or detach it"
                 )
         value, grads = run(*tensors)
-        ctx.save_for_backward(*grads)
+        ctx.save_for_backward(*(t if torch.is_tensor(t) else None for t in tensors))
+        ctx.others = [None if torch.is_tensor(t) else t for t in tensors]
+        ctx.grads = grads
         ctx.shapes = [getattr(t, "shape", None) for t in tensors]
         return value
 
     def backward(ctx, upstream):
-        grads = iter(ctx.saved_tensors)
-        out = []
+        grads, ctx.grads = ctx.grads, None
+        if grads is None:  # a second backward (retain_graph): the first handed them over
+            saved = zip(ctx.saved_tensors, ctx.others, strict=True)
+            grads = run(*(t if t is not None else other for t, other in saved))[1]
+        unit = upstream.numel() == 1 and float(upstream) == 1.0
+        grads, out = iter(grads), []
         for flag, shape in zip(differentiated, ctx.shapes, strict=True):
             if not flag:
                 out.append(None)
                 continue
-            g = upstream * next(grads)
+            g = next(grads) if unit else upstream * next(grads)
             out.append(g.sum_to_size(shape) if g.shape != shape else g)
+        del grads
         return tuple(out)
 
     return type(

@@ -88,8 +88,10 @@ def zeros(shape):
     return torch.zeros(tuple(shape), dtype=_dtype())
 
 
-def eye(n):
-    return torch.eye(n, dtype=_dtype())
+def eye(n, m=None, k=0):
+    """numpy.eye: ones on the k-th diagonal of an n x m array."""
+    m = n if m is None else m
+    return (torch.arange(m)[None, :] - torch.arange(n)[:, None] == k).to(_dtype())
 
 
 def pad(a, pad_width):

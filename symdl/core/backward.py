@@ -15,11 +15,13 @@ from sympy.core.function import ArgumentIndexError
 
 from symdl.core.derivation import AdjointStep, Derivation, adjoint_symbol, seed_value, zero_like
 from symdl.core.program import Program, Step
-from symdl.core.rules import UnsupportedMatrixOp, is_matrix_step, pullback, total
-
-
-class UnsupportedOp(TypeError):
-    """An operation in the expression has no derivative rule symdl can use."""
+from symdl.core.rules import (
+    UnsupportedMatrixOp,
+    UnsupportedOp,
+    is_matrix_step,
+    pullback,
+    total,
+)
 
 
 def backward(program: Program, wrt: Sequence[Symbol], output: int = 0) -> Derivation:

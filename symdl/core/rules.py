@@ -44,6 +44,12 @@ from symdl.core.matrices import (
 )
 
 
+class UnsupportedOp(TypeError, NotImplementedError):
+    """An operation symdl cannot handle where it is asked to: it has no derivative rule, or
+    an export's array library (JAX, PyTorch) cannot run its code. One class for both, so one
+    `except UnsupportedOp` (or the TypeError / NotImplementedError it also is) catches either."""
+
+
 class UnsupportedMatrixOp(TypeError):
     """A matrix operation with no vector-Jacobian rule."""
 

@@ -17,6 +17,8 @@ from symdl.compile.codegen import CompiledDerivation
 from symdl.ops import declared
 from symdl.ops.base import MatrixLoss, MatrixOp
 
+from ..ops.test_column_kernels import POOLS
+from ..ops.test_linalg import LOSSES as SPECTRAL
 from ..ops.test_ops import away_from_kinks, sample
 
 nn = sd.nn
@@ -25,8 +27,8 @@ SCALAR_OPS = sorted(declared())
 
 
 def _matrix_ops():
-    """Matrix ops with a rule and an entrywise form (the spectral ops, checked by finite
-    differences in tests/ops/test_linalg.py, are not exported yet)."""
+    """Matrix ops with a rule and an entrywise form (the spectral ops have their own test
+    below, on the losses of tests/ops/test_linalg.py)."""
     found, stack = [], [MatrixOp, MatrixLoss]
     while stack:
         for sub in stack.pop().__subclasses__():
@@ -137,6 +139,64 @@ def test_torch_export_equals_numpy_and_torch_autograd(kind, name, rng, torch):
     for w in derivation.wrt:
         i = args.index(w)
         close(tensors[i].grad, fresh[i].grad, rel=1e-9, what=f"{name}: autograd d/d{w}")
+
+
+@pytest.mark.parametrize("name", list(SPECTRAL))
+def test_spectral_exports_equal_numpy_and_autodiff(name, jax, torch):
+    """Eigenvalues, eigenvectors, singular values, the nuclear norm and log-determinants through
+    jax.numpy.linalg and torch.linalg: symdl's gradient in each export equals NumPy's, and each
+    library's own differentiation of the exported forward pass (its eigh/svd rules)."""
+    from symdl.compile.torch_numpy import floats
+
+    loss, M = SPECTRAL[name]
+    derivation = sd.derive(loss, [M])
+    compiled = CompiledDerivation(derivation)
+    rng = np.random.default_rng(3)
+    values = [rng.normal(size=tuple(map(int, a.shape))) for a in compiled.args]
+    dims = compiled._bind_dimensions(values)
+    i = list(compiled.args).index(M)
+    value, (grad,) = derivation.compile()(*values)
+    j_value, (j_grad,) = derivation.compile(backend="jax")(*values)
+    tensors = [torch.tensor(v, requires_grad=(k == i)) for k, v in enumerate(values)]
+    t_value = derivation.compile(backend="torch")(*tensors)
+    t_value.backward()
+    # LAPACK's eigh/svd inside each library: agreement to rounding, not bit for bit
+    for ours, what in ((j_value, "JAX"), (t_value.detach(), "torch")):
+        close(ours, value, rel=1e-10, what=f"{name}: {what} value")
+    for ours, what in ((j_grad, "JAX"), (tensors[i].grad, "torch")):
+        close(ours, grad, rel=1e-10, what=f"{name}: {what} d/d{M}")
+
+    forward, _ = forward_source(compiled, _printer("jax"))
+
+    def jax_loss(x):
+        return forward(*values[:i], x, *values[i + 1 :], *dims)[0].sum()
+
+    close(j_grad, jax.grad(jax_loss)(jax.numpy.asarray(values[i])), rel=1e-9, what=name)
+    forward, _ = forward_source(compiled, _printer("torch"))
+    fresh = [torch.tensor(v, requires_grad=(k == i)) for k, v in enumerate(values)]
+    with floats(torch.float64):
+        forward(*fresh, *dims)[0].sum().backward()
+    close(tensors[i].grad, fresh[i].grad, rel=1e-9, what=f"{name}: torch.autograd")
+
+
+@pytest.mark.parametrize("image, window, stride", POOLS)
+def test_max_pool_kernels_route_ties_as_numpy(image, window, stride, jax, torch):
+    """Ties (small integers) in tiling, overlapping, spaced and 1-D windows: each engine's
+    max-pooling gradient routes to the first maximum in row-major order, as symdl.ops.runtime."""
+    from symdl.compile import jax_kernels, torch_kernels
+    from symdl.ops import runtime
+
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 3, size=(4, *image)).astype(float)
+    g = rng.normal(size=runtime.max_pool2d(x, window, stride).shape)
+    expected = runtime.max_pool2d_grad(g, x, window, stride)
+    got = torch_kernels.max_pool2d_grad(torch.tensor(g), torch.tensor(x), window, stride)
+    close(got, expected, what="torch")  # overlapping windows: sums in another order
+    if stride < window:  # JAX's kernel (unchanged, slow eagerly) on the overlapping windows
+        got = jax_kernels.max_pool2d_grad(
+            jax.numpy.asarray(g), jax.numpy.asarray(x), window, stride
+        )
+        np.testing.assert_array_equal(np.asarray(got), expected)
 
 
 def _printer(backend) -> BackendPrinter:
@@ -286,8 +346,62 @@ def test_an_op_a_backend_lacks_is_named(jax):
     x = sympy.Symbol("x", real=True)
     from symdl.compile.jax_backend import to_jax
 
-    with pytest.raises(UnsupportedOp, match=r"bessely: .*scipy.special.yv.*JAX"):
+    with pytest.raises(UnsupportedOp, match=r"bessely: .*scipy.special.yv.*JAX") as caught:
         to_jax(sd.derive(sympy.bessely(2, x), [x]))
+    # one class for refusals to differentiate and to export; old except clauses still catch it
+    assert UnsupportedOp is sd.UnsupportedOp
+    assert isinstance(caught.value, NotImplementedError | TypeError)
+
+
+def test_dropout_in_training_is_refused_at_export_naming_the_layer(jax, torch):
+    from symdl.compile.jax_backend import export_model
+    from symdl.compile.torch_backend import export_module
+
+    model = nn.Sequential(nn.Dense(4, "relu"), nn.Dropout(0.5), nn.Dense(3), input_shape=5)
+    compiled = model.compile()
+    refusal = r"dropout_1 \(Dropout\): its input 'mask' is drawn at random.*train=False"
+    with pytest.raises(UnsupportedOp, match=refusal):
+        export_model(compiled)
+    with pytest.raises(UnsupportedOp, match=refusal):
+        export_module(compiled)
+    # the inference loss (dropout off) exports, and equals symdl's
+    params = model.init(seed=1)
+    X, y = _batch(model, 5, np.random.default_rng(4))
+    step = export_model(compiled, train=False)
+    j_loss = step.loss(step.params(params), X, step.targets(y))
+    close(j_loss, compiled.loss(params, X, y), what="dropout off: JAX loss")
+
+
+def test_torch_backward_scales_and_can_run_twice(torch):
+    """A scaled loss scales symdl's gradient; a retained graph's second backward recomputes
+    the gradients the first handed to autograd, and they accumulate."""
+    from symdl.compile.torch_backend import export_module
+
+    model, shape = LAYERS["dense_tanh"]
+    compiled, params = model.compile(), model.init(seed=2)
+    X, y = _batch(model, shape, np.random.default_rng(5))
+    _, grads = compiled.loss_and_grads(params, X, y)
+    module = export_module(compiled, params)
+    loss = module(X, module.targets(y))
+    (2 * loss).backward(retain_graph=True)
+    loss.backward()
+    for n, p in module.params().items():
+        close(p.grad, 3 * grads[n], what=n)
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_kernels_module_not_yet_imported_is_found(backend, monkeypatch, jax, torch):
+    """A conv model exported first in a fresh process: the kernels module is not yet an
+    attribute of symdl.compile, and the printer must import it rather than refuse conv2d."""
+    import sys
+
+    import symdl.compile as package
+
+    printer = _printer(backend)
+    kernels = printer.kernels
+    monkeypatch.delattr(package, kernels.rsplit(".", 1)[1], raising=False)
+    monkeypatch.delitem(sys.modules, kernels, raising=False)
+    assert printer._module_format("symdl.ops.runtime") == kernels  # as conv2d prints it
 
 
 def test_input_outside_wrt_that_requires_grad_is_an_error(torch):
