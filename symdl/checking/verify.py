@@ -22,6 +22,7 @@ from symdl.checking.claims import (
     symbols_of,
     wrt_entries_of,
 )
+from symdl.checking.diagnosis import Evidence, diagnose
 from symdl.checking.numeric import gradient_function, lambdified, scalar_function
 from symdl.checking.sampling import (
     Sampler,
@@ -267,8 +268,17 @@ def verify(
         if write.sizes:
             method += ", with " + ", ".join(f"{d} = {v}" for d, v in write.sizes.items())
         return Verdict(True, method, **shown)
+    forms = dict(
+        true_entries=true_entries,
+        shape=matrix_shape(wrt_entries),
+        claim_matrix=claimed_given if isinstance(claimed_given, sympy.MatrixExpr) else None,
+    )
+    if _has_matrix_symbols(f_given, wrt_given):  # the diagnosis alters the matrix notation
+        forms.update(write=write, true_matrix=in_matrix_notation)
+        if in_matrix_notation is None:
+            forms["true_matrix"] = _matrix_gradient(f_given, wrt_given)
     return _numerically(
-        f, claim, derivation, compiled, wrt_entries, symbols, fixed, points, seed, shown
+        f, claim, derivation, compiled, wrt_entries, symbols, fixed, points, seed, shown, forms
     )
 
 
@@ -288,6 +298,12 @@ def _matrix_gradient(f, wrt):
     except (TypeError, ValueError, NotImplementedError, AttributeError):
         return None
     return result if isinstance(result, sympy.MatrixExpr) else None
+
+
+def _has_matrix_symbols(*objs) -> bool:
+    return any(isinstance(o, Basic) and bool(o.atoms(sympy.MatrixSymbol)) for o in objs) or any(
+        isinstance(o, sympy.MatrixSymbol) for o in objs
+    )
 
 
 def _same_matrix_expression(claimed, true) -> bool:
@@ -560,7 +576,9 @@ def _holds(relation, sign: int) -> bool:
 # --------------------------------------------------------------------------- numeric
 
 
-def _numerically(f, claim, derivation, compiled, wrt_entries, symbols, fixed, points, seed, shown):
+def _numerically(
+    f, claim, derivation, compiled, wrt_entries, symbols, fixed, points, seed, shown, forms
+):
     """The verdict of the claim against the compiled gradient at random points (or `fixed`):
     DIFFERENT at a point where high-precision arithmetic confirms a difference, else AGREES."""
     value = scalar_function(compiled)
@@ -591,7 +609,10 @@ def _numerically(f, claim, derivation, compiled, wrt_entries, symbols, fixed, po
     covered, kinks = sampler.coverage(base)
     details = f"Compared at {where} (seed {seed})"
     details += f", on both sides of {covered} of {kinks} branch conditions." if kinks else "."
-    diagnosis = _constant_factor(claimed, true) if counterexample is not None else ""
+    diagnosis = ""
+    if counterexample is not None:
+        evidence = Evidence(base, symbols, claimed, true, claim_entries=claim, **forms)
+        diagnosis = diagnose(evidence)
     if diagnosis:
         details = f"{diagnosis} {details}"
     if counterexample is None:
@@ -609,23 +630,6 @@ def _numerically(f, claim, derivation, compiled, wrt_entries, symbols, fixed, po
         agrees=counterexample is None,
         **shown,
     )
-
-
-def _constant_factor(claimed: np.ndarray, true: np.ndarray) -> str:
-    """ "The claim is -1x (2x, 0.5x) the derivative" when claimed/true is one number at every
-    point and entry where the derivative is not tiny; else ""."""
-    with np.errstate(all="ignore"):
-        usable = np.isfinite(claimed) & np.isfinite(true) & (np.abs(true) > 1e-6)
-        if usable.sum() < 3 or not np.all(np.isfinite(claimed)):
-            return ""
-        ratio = claimed[usable] / true[usable]
-    c = float(np.median(ratio))
-    if abs(c) < 1e-12 or not np.allclose(ratio, c, rtol=1e-9, atol=0):
-        return ""
-    if np.allclose(c, -1.0):
-        return "Diagnosis: the claim has the wrong sign (it is -1x the derivative)."
-    fraction = sympy.nsimplify(c, rational=True, tolerance=1e-9)
-    return f"Diagnosis: the claim is {fraction}x the derivative (a constant factor)."
 
 
 def _off_the_point(claim: Basic) -> Basic:

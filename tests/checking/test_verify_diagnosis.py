@@ -24,3 +24,74 @@ def test_a_wrong_sign_is_named():
 
 def test_no_diagnosis_for_other_mistakes():
     assert "Diagnosis" not in sd.verify(x**2 * y, x, "x*y + 1").details
+
+
+w, bias, lam, N = sympy.symbols("w b lambda N", real=True)
+n = sympy.Symbol("n", integer=True, positive=True)
+X, u, t = (
+    sympy.MatrixSymbol("X", n, n),
+    sympy.MatrixSymbol("u", n, 1),
+    sympy.MatrixSymbol("t", n, 1),
+)
+A = sympy.MatrixSymbol("A", n, n)
+
+
+def diagnosis(f, wrt, claimed) -> str:
+    verdict = sd.verify(f, wrt, claimed)
+    assert verdict.status == "DIFFERENT"
+    return verdict.details.split(" Compared at")[0]
+
+
+def test_a_missing_term_is_named():
+    f = sd.mse(sd.sigmoid(w * x + bias), y) + lam * w**2  # the regulariser's term left out
+    claim = "2*x*(sigmoid(w*x + b) - y)*sigmoid(w*x + b)*(1 - sigmoid(w*x + b))"
+    assert diagnosis(f, w, claim) == (
+        "Diagnosis: a missing term: the claim is the derivative without 2*lambda*w."
+    )
+    assert "without 2*b" in diagnosis(sd.mse(w * x + bias, y), w, "2*x*(w*x - y)")  # the bias
+    r = X * u - t
+    f = (r.T * r)[0, 0] / n + lam * sympy.Trace(X.T * X)
+    assert "a missing term" in diagnosis(f, X, "2/n*(X*u - t)*u.T")
+    assert "without A.T*u" in diagnosis((u.T * A * u)[0, 0], u, "A*u")
+
+
+def test_an_extra_term_is_named():
+    assert "an extra term" in diagnosis((w * x - y) ** 2, w, "2*x*(w*x - y) + 1")
+
+
+def test_a_missing_activation_derivative_is_named():
+    f = sd.mse(sd.sigmoid(w * x + bias), y)
+    found = diagnosis(f, w, "2*x*(sigmoid(w*x + b) - y)")
+    assert "a missing factor" in found
+    assert "(1 - sigmoid(b + w*x))*sigmoid(b + w*x)" in found
+
+
+def test_a_missing_one_over_n_is_named():
+    assert "a missing 1/N" in diagnosis((w * x - y) ** 2 / N, w, "2*x*(w*x - y)")
+    r = X * u - t
+    assert "a missing 1/n" in diagnosis((r.T * r)[0, 0] / n, X, "2*(X*u - t)*u.T")
+
+
+def test_a_transpose_is_named():
+    r = X * u - t
+    assert "the transpose of the derivative" in diagnosis((r.T * r)[0, 0], X, "2*u*(X*u - t).T")
+    assert "the claim has A where the derivative has A.T" in diagnosis(
+        (u.T * A * u)[0, 0], u, "2*A*u"
+    )
+    V, z, v = (
+        sympy.MatrixSymbol("V", 3, 3),
+        sympy.MatrixSymbol("z", 3, 1),
+        sympy.MatrixSymbol("v", 3, 1),
+    )
+    assert "the claim has V where the derivative has V.T" in diagnosis(
+        (z.T * V * v)[0, 0], v, "V*z"
+    )
+
+
+def test_a_diagnosis_is_named_only_when_it_is_checked():
+    # wrong in a way no single classic mistake explains: nothing is named
+    f = sd.mse(sd.sigmoid(w * x + bias), y)
+    assert "Diagnosis" not in diagnosis(f, w, "x*(sigmoid(w*x + b) - y)")  # 1/2 and sigma'
+    assert "Diagnosis" not in diagnosis((w * x - y) ** 2, w, "2*x*(w*x + y)")
+    assert "Diagnosis" not in diagnosis(sympy.sin(w) * x, w, "-x*sin(w)")
+    assert "without the factor x" in diagnosis(sympy.sin(w) * x, w, "cos(w)")
