@@ -47,6 +47,7 @@ _SCREEN = 1e-9  # float64 disagreement that is looked at in 40 digits
 _MAX_SYMBOLIC_NODES = 3000
 _MAX_EXPANDED_TERMS = 5000
 _MAX_DENOMINATORS = 8  # together() multiplies them all out
+_POINT_SHOWN = 6  # a counterexample at more values than this names the entry first
 
 
 @dataclass(frozen=True)
@@ -66,12 +67,17 @@ class Counterexample:
         return self.wrt
 
     def __str__(self) -> str:
-        at = ", ".join(f"{s} = {v:.6g}" for s, v in self.point.items())
         entry = f"entry {list(self.index)} (d/d{self.wrt})" if self.index else f"d/d{self.wrt}"
-        text = f"at {at}: {entry} is {self.true:.10g}, the claim gives {self.claimed:.10g}"
+        values = f"{entry} is {self.true:.10g}, the claim gives {self.claimed:.10g}"
         if self.difference is not None and f"{self.true:.10g}" == f"{self.claimed:.10g}":
-            text += f" (claim - true = {self.difference:.3g})"
-        return text
+            values += f" (claim - true = {self.difference:.3g})"
+        shown = list(self.point.items())
+        if len(shown) <= _POINT_SHOWN:
+            at = ", ".join(f"{s} = {v:.6g}" for s, v in shown)
+            return f"at {at}: {values}"
+        # many values (an 8x8 matrix): the entry and its two values first, the point short
+        first = ", ".join(f"{s} = {v:.6g}" for s, v in shown[:3])
+        return f"{values}, at a point of {len(shown)} values ({first}, ...; all in .point)"
 
 
 @dataclass(frozen=True)
@@ -675,8 +681,23 @@ def _confirmed(error, claimed, true, points, derivation, claim, wrt_entries):
             continue
         ((c, t),) = precise
         if _differ(c, t):
-            return _counterexample(wrt_entries, k, points[p], c, t)
+            return _worst_entry(
+                error, claimed, true, points, derivation, claim, wrt_entries, p
+            ) or (_counterexample(wrt_entries, k, points[p], c, t))
     return None
+
+
+def _worst_entry(error, claimed, true, points, derivation, claim, wrt_entries, p):
+    """At point `p`, the entry where the claim differs most (in float64, a claim that is not
+    finite first), confirmed in high precision; None when that fails."""
+    with np.errstate(all="ignore"):
+        gap = np.abs(claimed[:, p] - true[:, p])
+    k = int(np.argmax(np.where(np.isfinite(gap), gap, np.inf)))
+    precise = _precise(derivation, claim, [k], points[p])
+    if precise is None:
+        return None
+    ((c, t),) = precise
+    return _counterexample(wrt_entries, k, points[p], c, t) if _differ(c, t) else None
 
 
 def _exactly(points, derivation, claim, wrt_entries, most: int = _EXACT_POINTS):

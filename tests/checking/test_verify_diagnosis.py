@@ -1,6 +1,7 @@
 """Diagnosis of a wrong claim (issue 10, part): a constant factor or a wrong sign is named in
 the verdict's details; a claim wrong otherwise gets no diagnosis."""
 
+import numpy as np
 import sympy
 
 import symdl as sd
@@ -95,3 +96,22 @@ def test_a_diagnosis_is_named_only_when_it_is_checked():
     assert "Diagnosis" not in diagnosis((w * x - y) ** 2, w, "2*x*(w*x + y)")
     assert "Diagnosis" not in diagnosis(sympy.sin(w) * x, w, "-x*sin(w)")
     assert "without the factor x" in diagnosis(sympy.sin(w) * x, w, "cos(w)")
+
+
+def test_a_matrix_counterexample_leads_with_the_worst_entry_and_stays_short():
+    W8, a8, b8 = (sympy.MatrixSymbol(s, 8, k) for s, k in (("W", 8), ("a", 1), ("b", 1)))
+    verdict = sd.verify((a8.T * W8 * b8)[0, 0] ** 2, W8, "4*(a.T*W*b)*a*b.T")
+    c = verdict.counterexample
+    text = str(c)
+    assert len(text) < 250 and text.startswith(f"entry {list(c.index)} (d/dW_{{")
+    assert f"is {c.true:.10g}, the claim gives {c.claimed:.10g}" in text
+    assert "all in .point" in text and len(c.point) == 80
+    # the entry is the one where claim and truth differ most, computed here independently
+    value = {s.name: v for s, v in c.point.items()}
+    a_, b_ = (np.array([value[f"{v}_{{{i},0}}"] for i in range(8)]) for v in "ab")
+    Wn = np.array([[value[f"W_{{{i},{j}}}"] for j in range(8)] for i in range(8)])
+    true = 2 * (a_ @ Wn @ b_) * np.outer(a_, b_)
+    gap = np.abs(2 * true - true)
+    assert c.index == np.unravel_index(np.argmax(gap), gap.shape)
+    assert np.isclose(c.true, true[c.index]) and np.isclose(c.claimed, 2 * true[c.index])
+    assert len(str(verdict)) < 500
