@@ -44,7 +44,7 @@ class Evidence:
 
 
 def diagnose(evidence: Evidence) -> str:
-    """``"Diagnosis: ..."`` naming the mistake, or "" when none is found and checked."""
+    """The mistake, named (``"a missing term: ..."``), or "" when none is found and checked."""
     e = evidence
     with np.errstate(all="ignore"):
         error = _error(e.claimed, e.true)
@@ -54,9 +54,8 @@ def diagnose(evidence: Evidence) -> str:
     for finder in (_whole_transpose, _claim_transposed, _in_matrix_notation, _entry_by_entry):
         found = finder(e, deadline)
         if found:
-            return f"Diagnosis: {found}."
-    found = constant_factor(e.claimed, e.true)
-    return f"Diagnosis: {found}." if found else ""
+            return found
+    return constant_factor(e.claimed, e.true)
 
 
 def _error(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -86,7 +86,9 @@ class Verdict:
 
     ``EQUAL``: proved (`.equal` is True and the verdict is truthy). ``AGREES``: equal at every
     point tried but not proved (`.agrees` is True, the verdict is falsy: an ``assert`` of it
-    fails). ``DIFFERENT``: wrong at `.counterexample`, or of the wrong shape (`.reason`).
+    fails). ``DIFFERENT``: wrong at `.counterexample`, or of the wrong shape (`.reason`);
+    `.diagnosis` names the mistake when one is checked ("a missing term: ...", "a transpose:
+    ...", "a missing 1/N: ..."), else it is "" (`.details` starts with it too).
     """
 
     equal: bool
@@ -100,6 +102,7 @@ class Verdict:
     details: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
     agrees: bool = False
+    diagnosis: str = ""
 
     def __bool__(self) -> bool:
         return self.equal
@@ -620,7 +623,7 @@ def _numerically(
         evidence = Evidence(base, symbols, claimed, true, claim_entries=claim, **forms)
         diagnosis = diagnose(evidence)
     if diagnosis:
-        details = f"{diagnosis} {details}"
+        details = f"Diagnosis: {diagnosis}. {details}"
     if counterexample is None:
         details += (
             " Not a proof: a difference confined to a region no point visited (a threshold"
@@ -634,6 +637,7 @@ def _numerically(
         details=details,
         notes=notes,
         agrees=counterexample is None,
+        diagnosis=diagnosis,
         **shown,
     )
 

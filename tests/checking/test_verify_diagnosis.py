@@ -115,3 +115,11 @@ def test_a_matrix_counterexample_leads_with_the_worst_entry_and_stays_short():
     assert c.index == np.unravel_index(np.argmax(gap), gap.shape)
     assert np.isclose(c.true, true[c.index]) and np.isclose(c.claimed, 2 * true[c.index])
     assert len(str(verdict)) < 500
+
+
+def test_the_verdict_carries_the_diagnosis():
+    verdict = sd.verify((w * x - y) ** 2 / N, w, "2*x*(w*x - y)")
+    assert verdict.diagnosis == "a missing 1/N: the claim is N times the derivative"
+    assert verdict.details.startswith(f"Diagnosis: {verdict.diagnosis}. Compared at")
+    assert sd.verify((w * x - y) ** 2, w, "2*x*(w*x + y)").diagnosis == ""
+    assert sd.verify((w * x - y) ** 2, w, "2*x*(w*x - y)").diagnosis == ""  # EQUAL
