@@ -38,6 +38,7 @@ class Evidence:
     true_entries: list[Basic]
     claim_entries: list[Basic]
     shape: object  # () | length | (rows, cols) of the variable
+    names: list[str]  # the variable of each entry
     true_matrix: MatrixExpr | None = None  # the derivative in matrix notation, if known
     claim_matrix: MatrixExpr | None = None
     write: Callable | None = None  # MatrixSymbols -> explicit entries
@@ -171,7 +172,7 @@ def _entry_by_entry(e: Evidence, deadline: float) -> str:
         found.append((k, description))
     if len(e.claimed) == 1:
         return found[0][1]
-    return "; ".join(f"entry {k}: {d}" for k, d in found)
+    return "; ".join(f"d/d{e.names[k]}: {d}" for k, d in found)
 
 
 def _entries(obj) -> list:
@@ -198,18 +199,18 @@ def _values(e: Evidence, entries: list) -> list[np.ndarray] | None:
 
 
 def _alterations(true, claim) -> Iterator[tuple[str, Basic]]:
-    """(what the mistake is, the derivative altered by it): transposes first, then a term
-    left out, a factor left out, and a term of the claim that is extra."""
+    """(what the mistake is, the derivative altered by it): transposes first, then a term or
+    a factor left out (of the outermost sums and products first), then a term of the claim
+    that is extra."""
     yield from _transposes(true)
     parts = [n for n in nodes([true]) if n.args]
     parts.sort(key=lambda n: n.count_ops() if not isinstance(n, MatrixExpr) else 0)
     parts.reverse()  # the outermost (largest) first: the term of the whole derivative
-    for node in parts:
+    for node in parts:  # a term of a sum, or a factor of a product, from the outside in
         if isinstance(node, sympy.Add | sympy.MatAdd) and len(node.args) <= _MAX_ARGS:
             for i, term in enumerate(node.args):
                 rest = node.func(*(a for j, a in enumerate(node.args) if j != i))
                 yield _missing_term(term, node, true), _replaced(true, node, rest)
-    for node in parts:
         yield from _factors(true, node)
     if isinstance(claim, sympy.Add | sympy.MatAdd) and len(claim.args) <= _MAX_ARGS:
         for term in claim.args:

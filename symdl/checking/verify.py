@@ -280,6 +280,7 @@ def verify(
     forms = dict(
         true_entries=true_entries,
         shape=matrix_shape(wrt_entries),
+        names=[str(w) for w, _ in wrt_entries],
         claim_matrix=claimed_given if isinstance(claimed_given, sympy.MatrixExpr) else None,
     )
     if _has_matrix_symbols(f_given, wrt_given):  # the diagnosis alters the matrix notation

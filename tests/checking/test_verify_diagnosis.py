@@ -123,3 +123,18 @@ def test_the_verdict_carries_the_diagnosis():
     assert verdict.details.startswith(f"Diagnosis: {verdict.diagnosis}. Compared at")
     assert sd.verify((w * x - y) ** 2, w, "2*x*(w*x + y)").diagnosis == ""
     assert sd.verify((w * x - y) ** 2, w, "2*x*(w*x - y)").diagnosis == ""  # EQUAL
+
+
+def test_each_wrong_entry_of_a_list_is_diagnosed_by_its_variable():
+    f = sd.mse(sd.sigmoid(w * x + bias), y)
+    s = "sigmoid(w*x + b)"
+    claim = f"[2*x*({s} - y)*{s}*(1 - {s}), 2*({s} - y)]"
+    assert sd.verify(f, [w, bias], claim).diagnosis == (
+        "d/db: a missing factor: the claim is the derivative without the factor"
+        " (1 - sigmoid(b + w*x))*sigmoid(b + w*x)"
+    )
+
+
+def test_the_missing_derivative_of_tanh_and_relu_is_a_factor():
+    assert sd.verify(sympy.tanh(w * x), w, "x").diagnosis.endswith("factor 1 - tanh(w*x)**2")
+    assert "factor Heaviside(w*x" in sd.verify(sd.relu(w * x), w, "x").diagnosis
