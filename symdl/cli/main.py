@@ -200,6 +200,7 @@ def _run(args) -> int:
         _print_gradient(grad(form, wrt), wrt, labels, args.latex)
         return 0
     if args.command == "verify":
+        _no_transposed_scalar(args.claimed, form, wrt)
         verdict = verify(form, wrt, args.claimed, at=at)
         print(verdict.explain() if not verdict else f"{verdict} ({verdict.method})")
         return 0 if verdict else 1
@@ -285,7 +286,7 @@ def _expression(text: str, shapes) -> sympy.Basic:
 
     matrices = _shapes(shapes)
     namespace = namespace_of(*matrices.values(), new_symbols=True)
-    namespace.scalar_transpose = "declare {name} a matrix, e.g. --shapes {name}=3x1"
+    namespace.scalar_transpose = _SCALAR_TRANSPOSE
     f = parse(text, namespace)
     if isinstance(f, sympy.MatrixExpr) and not isinstance(f, sympy.MatrixBase):
         if f.shape != (1, 1):
@@ -299,6 +300,24 @@ def _expression(text: str, shapes) -> sympy.Basic:
     if unused:
         raise InputError(f"--shapes {unused[0]}: {unused[0]} does not occur in EXPR")
     return f
+
+
+_SCALAR_TRANSPOSE = "declare {name} a matrix, e.g. --shapes {name}=3x1"
+
+
+def _no_transposed_scalar(claim: str, f, wrt) -> None:
+    """Raise ParseError when the claim transposes a scalar name (x.T for a scalar x), which
+    `verify` would read as x itself; any other reading of the claim is left to `verify`."""
+    from symdl.parsing import parse
+    from symdl.parsing.errors import ShapeMisfit
+    from symdl.parsing.namespace import namespace_of
+
+    namespace = namespace_of(f, wrt)
+    namespace.scalar_transpose = _SCALAR_TRANSPOSE
+    try:
+        parse(claim, namespace, getattr(wrt, "shape", None))
+    except ShapeMisfit:
+        pass  # read, but its matrices do not fit: verify says DIFFERENT, naming the shapes
 
 
 _SIZE = r"(?:\d+|[A-Za-z_]\w*)"

@@ -66,3 +66,15 @@ def test_a_transposed_scalar_is_a_parse_error(capsys, expr):
 def test_bad_shapes_are_named(capsys, shapes, message):
     code, out, err = run(capsys, "grad", "x.T*A*x", "--wrt", "x", "--shapes", *shapes)
     assert code == 2 and message in err and len(err.splitlines()) == 1
+
+
+def test_a_transposed_scalar_in_the_claim_is_a_parse_error(capsys):
+    code, out, err = run(capsys, "verify", "x**2", "--wrt", "x", "--claimed", "2*x.T")
+    assert code == 2 and out == ""
+    assert err.startswith("symdl verify: error: x is a scalar, so x.T (a transpose) is meaningless")
+    # a claim whose matrices do not fit is still a verdict, not an input error
+    shapes = ("--shapes", "W=3x2,x=2x1,y=3x1")
+    code, out, _ = run(
+        capsys, "verify", "(W*x - y).T*(W*x - y)", "--wrt", "W", *shapes, "--claimed", "2*x*x"
+    )
+    assert code == 1 and "do not fit together" in out
