@@ -53,7 +53,10 @@ def diagnose(evidence: Evidence) -> str:
         return ""  # a difference float64 does not see: nothing to compare alterations with
     deadline = time.monotonic() + BUDGET
     for finder in (_whole_transpose, _claim_transposed, _in_matrix_notation, _entry_by_entry):
-        found = finder(e, deadline)
+        try:
+            found = finder(e, deadline)
+        except (TypeError, ValueError, AttributeError, RecursionError, sympy.ShapeError):
+            found = ""  # SymPy refused an alteration midway: no diagnosis of this kind
         if found:
             return found
     return constant_factor(e.claimed, e.true)
@@ -203,9 +206,11 @@ def _alterations(true, claim) -> Iterator[tuple[str, Basic]]:
     a factor left out (of the outermost sums and products first), then a term of the claim
     that is extra."""
     yield from _transposes(true)
-    parts = [n for n in nodes([true]) if n.args]
-    parts.sort(key=lambda n: n.count_ops() if not isinstance(n, MatrixExpr) else 0)
-    parts.reverse()  # the outermost (largest) first: the term of the whole derivative
+    every = nodes([true])
+    if len(every) > _MAX_NODES:
+        return  # a large derivative: the search would not end within its budget
+    size = _tree_sizes(true)
+    parts = sorted((n for n in every if n.args), key=lambda n: -size[n])  # outermost first
     for node in parts:  # a term of a sum, or a factor of a product, from the outside in
         if isinstance(node, sympy.Add | sympy.MatAdd) and len(node.args) <= _MAX_ARGS:
             for i, term in enumerate(node.args):
@@ -219,6 +224,22 @@ def _alterations(true, claim) -> Iterator[tuple[str, Basic]]:
             except (TypeError, ValueError, sympy.ShapeError):
                 continue
             yield f"an extra term: the claim is the derivative plus {_short(term)}", plus
+
+
+def _tree_sizes(root: Basic) -> dict:
+    """{node: the number of nodes of its tree} for every node under `root`."""
+    size: dict = {}
+    stack = [(root, False)]
+    while stack:
+        node, ready = stack.pop()
+        if node in size:
+            continue
+        if ready:
+            size[node] = 1 + sum(size[a] for a in node.args)
+        else:
+            stack.append((node, True))
+            stack.extend((a, False) for a in node.args if a not in size)
+    return size
 
 
 def _transposes(true) -> Iterator[tuple[str, Basic]]:
