@@ -23,6 +23,7 @@ _MAX_NODES = 300  # a derivative in matrix notation larger than this is not alte
 _MAX_ARGS = 10  # an Add or Mul with more arguments is not searched pair by pair
 _MAX_ENTRIES_SEARCHED = 4  # entries of an explicit gradient searched one by one
 _AGREE = 1e-8  # relative difference under which an altered derivative agrees with the claim
+_MIN_POINTS = 8  # points a diagnosis must agree at
 _REAL = 1e-6  # float64 difference of claim and derivative that a diagnosis explains
 
 
@@ -51,6 +52,8 @@ def diagnose(evidence: Evidence) -> str:
         error = _error(e.claimed, e.true)
     if not np.nanmax(np.where(np.isfinite(error), error, 0.0), initial=0.0) > _REAL:
         return ""  # a difference float64 does not see: nothing to compare alterations with
+    if e.claimed.shape[-1] < _MIN_POINTS:
+        return ""  # at= one point: agreement there would not check an alteration
     deadline = time.monotonic() + BUDGET
     for finder in (_whole_transpose, _claim_transposed, _in_matrix_notation, _entry_by_entry):
         try:

@@ -138,3 +138,11 @@ def test_each_wrong_entry_of_a_list_is_diagnosed_by_its_variable():
 def test_the_missing_derivative_of_tanh_and_relu_is_a_factor():
     assert sd.verify(sympy.tanh(w * x), w, "x").diagnosis.endswith("factor 1 - tanh(w*x)**2")
     assert "factor Heaviside(w*x" in sd.verify(sd.relu(w * x), w, "x").diagnosis
+
+
+def test_no_diagnosis_from_one_given_point():
+    # at x = 1 the claim 2 equals 2*x, the derivative 2*x*y**2 without its factor y**2; one
+    # point does not check that (and 2 is not 2*x)
+    verdict = sd.verify(x**2 * y**2, x, "2", at={x: 1, y: 2})
+    assert verdict.status == "DIFFERENT" and verdict.diagnosis == ""
+    assert "without the factor y**2" in sd.verify(x**2 * y**2, x, "2*x").diagnosis
