@@ -1,7 +1,8 @@
 """The likely mistake in a wrong claimed gradient, named only when it is checked: the true
-derivative is altered the way a classic mistake alters it (a term dropped, a factor dropped,
-a transpose forgotten, the whole taken by a constant) and the altered form must agree with
-the claim at every point the verdict compared; else nothing is said."""
+derivative is altered the way a classic mistake alters it (a term dropped or added, a factor
+dropped such as sigma' or 1/N, a transpose forgotten or extra, the whole times a constant) and
+the altered form must agree with the claim at every point the verdict compared (8 at least);
+else nothing is said."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from symdl.checking.sampling import lambdified, nodes
 
 BUDGET = 2.0  # seconds for the search of a diagnosis
 _MAX_CANDIDATES = 120
-_MAX_NODES = 300  # a derivative in matrix notation larger than this is not altered
+_MAX_NODES = 300  # a derivative (or an entry of one) larger than this is not altered
 _MAX_ARGS = 10  # an Add or Mul with more arguments is not searched pair by pair
 _MAX_ENTRIES_SEARCHED = 4  # entries of an explicit gradient searched one by one
 _AGREE = 1e-8  # relative difference under which an altered derivative agrees with the claim
