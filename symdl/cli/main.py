@@ -26,6 +26,7 @@ examples:
   symdl verify "sigma(z)" --wrt z --claimed "sigma(z)*(1 - sigma(z))"
   symdl verify "(w*x - y)^2" --wrt w --claimed '2 (w x - y) x'
   symdl check "relu(w*x + b)*y" --wrt w b --method complex
+  symdl grad "x.T*A*x" --wrt x --shapes "A:n x n, x:n"
   symdl derive "mse(sigma(w*x + b), y)" --wrt w b --name z="w*x + b" -o neuron.pdf
   symdl train net.py --data digits --epochs 20
 """
