@@ -22,6 +22,7 @@ from symdl.checking.claims import (
     symbols_of,
     wrt_entries_of,
 )
+from symdl.checking.diagnosis import Evidence, diagnose
 from symdl.checking.numeric import gradient_function, lambdified, scalar_function
 from symdl.checking.sampling import (
     Sampler,
@@ -46,6 +47,7 @@ _SCREEN = 1e-9  # float64 disagreement that is looked at in 40 digits
 _MAX_SYMBOLIC_NODES = 3000
 _MAX_EXPANDED_TERMS = 5000
 _MAX_DENOMINATORS = 8  # together() multiplies them all out
+_POINT_SHOWN = 6  # a counterexample at more values than this names the entry first
 
 
 @dataclass(frozen=True)
@@ -65,12 +67,17 @@ class Counterexample:
         return self.wrt
 
     def __str__(self) -> str:
-        at = ", ".join(f"{s} = {v:.6g}" for s, v in self.point.items())
         entry = f"entry {list(self.index)} (d/d{self.wrt})" if self.index else f"d/d{self.wrt}"
-        text = f"at {at}: {entry} is {self.true:.10g}, the claim gives {self.claimed:.10g}"
+        values = f"{entry} is {self.true:.10g}, the claim gives {self.claimed:.10g}"
         if self.difference is not None and f"{self.true:.10g}" == f"{self.claimed:.10g}":
-            text += f" (claim - true = {self.difference:.3g})"
-        return text
+            values += f" (claim - true = {self.difference:.3g})"
+        shown = list(self.point.items())
+        if len(shown) <= _POINT_SHOWN:
+            at = ", ".join(f"{s} = {v:.6g}" for s, v in shown)
+            return f"at {at}: {values}"
+        # many values (an 8x8 matrix): the entry and its two values first, the point short
+        first = ", ".join(f"{s} = {v:.6g}" for s, v in shown[:3])
+        return f"{values}, at a point of {len(shown)} values ({first}, ...; all in .point)"
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,9 @@ class Verdict:
 
     ``EQUAL``: proved (`.equal` is True and the verdict is truthy). ``AGREES``: equal at every
     point tried but not proved (`.agrees` is True, the verdict is falsy: an ``assert`` of it
-    fails). ``DIFFERENT``: wrong at `.counterexample`, or of the wrong shape (`.reason`).
+    fails). ``DIFFERENT``: wrong at `.counterexample`, or of the wrong shape (`.reason`);
+    `.diagnosis` names the mistake when one is checked ("a missing term: ...", "a transpose:
+    ...", "a missing 1/N: ..."), else it is "" (`.details` starts with it too).
     """
 
     equal: bool
@@ -93,6 +102,7 @@ class Verdict:
     details: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
     agrees: bool = False
+    diagnosis: str = ""
 
     def __bool__(self) -> bool:
         return self.equal
@@ -267,8 +277,18 @@ def verify(
         if write.sizes:
             method += ", with " + ", ".join(f"{d} = {v}" for d, v in write.sizes.items())
         return Verdict(True, method, **shown)
+    forms = dict(
+        true_entries=true_entries,
+        shape=matrix_shape(wrt_entries),
+        names=[str(w) for w, _ in wrt_entries],
+        claim_matrix=claimed_given if isinstance(claimed_given, sympy.MatrixExpr) else None,
+    )
+    if _has_matrix_symbols(f_given, wrt_given):  # the diagnosis alters the matrix notation
+        forms.update(write=write, true_matrix=in_matrix_notation)
+        if in_matrix_notation is None:
+            forms["true_matrix"] = _matrix_gradient(f_given, wrt_given)
     return _numerically(
-        f, claim, derivation, compiled, wrt_entries, symbols, fixed, points, seed, shown
+        f, claim, derivation, compiled, wrt_entries, symbols, fixed, points, seed, shown, forms
     )
 
 
@@ -288,6 +308,12 @@ def _matrix_gradient(f, wrt):
     except (TypeError, ValueError, NotImplementedError, AttributeError):
         return None
     return result if isinstance(result, sympy.MatrixExpr) else None
+
+
+def _has_matrix_symbols(*objs) -> bool:
+    return any(isinstance(o, Basic) and bool(o.atoms(sympy.MatrixSymbol)) for o in objs) or any(
+        isinstance(o, sympy.MatrixSymbol) for o in objs
+    )
 
 
 def _same_matrix_expression(claimed, true) -> bool:
@@ -560,7 +586,9 @@ def _holds(relation, sign: int) -> bool:
 # --------------------------------------------------------------------------- numeric
 
 
-def _numerically(f, claim, derivation, compiled, wrt_entries, symbols, fixed, points, seed, shown):
+def _numerically(
+    f, claim, derivation, compiled, wrt_entries, symbols, fixed, points, seed, shown, forms
+):
     """The verdict of the claim against the compiled gradient at random points (or `fixed`):
     DIFFERENT at a point where high-precision arithmetic confirms a difference, else AGREES."""
     value = scalar_function(compiled)
@@ -591,9 +619,12 @@ def _numerically(f, claim, derivation, compiled, wrt_entries, symbols, fixed, po
     covered, kinks = sampler.coverage(base)
     details = f"Compared at {where} (seed {seed})"
     details += f", on both sides of {covered} of {kinks} branch conditions." if kinks else "."
-    diagnosis = _constant_factor(claimed, true) if counterexample is not None else ""
+    diagnosis = ""
+    if counterexample is not None:
+        evidence = Evidence(base, symbols, claimed, true, claim_entries=claim, **forms)
+        diagnosis = diagnose(evidence)
     if diagnosis:
-        details = f"{diagnosis} {details}"
+        details = f"Diagnosis: {diagnosis}. {details}"
     if counterexample is None:
         details += (
             " Not a proof: a difference confined to a region no point visited (a threshold"
@@ -607,25 +638,9 @@ def _numerically(f, claim, derivation, compiled, wrt_entries, symbols, fixed, po
         details=details,
         notes=notes,
         agrees=counterexample is None,
+        diagnosis=diagnosis,
         **shown,
     )
-
-
-def _constant_factor(claimed: np.ndarray, true: np.ndarray) -> str:
-    """ "The claim is -1x (2x, 0.5x) the derivative" when claimed/true is one number at every
-    point and entry where the derivative is not tiny; else ""."""
-    with np.errstate(all="ignore"):
-        usable = np.isfinite(claimed) & np.isfinite(true) & (np.abs(true) > 1e-6)
-        if usable.sum() < 3 or not np.all(np.isfinite(claimed)):
-            return ""
-        ratio = claimed[usable] / true[usable]
-    c = float(np.median(ratio))
-    if abs(c) < 1e-12 or not np.allclose(ratio, c, rtol=1e-9, atol=0):
-        return ""
-    if np.allclose(c, -1.0):
-        return "Diagnosis: the claim has the wrong sign (it is -1x the derivative)."
-    fraction = sympy.nsimplify(c, rational=True, tolerance=1e-9)
-    return f"Diagnosis: the claim is {fraction}x the derivative (a constant factor)."
 
 
 def _off_the_point(claim: Basic) -> Basic:
@@ -671,8 +686,23 @@ def _confirmed(error, claimed, true, points, derivation, claim, wrt_entries):
             continue
         ((c, t),) = precise
         if _differ(c, t):
-            return _counterexample(wrt_entries, k, points[p], c, t)
+            return _worst_entry(
+                error, claimed, true, points, derivation, claim, wrt_entries, p
+            ) or (_counterexample(wrt_entries, k, points[p], c, t))
     return None
+
+
+def _worst_entry(error, claimed, true, points, derivation, claim, wrt_entries, p):
+    """At point `p`, the entry where the claim differs most (in float64, a claim that is not
+    finite first), confirmed in high precision; None when that fails."""
+    with np.errstate(all="ignore"):
+        gap = np.abs(claimed[:, p] - true[:, p])
+    k = int(np.argmax(np.where(np.isfinite(gap), gap, np.inf)))
+    precise = _precise(derivation, claim, [k], points[p])
+    if precise is None:
+        return None
+    ((c, t),) = precise
+    return _counterexample(wrt_entries, k, points[p], c, t) if _differ(c, t) else None
 
 
 def _exactly(points, derivation, claim, wrt_entries, most: int = _EXACT_POINTS):

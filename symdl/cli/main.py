@@ -26,6 +26,7 @@ examples:
   symdl verify "sigma(z)" --wrt z --claimed "sigma(z)*(1 - sigma(z))"
   symdl verify "(w*x - y)^2" --wrt w --claimed '2 (w x - y) x'
   symdl check "relu(w*x + b)*y" --wrt w b --method complex
+  symdl grad "x.T*A*x" --wrt x --shapes "A:n x n, x:n"
   symdl derive "mse(sigma(w*x + b), y)" --wrt w b --name z="w*x + b" -o neuron.pdf
   symdl train net.py --data digits --epochs 20
 """
@@ -69,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
             metavar="NAME",
             help="variables (a name like W stands for W_00, W_01, ...)",
         )
+        _shapes_option(sub)
         return sub
 
     grad = job("grad", "the gradient of EXPR in closed form")
@@ -90,6 +92,16 @@ def _parser() -> argparse.ArgumentParser:
 
     add_train_parser(commands)
     return parser
+
+
+SHAPES_HELP = (
+    'declare matrices in EXPR: W=3x2 x=2x1 (also W=3x2,x=2x1 or "A:n x n, x:n"; a size may '
+    "be a name, one size is a column); every other name is a scalar"
+)
+
+
+def _shapes_option(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--shapes", nargs="+", default=(), metavar="NAME=ROWSxCOLS", help=SHAPES_HELP)
 
 
 def _derive_parser(commands) -> None:
@@ -119,6 +131,7 @@ def _derive_parser(commands) -> None:
         metavar="NAME=SUBEXPR",
         help='name a step of EXPR, e.g. z="w*x + b"',
     )
+    _shapes_option(derive)
     derive.add_argument("-o", "--out", metavar="OUT", help="the file to write (else stdout)")
     derive.add_argument(
         "--format", choices=FORMATS, help="default: the suffix of OUT, else tex on stdout"
@@ -179,18 +192,17 @@ def _run(args) -> int:
     from symdl.checking.check import check_grad
     from symdl.checking.verify import verify
     from symdl.core.calculus import grad
-    from symdl.parsing import parse
 
-    f = parse(args.expr)
-    if not isinstance(f, sympy.Basic) or isinstance(f, sympy.MatrixBase):
-        raise InputError("EXPR must be a scalar expression")
+    form = _expression(args.expr, args.shapes)  # a 1x1 matrix product stays one
+    f = form[0, 0] if isinstance(form, sympy.MatrixExpr) else form
     wrt, labels = _variables(f, args.wrt)
     at = _point(f, args.at) if getattr(args, "at", ()) else None
     if args.command == "grad":
-        _print_gradient(grad(f, wrt), wrt, labels, args.latex)
+        _print_gradient(grad(form, wrt), wrt, labels, args.latex)
         return 0
     if args.command == "verify":
-        verdict = verify(f, wrt, args.claimed, at=at)
+        _no_transposed_scalar(args.claimed, form, wrt)
+        verdict = verify(form, wrt, args.claimed, at=at)
         print(verdict.explain() if not verdict else f"{verdict} ({verdict.method})")
         return 0 if verdict else 1
     if args.points < 1:
@@ -203,7 +215,6 @@ def _run(args) -> int:
 def _derive(args) -> int:
     from symdl.cli.modelfile import derivation_from_file
     from symdl.core.calculus import derive
-    from symdl.parsing import parse
     from symdl.render.export import LatexFailed, LatexNotFound, export, to_markdown
 
     fmt = args.format or (args.out and _suffix(args.out)) or "tex"
@@ -216,9 +227,8 @@ def _derive(args) -> int:
     else:
         if not args.wrt:
             raise InputError("EXPR needs --wrt NAME ...")
-        f = parse(args.expr)
-        if not isinstance(f, sympy.Basic) or isinstance(f, sympy.MatrixBase):
-            raise InputError("EXPR must be a scalar expression")
+        f = _expression(args.expr, args.shapes)
+        f = f[0, 0] if isinstance(f, sympy.MatrixExpr) else f
         wrt, _ = _variables(f, args.wrt)
         derivation = derive(f, wrt, names=_names(f, args.name))
     layout = {"notation": args.notation, "chain": not args.no_chain}
@@ -269,24 +279,114 @@ def _names(f, pairs) -> dict:
     return names
 
 
+def _expression(text: str, shapes) -> sympy.Basic:
+    """EXPR parsed with the matrices --shapes declares (every other name a new scalar, which
+    may not be transposed): a scalar, or a 1x1 matrix expression such as x^T A x."""
+    from symdl.parsing import parse
+    from symdl.parsing.namespace import namespace_of
+
+    matrices = _shapes(shapes)
+    namespace = namespace_of(*matrices.values(), new_symbols=True)
+    namespace.scalar_transpose = _SCALAR_TRANSPOSE
+    f = parse(text, namespace)
+    if isinstance(f, sympy.MatrixExpr) and not isinstance(f, sympy.MatrixBase):
+        if f.shape != (1, 1):
+            raise InputError(
+                f"EXPR must be a scalar; it is a {f.shape[0]}x{f.shape[1]} matrix "
+                "(with --shapes as given)"
+            )
+    elif not isinstance(f, sympy.Basic) or isinstance(f, sympy.MatrixBase):
+        raise InputError("EXPR must be a scalar expression")
+    unused = [name for name, m in matrices.items() if not f.has(m)]
+    if unused:
+        raise InputError(f"--shapes {unused[0]}: {unused[0]} does not occur in EXPR")
+    return f
+
+
+_SCALAR_TRANSPOSE = "declare {name} a matrix, e.g. --shapes {name}=3x1"
+
+
+def _no_transposed_scalar(claim: str, f, wrt) -> None:
+    """Raise ParseError when the claim transposes a scalar name (x.T for a scalar x), which
+    `verify` would read as x itself; any other reading of the claim is left to `verify`."""
+    from symdl.parsing import parse
+    from symdl.parsing.errors import ShapeMisfit
+    from symdl.parsing.namespace import namespace_of
+
+    namespace = namespace_of(f, wrt)
+    namespace.scalar_transpose = _SCALAR_TRANSPOSE
+    try:
+        parse(claim, namespace, getattr(wrt, "shape", None))
+    except ShapeMisfit:
+        pass  # read, but its matrices do not fit: verify says DIFFERENT, naming the shapes
+
+
+_SIZE = r"(?:\d+|[A-Za-z_]\w*)"
+
+
+def _shapes(specs) -> dict[str, sympy.MatrixSymbol]:
+    """--shapes W=3x2 x=2x1 (or "W=3x2, x=2x1", or "A:n x n, x:n") as MatrixSymbols."""
+    import re
+
+    matrices: dict[str, sympy.MatrixSymbol] = {}
+    for spec in (p.strip() for part in specs for p in part.split(",")):
+        if not spec:
+            continue
+        name, sep, shape = spec.partition("=") if "=" in spec else spec.partition(":")
+        name, shape = name.strip(), shape.strip()
+        parts = re.split(r"\s+[x×*]\s+|\s*[×*]\s*", shape)
+        if len(parts) == 1:
+            pair = re.fullmatch(r"(\d+|[A-Za-z])x(\d+|[A-Za-z])", shape)
+            parts = list(pair.groups()) if pair else parts
+        if len(parts) == 1:
+            parts.append("1")  # one size: a column
+        if (
+            not sep
+            or not name.isidentifier()
+            or len(parts) != 2
+            or not all(re.fullmatch(_SIZE, p) for p in parts)
+        ):
+            raise InputError(
+                f"--shapes {spec}: expected NAME=ROWSxCOLS, e.g. W=3x2 or A:n x n "
+                "(sizes are whole numbers or names)"
+            )
+        if name in matrices:
+            raise InputError(f"--shapes {spec}: {name} is declared twice")
+        rows, cols = (
+            int(p) if p.isdigit() else sympy.Symbol(p, integer=True, positive=True) for p in parts
+        )
+        if 0 in (rows, cols):
+            raise InputError(f"--shapes {spec}: a size must be at least 1")
+        matrices[name] = sympy.MatrixSymbol(name, rows, cols)
+    return matrices
+
+
 def _variables(f, names: list[str]):
-    """The --wrt names as a Symbol, a Matrix (a family such as W_00, W_01, ...) or a list of
-    symbols, and a label for each part of the gradient."""
+    """The --wrt names as a Symbol, a MatrixSymbol, a Matrix (a family such as W_00, W_01,
+    ...) or a list of symbols, and a label for each part of the gradient."""
     from symdl.parsing.namespace import namespace_of
 
     values = namespace_of(f).values
+    variables = sorted(
+        k
+        for k, v in values.items()
+        if k.isidentifier() and isinstance(v, sympy.Symbol | sympy.MatrixBase | sympy.MatrixSymbol)
+    )
     found = []
     for name in names:
         value = values.get(name)
         if value is None:
-            if not name.isidentifier():
-                raise InputError(f"--wrt {name}: not a name")
-            value = sympy.Symbol(name, real=True)  # absent from EXPR: its derivative is 0
-        if not isinstance(value, sympy.Symbol | sympy.MatrixBase):
+            raise InputError(
+                f"--wrt {name}: {name} does not occur in EXPR (its variables: "
+                f"{', '.join(variables) or 'none'})"
+            )
+        if not isinstance(value, sympy.Symbol | sympy.MatrixBase | sympy.MatrixSymbol):
             raise InputError(f"--wrt {name}: a constant, not a variable")
         found.append(value)
     if len(found) == 1:
         return found[0], names
+    if any(isinstance(v, sympy.MatrixSymbol) for v in found):
+        return found, names
     symbols = [s for v in found for s in (list(v) if isinstance(v, sympy.MatrixBase) else [v])]
     return symbols, [s.name for s in symbols]
 

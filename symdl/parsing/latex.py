@@ -255,10 +255,12 @@ class _Parser:
         while self.peek() in ("^", "'"):
             p = self.position()
             if self.take() == "'":  # A': a transpose (f'(x) is read as a call)
+                self.namespace.transposable(value, self.text, p)
                 value = self.build.transpose(value, p)
                 continue
             inverse = self.peek(1) == "-"
             if self.is_transpose(inverse):
+                self.namespace.transposable(value, self.text, p)
                 if inverse:  # X^{-T}
                     value = self.build.pow(value, Integer(-1), p)
                 value = self.build.transpose(value, p)

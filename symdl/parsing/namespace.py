@@ -28,6 +28,20 @@ class Namespace:
     functions: dict[str, Callable] = field(default_factory=dict)
     new_symbols: bool = False  # unknown names become new real symbols (for a function's text)
     created: dict[str, Symbol] = field(default_factory=dict)
+    # when set, a transposed scalar name (x.T, x^T, x') is an error ending in this hint, with
+    # {name} its name; else it is the scalar itself (a claim's 1x1 factors act as scalars)
+    scalar_transpose: str | None = None
+
+    def transposable(self, value, text: str, position: int) -> None:
+        """Raise ParseError when `value`, about to be transposed, is a scalar name that
+        `scalar_transpose` says must not be."""
+        if self.scalar_transpose is not None and isinstance(value, Symbol):
+            raise ParseError(
+                f"{value.name} is a scalar, so {value.name}.T (a transpose) is meaningless; "
+                + self.scalar_transpose.format(name=value.name),
+                text,
+                position,
+            )
 
     def value(self, name: str, text: str, position: int):
         name = unicodedata.normalize("NFKC", name)

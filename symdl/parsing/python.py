@@ -190,6 +190,7 @@ class _Evaluator:
         if isinstance(node, ast.Attribute) and node.attr == "I":
             return b.pow(values[0], Integer(-1), p)
         if isinstance(node, ast.Attribute):
+            self.namespace.transposable(values[0], self.text, p)
             return b.transpose(values[0], p)
         if isinstance(node, ast.Subscript):
             return b.index(values[0], self.indices(node.slice), p)
