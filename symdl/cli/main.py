@@ -163,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"symdl {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader stopped (symdl derive ... | head): not an error of ours; Python would
+        # report the pipe again when it flushes stdout at exit, so stdout goes nowhere now
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as error:  # a bug of symdl's: one line, the traceback only on request
         if os.environ.get("SYMDL_TRACEBACK"):
             raise

@@ -103,6 +103,10 @@ class Builder:
             return a.applyfunc(lambda e: e + sign * b)
         if _is_scalar(a) and isinstance(b, MatrixBase):
             return b.applyfunc(lambda e: a + sign * e)
+        if _is_scalar(b):  # a scalar added to each entry of a matrix expression: b 1 1ᵀ
+            return self._sympy(lambda: a + sign * b * sympy.OneMatrix(*a.shape), position)
+        if _is_scalar(a):
+            return self._sympy(lambda: a * sympy.OneMatrix(*b.shape) + sign * b, position)
         self._same_shape(a, b, "add" if sign > 0 else "subtract", position)
         return self._sympy(lambda: a + sign * b, position)
 

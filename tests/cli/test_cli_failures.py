@@ -90,3 +90,21 @@ def test_the_command_itself_never_prints_a_traceback(tmp_path):
         )
         assert result.returncode == code, (argv, result.stdout, result.stderr)
         assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_reader_that_stops_early_is_not_an_error(tmp_path):
+    """symdl derive ... | head: the pipe closes before the output ends; exit 0, no report."""
+    expr = "+".join(f"sigmoid(w*x{i} + b)**2" for i in range(400))
+    command = [sys.executable, "-m", "symdl", "derive", expr, "--wrt", "w", "b"]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    process.stdout.read(10)
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 0, stderr
+    assert "error" not in stderr

@@ -158,3 +158,16 @@ def test_accented_and_greek_names():
     assert sd.verify(Phi * lam, Phi, "lambda")
     yhat = sympy.Symbol("yhat", real=True)
     assert sd.verify((yhat - z) ** 2, yhat, r"2 (\hat{y} - z)")
+
+
+def test_a_scalar_added_to_a_matrix_expression_is_added_to_each_entry():
+    W, x, y = (sympy.MatrixSymbol(n, *s) for n, s in (("W", (3, 2)), ("x", (2, 1)), ("y", (3, 1))))
+    r = W * x - y
+    # a claim with a stray + 1 gets a verdict, never a parse error ('One' has no shape)
+    verdict = sd.verify((r.T * r)[0, 0], W, "2*(W*x - y)*x.T + 1")
+    assert not verdict and "DIFFERENT" in str(verdict)
+    assert sd.verify((r.T * r)[0, 0], W, "2*(W*x - y)*x.T + 1 - 1")
+    from symdl.parsing import parse
+    from symdl.parsing.namespace import namespace_of
+
+    assert parse("1 - W", namespace_of(W)) == sympy.OneMatrix(3, 2) - W
