@@ -1,5 +1,6 @@
-"""Gallery entries for recurrent networks: backpropagation through time in an Elman RNN,
-unrolled over three steps, checked against the textbook's recursion and sympy.diff."""
+"""Gallery entries for recurrent networks: backpropagation through time in an Elman RNN
+unrolled over three steps, and one step of a GRU cell, checked against the textbook's recursion,
+gate adjoints written by hand, and sympy.diff."""
 
 from __future__ import annotations
 
@@ -66,4 +67,77 @@ def rnn_backprop_through_time() -> Entry:
             ),
         ),
         checks=(*claims, ExplicitDiff(loss, tuple(params), sizes={d: 2, h: 2, N: 2})),
+    )
+
+
+@entry
+def gru_cell() -> Entry:
+    d, h = sympy.symbols("d h", integer=True, positive=True)
+    x, h0, G = MatrixSymbol("x_{t}", d, N), MatrixSymbol("h_{t-1}", h, N), MatrixSymbol("G", h, N)
+    W = {g: MatrixSymbol(f"W_{{{g}}}", h, d) for g in "rzn"}
+    U = {g: MatrixSymbol(f"U_{{{g}}}", h, h) for g in "rzn"}
+    b = {g: MatrixSymbol(f"b_{{{g}}}", h, 1) for g in "rzn"}
+    c = MatrixSymbol("c_{n}", h, 1)
+    ones, full = OneMatrix(1, N), OneMatrix(h, N)
+
+    inner = U["n"] * h0 + c * ones
+
+    def candidate(r):  # n_t's pre-activation, the reset gate given
+        return W["n"] * x + b["n"] * ones + hadamard(r, inner)
+
+    pre = {g: W[g] * x + U[g] * h0 + b[g] * ones for g in "rz"}
+    r, z = (elementwise(sd.sigmoid, pre[g]) for g in "rz")
+    pre["n"] = candidate(r)
+    n = elementwise(sympy.tanh, pre["n"])
+    state = hadamard(full - z, n) + hadamard(z, h0)
+    loss = upstream(G, state)
+    names = {r: "r_{t}", z: "z_{t}", n: "n_{t}", state: "h_{t}", inner: "u_{t}"}
+    names |= {pre[g]: f"a^{{{g}}}_{{t}}" for g in "rzn"}
+    params = [U["r"], U["z"], U["n"], W["n"], h0]
+
+    r_, z_, n_, u_ = (MatrixSymbol(f"{v}_{{t}}", h, N) for v in "rznu")
+    dn, dz, dr = (MatrixSymbol(f"\\delta^{{{g}}}_{{t}}", h, N) for g in "nzr")
+    where = {
+        dn: hadamard(G, full - z_, full - hadamard(n_, n_)),
+        dz: hadamard(G, h0 - n_, z_, full - z_),
+        dr: hadamard(dn, u_, r_, full - r_),
+        r_: r,
+        z_: z,
+        n_: elementwise(sympy.tanh, candidate(r_)),
+        u_: inner,
+    }
+    source = "the GRU of Cho et al. (2014) in PyTorch's form, its adjoints by hand"
+    claims = [
+        Claim(dL("U_{r}"), dr * h0.T, loss, U["r"], source, where),
+        Claim(dL("U_{z}"), dz * h0.T, loss, U["z"], source, where),
+        Claim(dL("U_{n}"), hadamard(dn, r_) * h0.T, loss, U["n"], source, where),
+        Claim(dL("W_{n}"), dn * x.T, loss, W["n"], source, where),
+        Claim(
+            dL("h_{t-1}"),
+            hadamard(G, z_) + U["z"].T * dz + U["r"].T * dr + U["n"].T * hadamard(dn, r_),
+            loss,
+            h0,
+            source,
+            where,
+        ),
+    ]
+    return Entry(
+        title="A GRU cell (one step of backpropagation through time)",
+        prose=(
+            "One step of a gated recurrent unit: reset and update gates $r_t, z_t = \\sigma(\\cdot)$, "
+            "candidate $n_t = \\tanh(W_n x_t + b_n + r_t \\circ u_t)$ with "
+            "$u_t = U_n h_{t-1} + c_n$, and $h_t = (1 - z_t) \\circ n_t + z_t \\circ h_{t-1}$, "
+            "with an upstream gradient $G$ on $h_t$. The state gradient "
+            "$\\partial L / \\partial h_{t-1}$ is what the previous step receives: a direct path "
+            "$G \\circ z_t$ through the update gate, and one through each gate's $U^T$."
+        ),
+        derivation=sd.derive(loss, params, names=names),
+        parts=(
+            part(
+                "Gate adjoints by hand (verified)",
+                *((v, where[v]) for v in (dn, dz, dr)),
+                *(c.equation for c in claims),
+            ),
+        ),
+        checks=(*claims, ExplicitDiff(loss, tuple(params), sizes={d: 1, h: 2, N: 1}, points=2)),
     )
