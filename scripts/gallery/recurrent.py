@@ -1,6 +1,6 @@
 """Gallery entries for recurrent networks: backpropagation through time in an Elman RNN
-unrolled over three steps, and one step of a GRU cell, checked against the textbook's recursion,
-gate adjoints written by hand, and sympy.diff."""
+unrolled over three steps, and one step of a GRU and of an LSTM cell, checked against the
+textbook's recursion, gate adjoints written by hand, and sympy.diff."""
 
 from __future__ import annotations
 
@@ -136,6 +136,64 @@ def gru_cell() -> Entry:
             part(
                 "Gate adjoints by hand (verified)",
                 *((v, where[v]) for v in (dn, dz, dr)),
+                *(c.equation for c in claims),
+            ),
+        ),
+        checks=(*claims, ExplicitDiff(loss, tuple(params), sizes={d: 1, h: 2, N: 1}, points=2)),
+    )
+
+
+@entry
+def lstm_cell() -> Entry:
+    d, h = sympy.symbols("d h", integer=True, positive=True)
+    x, h0 = MatrixSymbol("x_{t}", d, N), MatrixSymbol("h_{t-1}", h, N)
+    c0, G, Gc = MatrixSymbol("c_{t-1}", h, N), MatrixSymbol("G", h, N), MatrixSymbol("G_{c}", h, N)
+    W = {g: MatrixSymbol(f"W_{{{g}}}", h, d) for g in "ifgo"}
+    U = {g: MatrixSymbol(f"U_{{{g}}}", h, h) for g in "ifgo"}
+    b = {g: MatrixSymbol(f"b_{{{g}}}", h, 1) for g in "ifgo"}
+    full = OneMatrix(h, N)
+    pre = {g: W[g] * x + U[g] * h0 + b[g] * OneMatrix(1, N) for g in "ifgo"}
+    gate = {g: elementwise(sympy.tanh if g == "g" else sd.sigmoid, pre[g]) for g in "ifgo"}
+    cell = hadamard(gate["f"], c0) + hadamard(gate["i"], gate["g"])
+    squashed = elementwise(sympy.tanh, cell)
+    state = hadamard(gate["o"], squashed)
+    loss = upstream(G, state) + upstream(Gc, cell)
+    names = {gate[g]: f"{g}_{{t}}" for g in "ifgo"} | {pre[g]: f"a^{{{g}}}_{{t}}" for g in "ifgo"}
+    names |= {cell: "c_{t}", squashed: "k_{t}"}  # h_t = o_t∘k_t merges into G∘o_t∘k_t
+    params = [*(U[g] for g in "ifgo"), W["g"], h0, c0]
+
+    i_, f_, g_, o_, c_, k_ = (MatrixSymbol(f"{v}_{{t}}", h, N) for v in "ifgock")
+    delta = {v: MatrixSymbol(f"\\delta^{{{v}}}_{{t}}", h, N) for v in "cifgo"}
+    where = {
+        delta["c"]: hadamard(G, o_, full - hadamard(k_, k_)) + Gc,
+        delta["o"]: hadamard(G, k_, o_, full - o_),
+        delta["i"]: hadamard(delta["c"], g_, i_, full - i_),
+        delta["f"]: hadamard(delta["c"], c0, f_, full - f_),
+        delta["g"]: hadamard(delta["c"], i_, full - hadamard(g_, g_)),
+        k_: elementwise(sympy.tanh, c_),
+        c_: hadamard(f_, c0) + hadamard(i_, g_),
+    } | {v: gate[g] for v, g in zip((i_, f_, g_, o_), "ifgo", strict=True)}
+    source = "Greff et al. (2017), LSTM: A Search Space Odyssey, without peepholes"
+    claims = [
+        *(Claim(dL(f"U_{{{g}}}"), delta[g] * h0.T, loss, U[g], source, where) for g in "ifgo"),
+        Claim(dL("W_{g}"), delta["g"] * x.T, loss, W["g"], source, where),
+        Claim(dL("h_{t-1}"), MatAdd(*(U[g].T * delta[g] for g in "ifgo")), loss, h0, source, where),
+        Claim(dL("c_{t-1}"), hadamard(delta["c"], f_), loss, c0, source, where),
+    ]
+    return Entry(
+        title="An LSTM cell (one step of backpropagation through time)",
+        prose=(
+            "One step of a long short-term memory cell (PyTorch's gates i, f, g, o): "
+            "$c_t = f_t \\circ c_{t-1} + i_t \\circ g_t$ and $h_t = o_t \\circ \\tanh(c_t)$, "
+            "with upstream gradients $G$ on $h_t$ and $G_c$ on $c_t$ (from the next step). "
+            "The cell's error $\\delta^c_t$ reaches $c_{t-1}$ multiplied only by the forget "
+            "gate, the path that lets gradients survive many steps."
+        ),
+        derivation=sd.derive(loss, params, names=names),
+        parts=(
+            part(
+                "Gate adjoints by hand (verified)",
+                *((delta[v], where[delta[v]]) for v in "cifgo"),
                 *(c.equation for c in claims),
             ),
         ),
