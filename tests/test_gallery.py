@@ -65,7 +65,8 @@ def test_the_gallery_holds_the_derivations_the_issue_asks_for():
     required = {
         "mlp-backprop", "softmax-cross-entropy", "sigmoid-binary-cross-entropy", "batch-norm",
         "layer-norm", "convolution", "max-pooling", "attention", "adam", "rmsprop",
-        "weight-penalties", "vanishing-gradient", "pca", "gaussian-nll",
+        "weight-penalties", "vanishing-gradient", "pca", "gaussian-nll", "rnn-backprop-through-time",
+        "gru-cell", "lstm-cell",
     }  # fmt: skip
     assert required <= set(SLUGS) and len(SLUGS) == len(set(SLUGS))
 

@@ -26,7 +26,7 @@ from symdl.core.matrices import hadamard
 from symdl.core.program import build_program
 from symdl.nn.layers import Context, Layer, Owned, Shape, ShapeError, _features, walk
 from symdl.nn.losses import Loss, get_loss
-from symdl.nn.model import CompiledModel, Sequential, _float_dtype
+from symdl.nn.model import CompiledModel, Sequential, _float_dtype, forget_built_expressions
 from symdl.ops import vstack
 
 
@@ -207,6 +207,7 @@ class Model:
 
     def expression(self, train: bool = True):
         """(loss, output matrices, context, names), as Sequential.expression gives."""
+        forget_built_expressions()
         N = sympy.Symbol("N", integer=True, positive=True)
         several = len(self.inputs) > 1
         values = {
