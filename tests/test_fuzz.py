@@ -6,7 +6,7 @@ elementary definitions. The long run is `python scripts/fuzz.py --cases 10000`."
 from __future__ import annotations
 
 import importlib.util
-import os
+import random
 import sys
 from pathlib import Path
 
@@ -63,14 +63,17 @@ def test_random_scalar_dags_agree_with_sympy(data):
 
 
 @seed(11)
-@settings(FAST, max_examples=int(os.environ.get("FUZZ_N", 2000)))
+@settings(FAST, max_examples=2000)
 @given(st.data())
 def test_two_thousand_random_scalar_dags_differentiate_as_sympy_does(data):
     """Issue 11's corpus in CI: 2,000 random DAGs of SymPy functions (Piecewise, Abs, sign,
     Heaviside, Min/Max among them) and symdl's ops; symdl's gradient equals sympy.diff of the
     elementary definitions at a random point, to 30 digits of reference (the compiled code,
     the Hessian and check_grad are fuzzed above on fewer cases)."""
-    choose = _chooser(data)
+    # a case from one drawn seed: uniform choices (Hypothesis's own draws favour the largest
+    # ops, whose SymPy reference alone takes seconds), reproducible by the seed it prints
+    rng = random.Random(data.draw(st.integers(0, 2**32 - 1), label="case seed"))
+    choose = lambda n: rng.randrange(n) if n > 1 else 0  # noqa: E731
     f, wrt = fuzz.scalar_case(choose, max_nodes=4)
     try:
         gradient = sd.grad(f, wrt)
@@ -80,7 +83,10 @@ def test_two_thousand_random_scalar_dags_differentiate_as_sympy_does(data):
     assert len(gradient) == len(wrt)
     point = fuzz._points(sorted(f.free_symbols | set(wrt), key=str), choose, 1)[0]
     for i, w in enumerate(wrt):
-        exact = fuzz._exact(sympy.diff(elementary(f), w), point)
+        reference = sympy.diff(elementary(f), w)
+        if reference.has(sympy.Derivative):
+            continue  # SymPy leaves a derivative unevaluated (of sign(u(x))): no reference
+        exact = fuzz._exact(reference, point)
         if abs(exact.imag) > 1e-20 or not np.isfinite(exact.real) or abs(exact.real) > 1e12:
             continue  # outside a log's domain, or too steep to compare
         ours = fuzz._exact(gradient[i], point, 20)
