@@ -399,7 +399,8 @@ def stable_forms(expr: Basic, keep: Iterable[Basic] = ()) -> Basic:
         if not (node.is_Atom or isinstance(node, _MATRIX_LEAVES + (Lambda,))):
             args = [rebuild(a) for a in node.args]
             result = node.func(*args) if args != list(node.args) else node
-            if isinstance(result, sympy.Function) and not keep.intersection(node.args):
+            stable = isinstance(result, sympy.Function) or hasattr(result, "stable_form")
+            if stable and not keep.intersection(node.args):
                 own = getattr(result, "stable_form", None)
                 composed = getattr(args[0], "composed", None) if len(args) == 1 else None
                 if callable(own):

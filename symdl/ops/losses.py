@@ -580,12 +580,42 @@ class MatBCEWithLogits(_MeanMatrixLoss):
         return (-G / self.count) * Z
 
 
+class _MatBCEOfSigmoid(MatBCEWithLogits):
+    r"""`binary_cross_entropy(sigmoid(Z), Y)` as written and shown, computed in its logit form:
+    gradient $(\sigma(Z) - Y)/(kN)$, finite for logits of +-1000 (the matrix form of
+    `_bce_of_sigmoid`)."""
+
+    def _latex_body(self, printer):
+        Z, Y = self.args
+        shown = printer._print(elementwise(sigmoid, Z))
+        return rf"\operatorname{{BCE}}\left({shown}, {printer._print(Y)}\right)"
+
+    def _sympystr(self, printer):
+        Z, Y = self.args
+        return f"binary_cross_entropy({printer._print(elementwise(sigmoid, Z))}, {printer._print(Y)})"
+
+
+def _sigmoid_argument(P):
+    """Z when `P` is sigmoid(Z) entry by entry, else None."""
+    function = getattr(P, "function", None)
+    if isinstance(function, Lambda) and function.expr == sigmoid(function.variables[0]):
+        return P.args[1]
+    return None
+
+
 class MatBCE(_MeanMatrixLoss):
     r"""Binary cross-entropy of probabilities over every entry (logs clamped at -100 in NumPy)."""
 
     name = "binary_cross_entropy"
     scalar = binary_cross_entropy
     latex_name = r"\operatorname{BCE}"
+
+    def stable_form(self):
+        """On probabilities sigmoid(Z): the logit form, whose gradient is (sigmoid(Z) - Y)/(kN)
+        and which stays finite for logits of +-1000."""
+        P, Y = self.args
+        Z = _sigmoid_argument(P)
+        return _MatBCEOfSigmoid(Z, Y) if Z is not None else None
 
     def explicit(self, P, Y):
         return binary_cross_entropy(list(P), list(Y))

@@ -92,3 +92,19 @@ def test_bce_on_probabilities_clamps_its_slopes(probability):
     assert dp_closed.doit() == (p - y) / (p * (1 - p))
     assert dy_closed.doit() == sympy.log(1 - p) - sympy.log(p)
     assert sd.verify(loss, p, "(p - y)/(p*(1 - p))")
+
+
+def test_matrix_bce_of_sigmoid_is_the_textbook_sigma_minus_y_and_finite_at_1000():
+    """Issue 11: in matrix form BCE(sigmoid(Z), Y) used to keep (σ−Y)∘(σ∘(1−σ))^{∘−1}∘(1−σ)∘σ,
+    0/0 at logits of ±1000; it is now the logit form, as the scalar one is."""
+    N = sympy.Symbol("N", integer=True, positive=True)
+    Z, Y = sympy.MatrixSymbol("Z", 3, N), sympy.MatrixSymbol("Y", 3, N)
+    f = sd.binary_cross_entropy(sd.sigmoid(Z), Y)
+    assert str(sd.grad(f, Z)) == "(1/(3*N))*(-Y + sigmoid(Z))"
+    assert str(f) == "binary_cross_entropy(sigmoid(Z), Y)"
+    z = np.array([[1000.0, -1000.0], [0.5, 2.0], [-3.0, 0.0]])
+    y = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    value, (gradient,) = sd.derive(f, [Z]).compile()(Z=z, Y=y)
+    softplus = np.logaddexp(0.0, z)
+    assert value == pytest.approx((softplus - y * z).mean(), rel=1e-12)
+    np.testing.assert_allclose(gradient, (expit(z) - y) / z.size, rtol=1e-12)
