@@ -88,16 +88,20 @@ def fuzzed_ops() -> list[type]:
     return sorted(ops, key=lambda c: c.__name__)
 
 
-def scalar_case(choose: Choose, max_nodes: int = 6) -> tuple[sympy.Expr, list[sympy.Symbol]]:
-    """A random scalar DAG (later nodes reuse earlier ones) and a wrt list (repeats allowed)."""
-    symbols = list(SYMBOLS[: 1 + choose(4)])
+def dag(
+    choose: Choose, symbols: list[sympy.Symbol], max_nodes: int = 6, min_nodes: int = 1
+) -> list[sympy.Expr]:
+    """The nodes of a random DAG over `symbols`, in order, the symbols first: between
+    `min_nodes` and `max_nodes` SymPy functions, binary forms and symdl ops, each applied to
+    earlier nodes (so later nodes share earlier ones). tests/core/test_jacobian_hessian.py
+    draws its DAGs here too."""
     nodes: list[sympy.Expr] = list(symbols)
 
     def pick():
         return nodes[choose(len(nodes))]
 
     ops = fuzzed_ops()
-    for _ in range(1 + choose(max_nodes)):
+    for _ in range(min_nodes + choose(max_nodes - min_nodes + 1)):
         kind = choose(3)
         if kind == 0:
             node = _UNARY[choose(len(_UNARY))](pick())
@@ -106,6 +110,13 @@ def scalar_case(choose: Choose, max_nodes: int = 6) -> tuple[sympy.Expr, list[sy
         else:
             node = _op_node(ops[choose(len(ops))], pick)
         nodes.append(node)
+    return nodes
+
+
+def scalar_case(choose: Choose, max_nodes: int = 6) -> tuple[sympy.Expr, list[sympy.Symbol]]:
+    """A random scalar DAG (later nodes reuse earlier ones) and a wrt list (repeats allowed)."""
+    symbols = list(SYMBOLS[: 1 + choose(4)])
+    nodes = dag(choose, symbols, max_nodes)
     f = (
         nodes[-1]
         if choose(2)

@@ -5,10 +5,6 @@ elementary definitions. The long run is `python scripts/fuzz.py --cases 10000`."
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import sympy
@@ -18,11 +14,9 @@ from hypothesis import strategies as st
 import symdl as sd
 from symdl.checking.sampling import elementary
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("fuzz", ROOT / "scripts" / "fuzz.py")
-fuzz = importlib.util.module_from_spec(_spec)
-sys.modules["fuzz"] = fuzz  # dataclasses look their module up
-_spec.loader.exec_module(fuzz)
+from .conftest import fuzz_script
+
+fuzz = fuzz_script()
 
 FAST = settings(
     max_examples=30,
