@@ -127,3 +127,17 @@ def test_a_derivative_sympy_leaves_undone_is_no_reference_not_a_crash():
     tally = fuzz.Tally()
     assert fuzz._reference(sympy.diff(f, x0), {x0: 0.5}, tally) is None
     assert tally.unreferenced == 1
+
+
+def test_a_condition_on_a_softmax_entry_builds():
+    # seed 10, case 4195: a Piecewise whose condition holds a Piecewise of log_softmax(1, x0,
+    # x0, x0) > 0 is rewritten by SymPy through `as_set` and `periodicity`, which substitutes a
+    # function's first argument: the entry index k became a symbol and the op raised TypeError
+    e = sd.log_softmax(1, x0, x0, x0)
+    inner = sympy.Piecewise((e**2, e > 0), (sympy.sin(e), True))
+    f = sympy.Piecewise((inner**2, inner > 0), (sympy.sin(inner), True))
+    assert (sd.softmax(1, x0, 2 * x0) > sympy.Rational(1, 2)).as_set().has(sd.softmax)
+    assert sd.softmax(1, x0, 1).subs(1, x1) == sd.softmax(1, x0, x1)  # k is no entry
+    tally = fuzz.Tally()
+    fuzz.check_scalar(f, [x0, x0], lambda n: 0, tally, hessian=True)
+    assert tally.compared > 0
