@@ -285,14 +285,15 @@ def run_case(choose: Choose, tally: Tally) -> None:
     """One case, its outcome added to `tally` (a mismatch or crash is recorded, not raised)."""
     tally.cases += 1
     kind = choose(5)
+    what = f"case {tally.cases}, generating or printing it"  # until the case is built
     try:
         if kind == 0:
             f, wrt = matrix_case(choose)
-            what = f"matrix: {f} by {wrt}"
+            what = f"case {tally.cases}, matrix: {f} by {wrt}"
             check_matrix(f, wrt, choose, tally)
         else:
             f, wrt = scalar_case(choose)
-            what = f"scalar: {f} by {wrt}"
+            what = f"case {tally.cases}, scalar: {f} by {wrt}"
             check_scalar(f, wrt, choose, tally, hessian=kind == 1 and choose(3) == 0)
     except Mismatch as error:
         tally.mismatches.append(f"{what}\n    {error}")
@@ -302,7 +303,7 @@ def run_case(choose: Choose, tally: Tally) -> None:
         else:
             where = traceback.extract_tb(error.__traceback__)[-1]
             tally.crashes.append(
-                f"{what if 'what' in locals() else '(generating)'}\n    {type(error).__name__}: "
+                f"{what}\n    {type(error).__name__}: "
                 f"{str(error)[:200]} ({where.filename.split('/')[-1]}:{where.lineno})"
             )
 
@@ -337,9 +338,9 @@ def main(argv: list[str] | None = None) -> int:
         f"  refusals   {len(tally.refusals)}\n"
         f"  values with no SymPy reference (a derivative it left undone) {tally.unreferenced}"
     )
-    for name in ("mismatches", "crashes", "refusals"):
+    for name, label in (("mismatches", "mismatch"), ("crashes", "crash"), ("refusals", "refusal")):
         for line in getattr(tally, name)[: args.show]:
-            print(f"{name[:-1] if name != 'mismatches' else 'mismatch'}: {line}")
+            print(f"{label}: {line}")
     return 1 if tally.mismatches or tally.crashes else 0
 
 
