@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import sympy
 
 from symdl.compile.codegen import SymdlNumPyPrinter
 from symdl.ops import elementary
+
+
+def fuzz_script():
+    """scripts/fuzz.py as the module `fuzz`: its random DAGs and matrix expressions are the ones
+    tests/test_fuzz.py and tests/core/test_jacobian_hessian.py draw from."""
+    if "fuzz" not in sys.modules:
+        path = Path(__file__).resolve().parents[1] / "scripts" / "fuzz.py"
+        spec = importlib.util.spec_from_file_location("fuzz", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["fuzz"] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
+    return sys.modules["fuzz"]
 
 
 def expand_ops(expr):

@@ -1,7 +1,7 @@
 """A generated corpus of hostile and unusual formula texts (code-execution attempts, resource
 bombs, deep nesting, huge strings, unicode look-alikes, LaTeX file and shell commands, random
-junk), shared by tests/test_hostile.py and scripts/fuzz.py. Every code-execution attempt would
-create the file SENTINEL names (in the current folder) if it ran."""
+junk), run by tests/test_hostile.py. Every code-execution attempt would create the file
+SENTINEL names (in the current folder) if it ran."""
 
 from __future__ import annotations
 

@@ -127,6 +127,15 @@ class _VectorEntry(Op):
     def vector(self) -> tuple:
         return self.args[1:]
 
+    def _eval_subs(self, old, new):
+        """The entry index is structural, like a Sum's bound variable: substituting for the
+        number k reaches the vector's entries, never k itself. SymPy's `periodicity` (behind
+        `(softmax(1, x, x) > 0).as_set()` and so a Piecewise's condition) substitutes a
+        function's first argument, and a symbol for k is no entry index."""
+        if old == self.args[0]:
+            return self.func(self.args[0], *(z._subs(old, new) for z in self.vector))
+        return None
+
     @classmethod
     def example(cls):
         z = sympy.symbols("z0:3", real=True)

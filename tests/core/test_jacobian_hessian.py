@@ -13,71 +13,25 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import symdl as sd
-from symdl.ops import declared
 
-from ..conftest import expand_ops
+from ..conftest import expand_ops, fuzz_script
 
 # as users write them: no assumptions (symdl makes them real on the way in)
 SYMBOLS = sympy.symbols("x y z")
 ABSENT = sympy.Symbol("a")  # never occurs in the expressions
 X, Y = SYMBOLS[:2]
 W, B = sympy.symbols("w b")
-_PARAMETERS = {"alpha", "delta"}  # an op's constant parameters: given as numbers
 
-_ELEMENTARY = [
-    sympy.tanh,
-    sympy.exp,
-    sympy.sin,
-    lambda e: e**2,
-    lambda e: e**3,
-    lambda e: 1 / (1 + e**2),
-    lambda e: sympy.log(1 + e**2),
-    lambda e: sympy.Abs(e) * e,
-    lambda e: sympy.Piecewise((e**2, e > 0), (sympy.sin(e), True)),
-]
-_BINARY = [
-    lambda a, b: a + b,
-    lambda a, b: a * b,
-    lambda a, b: a - 2 * b,
-    lambda a, b: sympy.Max(a, b) * a,
-    lambda a, b: a / (2 + sympy.cos(b)),
-]
-
-
-def _op_node(op, draw_node):
-    """`op` applied to earlier nodes: its example with each argument replaced."""
-    example, intervals = op.example()
-    replace = {}
-    for s in example.free_symbols:
-        lo, hi = intervals[s]
-        if s.name in _PARAMETERS:
-            replace[s] = sympy.Rational(int(4 * (lo + hi) / 2) or 1, 4)
-        elif lo >= 0:  # a probability: squashed into (lo, hi)
-            replace[s] = lo + (hi - lo) * sd.sigmoid(draw_node())
-        else:
-            replace[s] = draw_node()
-    return example.xreplace(replace)
+fuzz = fuzz_script()
 
 
 @st.composite
 def dags(draw, max_size=6):
-    """The nodes of a random DAG over SYMBOLS, in order; later nodes reuse earlier ones."""
-    nodes = list(SYMBOLS)
-
-    def pick():
-        return nodes[draw(st.integers(0, len(nodes) - 1))]
-
-    ops = sorted(declared().values(), key=lambda c: c.__name__)
-    for _ in range(draw(st.integers(max_size // 3, max_size))):
-        kind = draw(st.sampled_from(["elementary", "binary", "op"]))
-        if kind == "elementary":
-            node = draw(st.sampled_from(_ELEMENTARY))(pick())
-        elif kind == "binary":
-            node = draw(st.sampled_from(_BINARY))(pick(), pick())
-        else:
-            node = _op_node(draw(st.sampled_from(ops)), pick)
-        nodes.append(node)
-    return nodes
+    """The nodes of a random DAG over SYMBOLS, in order; later nodes reuse earlier ones (the
+    generator of scripts/fuzz.py: SymPy functions, binary forms and every symdl op)."""
+    return fuzz.dag(
+        lambda n: draw(st.integers(0, n - 1)), SYMBOLS, max_size, min_nodes=max_size // 3
+    )
 
 
 def _wrt(draw):
