@@ -18,9 +18,17 @@ from sympy import (
     MatrixBase,
     MatrixSymbol,
 )
-from sympy.matrices.expressions import DiagMatrix, DiagonalOf, MatrixExpr
+from sympy.matrices.expressions import (
+    Determinant,
+    DiagMatrix,
+    DiagonalOf,
+    Inverse,
+    MatPow,
+    MatrixExpr,
+)
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
+from sympy.matrices.utilities import dotprodsimp
 
 
 def entries(M: MatrixSymbol) -> ImmutableMatrix:
@@ -70,7 +78,13 @@ def _dims(node) -> set:
 
 
 def _evaluate(node, args):
-    """`node` applied to explicit arguments, computed."""
+    """`node` applied to explicit arguments, computed, with no simplification of the products
+    of symbolic entries on the way (SymPy's dotprodsimp: minutes for (X Xᵀ + I)⁻² at 3x3)."""
+    with dotprodsimp(False):
+        return _computed(node, args)
+
+
+def _computed(node, args):
     if isinstance(node, HadamardProduct):
         result = args[0]
         for arg in args[1:]:
@@ -87,6 +101,13 @@ def _evaluate(node, args):
         return ImmutableMatrix([args[0][i, i] for i in range(min(args[0].shape))])
     if isinstance(node, DiagMatrix) and isinstance(args[0], MatrixBase):
         return ImmutableMatrix(sympy.diag(*args[0]))
+    if isinstance(node, Inverse) and isinstance(args[0], MatrixBase):
+        return _inverse(args[0])
+    if isinstance(node, Determinant) and isinstance(args[0], MatrixBase):
+        return args[0].det(method="berkowitz")
+    if isinstance(node, MatPow) and isinstance(args[0], MatrixBase) and args[1].is_Integer:
+        base = _inverse(args[0]) if args[1] < 0 else args[0]
+        return ImmutableMatrix(base ** abs(int(args[1])))
     if isinstance(node, MatMul) and not any(_symbolic_matrix(a) for a in args):
         return functools.reduce(operator.mul, args)  # SymPy keeps sqrt(2)*Matrix a MatMul
     rebuilt = node.func(*args)
@@ -103,6 +124,16 @@ def _evaluate(node, args):
     ):
         return result[0, 0]  # a 1x1 matrix in a scalar context (a trace, a determinant)
     return result
+
+
+def _inverse(M: MatrixBase) -> MatrixBase:
+    """M⁻¹ written out as adj(M)/det(M) (Berkowitz, division free): SymPy's default Gaussian
+    elimination simplifies every pivot, which on the symbolic entries of a 3x3 X Xᵀ + I runs
+    for minutes."""
+    if not M.free_symbols:
+        return ImmutableMatrix(M.inv())
+    det = M.det(method="berkowitz")
+    return ImmutableMatrix(M.adjugate(method="berkowitz") / det)
 
 
 def _symbolic_matrix(arg) -> bool:

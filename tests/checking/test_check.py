@@ -167,3 +167,16 @@ def test_reports_for_people_and_notebooks():
     assert "<table>" in check._repr_html_()
     assert check._repr_latex_().startswith("$$")
     assert check.max_abs_error <= check.worst.tolerance * 10
+
+
+def test_inverses_and_determinants_of_symbolic_3x3_matrices_are_written_out_fast():
+    """An inverse written out entry by entry is adj(M)/det(M): SymPy's Gaussian elimination
+    took minutes on X Xᵀ + I (found trying what users write); a result is also checked."""
+    X = sympy.MatrixSymbol("X", 3, 3)
+    M = X * X.T + sympy.Identity(3)
+    assert sd.check_grad(sympy.Trace(sympy.Inverse(M)), X)
+    assert sd.check_grad(sympy.log(sympy.Determinant(M)), X)
+    assert sd.check_grad(sympy.Trace(sympy.Inverse(M) ** 2), X)
+    verdict = sd.verify(sympy.Trace(sympy.Inverse(M)), X, "-2*inv(X*X.T + eye(3))^2*X")
+    assert verdict.agrees  # numeric agreement at 64 points (the explicit eye(3) is not proved)
+    assert not sd.verify(sympy.Trace(sympy.Inverse(M)), X, "-inv(X*X.T + eye(3))^2*X").agrees
