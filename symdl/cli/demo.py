@@ -19,6 +19,20 @@ from symdl.training.datasets import load_digits, train_test_split
 from symdl.training.loop import train
 
 
+def add_parser(commands) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="derive a network's backprop, verify, check, train briefly, write .tex/.md/.png",
+    )
+    demo.add_argument("-o", "--out", default="symdl-demo", help="folder for the files it writes")
+    demo.set_defaults(run=_command)
+
+
+def _command(args) -> int:
+    run(args.out)
+    return 0
+
+
 def small_network():
     """A 2-2-1 network written entry by entry (scalar symbols), sigmoid hidden units and a
     logistic loss on one example: the scalar-path example of docs/latex.md.

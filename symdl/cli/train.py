@@ -64,6 +64,7 @@ def add_parser(commands) -> None:
         "--backend", choices=("numpy", "jax"), default="numpy", help="jax: SGD on a device mesh"
     )
     train.add_argument("--devices", type=int, help="with --backend jax: devices to shard over")
+    train.set_defaults(run=run)
 
 
 def _data(args, namespace: dict, path: Path):
