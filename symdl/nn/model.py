@@ -501,9 +501,9 @@ class _Binder:
         """The compiled step's arguments, or None if a parameter needs the checks."""
         try:
             values = [params[name] for name in self.names]
-        except (KeyError, TypeError):
-            return None
-        if [(type(v), v.shape) for v in values] != self.expected:  # type: ndarray exactly
+            if [(type(v), v.shape) for v in values] != self.expected:  # type: ndarray exactly
+                return None
+        except (KeyError, TypeError, AttributeError):  # no such key, not a dict, no shape
             return None
         if self.targets and Y is None:
             return None
