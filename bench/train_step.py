@@ -36,13 +36,18 @@ CLOCK = [time.process_time]  # --clock: process CPU time (default) or perf_count
 
 def timed(steps: dict, repeat: int, calls: int = 5) -> dict:
     """Median seconds per call of each step, the steps measured in alternation (round after
-    round) so that a change in the machine's load touches them all alike."""
+    round) so that a change in the machine's load touches them all alike. The order is
+    shuffled each round: a step run right after another finds the caches full of the other's
+    code and data (a PyTorch step's, say), which cost the step always run after PyTorch's
+    15-30 µs of its ~55 on the 2-16-16-1 network; shuffled, each step follows each other
+    about equally often (a fixed or rotated order keeps the same predecessor)."""
     for step in steps.values():
         for _ in range(5):
             step()
     samples: dict = {name: [] for name in steps}
+    order, shuffle = list(steps.items()), np.random.default_rng(0).permutation
     for _ in range(repeat):
-        for name, step in steps.items():
+        for name, step in (order[i] for i in shuffle(len(order))):
             clock = CLOCK[0]
             start = clock()
             for _ in range(calls):
