@@ -470,7 +470,8 @@ class _MeanMatrixLoss(MatrixLoss):
     applied to whole arrays and averaged."""
 
     def _numpycode(self, printer):
-        return f"({self.scalar.numpy_term(printer, *self.args)}).mean()"
+        mean = printer._module_format("symdl.ops.runtime.mean_all")
+        return f"{mean}({self.scalar.numpy_term(printer, *self.args)})"
 
 
 class MatCrossEntropy(MatrixLoss):
@@ -510,7 +511,8 @@ class MatCrossEntropy(MatrixLoss):
     def _numpycode(self, printer):
         Z, Y = (printer._print(a) for a in self.args)
         lse = printer._module_format("symdl.ops.runtime.logsumexp")
-        return f"(({Y})*({lse}({Z}, axis=0) - ({Z}))).sum(axis=0).mean()"
+        mean = printer._module_format("symdl.ops.runtime.mean_all")
+        return f"{mean}((({Y})*({lse}({Z}, axis=0) - ({Z}))).sum(axis=0))"
 
 
 class MatCrossEntropyNormalized(MatCrossEntropy):
@@ -546,7 +548,8 @@ class MatCrossEntropyNormalized(MatCrossEntropy):
     def _numpycode(self, printer):
         Z, Y = (printer._print(a) for a in self.args)
         lse = printer._module_format("symdl.ops.runtime.logsumexp")
-        return f"({lse}({Z}, axis=0) - ({Y}*{Z}).sum(axis=0, keepdims=True)).mean()"
+        mean = printer._module_format("symdl.ops.runtime.mean_all")
+        return f"{mean}({lse}({Z}, axis=0) - ({Y}*{Z}).sum(axis=0, keepdims=True))"
 
 
 class MatMSE(_MeanMatrixLoss):
