@@ -2,10 +2,13 @@
 and PyTorch, measured in the same run, float64 and float32, one thread.
 
     python bench/train_step.py [--repeat 100] [--dtype float32|float64|both] [--only BatchNorm]
+                               [--clock cpu|wall]
 
 Prints per-step times (median of interleaved rounds), their ratios, the compile time of each
 model, the peak memory of one step (tracemalloc: NumPy allocations) and, at the end, the table
-of every model and dtype as docs/benchmarks.md shows it.
+of every model and dtype as docs/benchmarks.md shows it. The default clock is the process's
+CPU time, which a machine shared with other jobs disturbs far less than the wall clock: every
+engine runs on one thread here, so on an idle machine the two agree.
 """
 
 from __future__ import annotations
@@ -28,21 +31,28 @@ from symdl import nn, optim  # noqa: E402
 LR = 0.01
 TABLE: list[tuple] = []  # (model, dtype, {name: seconds}, compile seconds)
 ONLY = [""]  # --only: a part of the titles of the models to measure
+CLOCK = [time.process_time]  # --clock: process CPU time (default) or perf_counter (wall)
 
 
 def timed(steps: dict, repeat: int, calls: int = 5) -> dict:
     """Median seconds per call of each step, the steps measured in alternation (round after
-    round) so that a change in the machine's load touches them all alike."""
+    round) so that a change in the machine's load touches them all alike. The order is
+    shuffled each round: a step run right after another finds the caches full of the other's
+    code and data (a PyTorch step's, say), which cost the step always run after PyTorch's
+    15-30 µs of its ~55 on the 2-16-16-1 network; shuffled, each step follows each other
+    about equally often (a fixed or rotated order keeps the same predecessor)."""
     for step in steps.values():
         for _ in range(5):
             step()
     samples: dict = {name: [] for name in steps}
+    order, shuffle = list(steps.items()), np.random.default_rng(0).permutation
     for _ in range(repeat):
-        for name, step in steps.items():
-            start = time.perf_counter()
+        for name, step in (order[i] for i in shuffle(len(order))):
+            clock = CLOCK[0]
+            start = clock()
             for _ in range(calls):
                 step()
-            samples[name].append((time.perf_counter() - start) / calls)
+            samples[name].append((clock() - start) / calls)
     return {name: statistics.median(times) for name, times in samples.items()}
 
 
@@ -337,8 +347,13 @@ def main() -> None:
     parser.add_argument(
         "--only", default="", help="only the models whose title contains this text (e.g. BatchNorm)"
     )
+    parser.add_argument(
+        "--clock", choices=("cpu", "wall"), default="cpu", help="process CPU time or wall time"
+    )
     args = parser.parse_args()
     ONLY[0] = args.only
+    CLOCK[0] = time.process_time if args.clock == "cpu" else time.perf_counter
+    print(f"clock: {'process CPU time' if args.clock == 'cpu' else 'wall time'}")
     try:
         import torch  # noqa: F401
 

@@ -23,6 +23,11 @@ def heaviside(x, at_zero):
     return jnp.where(x > 0, 1, jnp.where(x == 0, at_zero, 0)).astype(x.dtype)
 
 
+def mean_all(Z):
+    """The mean of every entry (symdl.ops.runtime.mean_all)."""
+    return jnp.mean(Z)
+
+
 def logsumexp(Z, axis: int = 0):
     """log Σ exp(Z) along `axis` (kept), stable for logits of ±1000."""
     return jax.scipy.special.logsumexp(Z, axis=axis, keepdims=True)

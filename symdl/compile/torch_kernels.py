@@ -19,6 +19,11 @@ def heaviside(x, at_zero):
     return torch.where(x > 0, 1.0, torch.where(x == 0, float(at_zero), 0.0)).to(x.dtype)
 
 
+def mean_all(Z):
+    """The mean of every entry (symdl.ops.runtime.mean_all)."""
+    return Z.mean()
+
+
 def logsumexp(Z, axis: int = 0):
     """log Σ exp(Z) along `axis` (kept), stable for logits of ±1000."""
     return torch.logsumexp(Z, dim=axis, keepdim=True)

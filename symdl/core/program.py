@@ -443,7 +443,11 @@ def _expose(outputs: list[Basic], names: Mapping[Basic, object]) -> list[Basic]:
         if not (node.is_Atom or isinstance(node, _MATRIX_LEAVES + (Lambda,))):
             args = [rebuild(a) for a in node.args]
             if args != list(node.args):
-                result = node.func(*args, evaluate=False) if isinstance(node, _FLAT) else node.func(*args)
+                result = (
+                    node.func(*args, evaluate=False)
+                    if isinstance(node, _FLAT)
+                    else node.func(*args)
+                )
             for part in missing:
                 if part != result and type(part) is type(result):
                     result = _split(result, part) or result

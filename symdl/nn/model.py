@@ -252,6 +252,7 @@ class CompiledModel:
         predictions = CompiledProgram(build_program([model.loss.predictions(Z)]))
         self._predict = self._with_plan(predictions, context)
         self._sampled = self._features = None  # compiled when first asked for
+        self._binders: dict[int, _Binder] = {}  # per plan of a training step, by its id
 
     # modes -------------------------------------------------------------------------------
     def train(self) -> CompiledModel:
@@ -375,14 +376,21 @@ class CompiledModel:
         dtype = self._dtype(params)
         Xc = self._batch(X, dtype)
         Y = self.model.loss.targets(y, self.model.outputs).astype(dtype, copy=False)
-        inputs = self._inputs(plan, params, Xc, Y)
+        binder = self._binders.get(id(plan))
+        if binder is None:
+            binder = self._binders[id(plan)] = _Binder(plan, self.shapes)
+        inputs = binder.inputs(params, Xc, Y)
+        if inputs is None:  # not every parameter an ndarray of its shape: checked one by one
+            inputs = self._inputs(plan, params, Xc, Y)
         value, *rest = compiled.function(*inputs, Xc.shape[1])
-        grads = {}
-        for name, g in zip(self.names, rest[: len(self.names)], strict=True):
-            shape = self.shapes[name]
-            if not isinstance(g, np.ndarray) or g.dtype != dtype:
-                g = np.asarray(g, dtype=dtype)
-            grads[name] = g if g.shape == shape else g.reshape(shape)
+        grads = binder.gradients(self.names, rest, dtype)
+        if grads is None:
+            grads = {}
+            for name, g in zip(self.names, rest[: len(self.names)], strict=True):
+                shape = self.shapes[name]
+                if not isinstance(g, np.ndarray) or g.dtype != dtype:
+                    g = np.asarray(g, dtype=dtype)
+                grads[name] = g if g.shape == shape else g.reshape(shape)
         if self.training and wanted:
             self._update_state(wanted, rest[len(self.names) :], Xc.shape[1])
         return float(value), grads
@@ -451,6 +459,75 @@ class Argument:
     kind: str
     what: object
     value_of: Callable
+
+
+_FROM_CALL = ("batch", "targets")  # arguments a call gives: X and Y
+
+
+class _Binder:
+    """The arguments of a compiled training step gathered in one pass, for the common call:
+    every parameter a NumPy array of its shape. `inputs` returns None otherwise, and the
+    caller then takes each argument through its plan step, which checks it and names what is
+    wrong; `gradients` returns None when a gradient is not an array of the parameters' dtype.
+    A training step of a small network is a few tens of µs, so one check per parameter in
+    Python (a call, isinstance, a lookup) is a visible part of it."""
+
+    def __init__(self, plan: list[Argument], shapes: Mapping[str, tuple]):
+        parameters = [(i, a.what) for i, a in enumerate(plan) if a.kind == "parameter"]
+        others = [(i, a) for i, a in enumerate(plan) if a.kind != "parameter"]
+        self.names = [name for _, name in parameters]
+        self.expected = [(np.ndarray, shapes[name]) for name in self.names]
+        # the compiled step's shape of each parameter, where it differs (a bias is a column)
+        self.reshape = []
+        for k, (i, _) in enumerate(parameters):
+            value = plan[i].value_of({self.names[k]: np.zeros(shapes[self.names[k]])}, None, None)
+            if value.shape != shapes[self.names[k]]:
+                self.reshape.append((k, value.shape))
+        # where each argument comes from: [parameters..., X, Y, the other arguments...]
+        count, rest = len(parameters), [(i, a) for i, a in others if a.kind not in _FROM_CALL]
+        source = {i: k for k, (i, _) in enumerate(parameters)}
+        source |= {i: count + (a.kind == "targets") for i, a in others if a.kind in _FROM_CALL}
+        source |= {i: count + 2 + k for k, (i, _) in enumerate(rest)}
+        self.order = [source[i] for i in range(len(plan))]
+        self.others = [a.value_of for _, a in rest]
+        self.targets = any(a.kind == "targets" for a in plan)
+        # the gradients come back in the compiled shapes: (name, natural shape) where they differ
+        self.compiled = {self.names[k]: shape for k, shape in self.reshape}
+        self.natural = [(self.names[k], shapes[self.names[k]]) for k, _ in self.reshape]
+        self.shapes = shapes
+        self.wanted: dict = {}  # per dtype: (ndarray, dtype, compiled shape) of each gradient
+
+    def inputs(self, params, X, Y) -> list | None:
+        """The compiled step's arguments, or None if a parameter needs the checks."""
+        try:
+            values = [params[name] for name in self.names]
+            if [(type(v), v.shape) for v in values] != self.expected:  # type: ndarray exactly
+                return None
+        except (KeyError, TypeError, AttributeError):  # no such key, not a dict, no shape
+            return None
+        if self.targets and Y is None:
+            return None
+        for k, shape in self.reshape:
+            values[k] = values[k].reshape(shape)
+        values += (X, Y)
+        values += [value_of(params, X, Y) for value_of in self.others]
+        return [values[j] for j in self.order]
+
+    def gradients(self, names: list[str], rest: list, dtype) -> dict | None:
+        """{name: gradient in the parameter's shape}, or None if one is not an array of
+        `dtype` (then the caller converts each)."""
+        grads = rest[: len(names)]
+        wanted = self.wanted.get(dtype)
+        if wanted is None:
+            wanted = self.wanted[dtype] = [
+                (np.ndarray, dtype, self.compiled.get(name, self.shapes[name])) for name in names
+            ]
+        if [(type(g), g.dtype, g.shape) for g in grads] != wanted:
+            return None
+        out = dict(zip(names, grads, strict=True))
+        for name, shape in self.natural:
+            out[name] = out[name].reshape(shape)
+        return out
 
 
 def forget_built_expressions() -> None:

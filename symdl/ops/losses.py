@@ -470,7 +470,8 @@ class _MeanMatrixLoss(MatrixLoss):
     applied to whole arrays and averaged."""
 
     def _numpycode(self, printer):
-        return f"({self.scalar.numpy_term(printer, *self.args)}).mean()"
+        mean = printer._module_format("symdl.ops.runtime.mean_all")
+        return f"{mean}({self.scalar.numpy_term(printer, *self.args)})"
 
 
 class MatCrossEntropy(MatrixLoss):
@@ -510,7 +511,8 @@ class MatCrossEntropy(MatrixLoss):
     def _numpycode(self, printer):
         Z, Y = (printer._print(a) for a in self.args)
         lse = printer._module_format("symdl.ops.runtime.logsumexp")
-        return f"(({Y})*({lse}({Z}, axis=0) - ({Z}))).sum(axis=0).mean()"
+        mean = printer._module_format("symdl.ops.runtime.mean_all")
+        return f"{mean}((({Y})*({lse}({Z}, axis=0) - ({Z}))).sum(axis=0))"
 
 
 class MatCrossEntropyNormalized(MatCrossEntropy):
@@ -527,7 +529,9 @@ class MatCrossEntropyNormalized(MatCrossEntropy):
 
     def explicit(self, Z, Y):
         columns = list(zip(_columns(Z), _columns(Y), strict=True))
-        terms = [logsumexp(z) - sum(zi * yi for zi, yi in zip(z, y, strict=True)) for z, y in columns]
+        terms = [
+            logsumexp(z) - sum(zi * yi for zi, yi in zip(z, y, strict=True)) for z, y in columns
+        ]
         return sympy.Add(*terms) / len(columns)
 
     def vjp(self, index, G, out):
@@ -544,7 +548,8 @@ class MatCrossEntropyNormalized(MatCrossEntropy):
     def _numpycode(self, printer):
         Z, Y = (printer._print(a) for a in self.args)
         lse = printer._module_format("symdl.ops.runtime.logsumexp")
-        return f"({lse}({Z}, axis=0) - ({Y}*{Z}).sum(axis=0, keepdims=True)).mean()"
+        mean = printer._module_format("symdl.ops.runtime.mean_all")
+        return f"{mean}({lse}({Z}, axis=0) - ({Y}*{Z}).sum(axis=0, keepdims=True))"
 
 
 class MatMSE(_MeanMatrixLoss):
@@ -592,7 +597,9 @@ class _MatBCEOfSigmoid(MatBCEWithLogits):
 
     def _sympystr(self, printer):
         Z, Y = self.args
-        return f"binary_cross_entropy({printer._print(elementwise(sigmoid, Z))}, {printer._print(Y)})"
+        return (
+            f"binary_cross_entropy({printer._print(elementwise(sigmoid, Z))}, {printer._print(Y)})"
+        )
 
 
 def _sigmoid_argument(P):

@@ -26,6 +26,7 @@ __all__ = [
     "logsumexp",
     "max_pool1d",
     "max_pool1d_grad",
+    "mean_all",
     "max_pool2d",
     "max_pool2d_grad",
 ]
@@ -475,6 +476,18 @@ def avg_pool1d_grad(g, input_shape, size: int, stride: int | None = None) -> np.
     _check_grad_shape(op, g, out)
     n, c, length = input_shape
     return _avg_pool_grad(g[:, :, None], (n, c, 1, length), size, stride)[:, :, 0]
+
+
+def mean_all(x: np.ndarray):
+    """The mean of every entry of `x`, as `x.mean()` computes it (the same sum divided by the
+    count, so the same bits) without the Python bookkeeping of NumPy's `mean`, which is 1.5 µs
+    of a 50 µs training step of a small network.
+
+    >>> x = np.array([[0.1, 0.2, 0.7]], dtype=np.float32)
+    >>> mean_all(x) == x.mean(), mean_all(x).dtype
+    (np.True_, dtype('float32'))
+    """
+    return x.sum() / x.size
 
 
 def logsumexp(Z: np.ndarray, axis: int = 0) -> np.ndarray:

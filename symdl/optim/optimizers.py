@@ -92,12 +92,26 @@ class Optimizer(ABC):
         _check_params(type(self).__name__, params, grads)
         lr = self.lr
         self.steps += 1
+        self._apply(params, grads, lr)
+
+    def _apply(self, params: dict, grads: Mapping, lr: float) -> None:
+        """`_update` of each parameter (gradient in its dtype); a subclass may do it in one
+        loop."""
         for name, p in params.items():
             self._update(name, p, np.asarray(grads[name], dtype=p.dtype), lr)
 
     @abstractmethod
     def _update(self, name: str, p: np.ndarray, g: np.ndarray, lr: float) -> None:
         """One step on one array `p`, in place, with gradient `g` and learning rate `lr`."""
+
+    def _scratch(self, name: str, like: np.ndarray) -> np.ndarray:
+        """A work array shaped and typed as `like`, kept between steps (not state: it holds
+        nothing from one step to the next), so an update allocates no temporaries."""
+        scratch = self.__dict__.setdefault("_scratch_arrays", {})
+        buffer = scratch.get(name)
+        if buffer is None or buffer.shape != like.shape or buffer.dtype != like.dtype:
+            buffer = scratch[name] = np.empty_like(like)
+        return buffer
 
     def _buffer(self, kind: str, name: str, like: np.ndarray, fill: float = 0.0) -> np.ndarray:
         store = self.state.setdefault(kind, {})
@@ -201,6 +215,13 @@ class SGD(Optimizer):
     def buffers(self) -> tuple[str, ...]:
         return ("b",) if self.momentum else ()
 
+    def _apply(self, params, grads, lr):
+        if self.momentum or self.weight_decay:
+            super()._apply(params, grads, lr)
+            return
+        for name, p in params.items():  # plain SGD, as a person writes it
+            p -= lr * np.asarray(grads[name], dtype=p.dtype)
+
     def _update(self, name, p, g, lr):
         g = self._decayed(p, g)
         if self.momentum:
@@ -256,12 +277,20 @@ class Adam(Optimizer):
         b1, b2 = self.betas
         g = self._adam_gradient(p, g, lr)
         m, v = self._buffer("m", name, p), self._buffer("v", name, p)
+        work = self._scratch(name, p)  # the same operations in the same order, in place
         m *= b1
-        m += (1 - b1) * g
+        m += np.multiply(1 - b1, g, out=work)
         v *= b2
-        v += (1 - b2) * g * g
+        np.multiply(1 - b2, g, out=work)
+        work *= g
+        v += work
         bias1, bias2 = 1 - b1**self.steps, 1 - b2**self.steps
-        p -= (lr / bias1) * (m / (np.sqrt(v) / math.sqrt(bias2) + self.eps))
+        np.sqrt(v, out=work)
+        work /= math.sqrt(bias2)
+        work += self.eps
+        np.divide(m, work, out=work)
+        work *= lr / bias1
+        p -= work
 
     def _adam_gradient(self, p, g, lr):
         return self._decayed(p, g)
