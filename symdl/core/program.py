@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import sympy
-from sympy import Add, Basic, Lambda, Mul, Pow, Symbol
+from sympy import Add, Basic, Lambda, Mul, Pow, Symbol, Tuple
 from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.logic.boolalg import Boolean
 from sympy.matrices.expressions import (
@@ -70,7 +70,7 @@ class Step:
 _ALGEBRA = (Add, Mul, Pow, MatAdd, MatMul, Transpose, HadamardProduct, HadamardPower)
 # A Piecewise's (expression, condition) pairs and its conditions are never steps of their own:
 # a condition is a truth value, not a number, and SymPy rebuilds a Piecewise only from pairs.
-_NEVER_STEPS = (ExprCondPair, Boolean)
+_NEVER_STEPS = (ExprCondPair, Boolean, Tuple)
 # Matrix leaves: symbols, and constants whose arguments are only their dimensions.
 _MATRIX_LEAVES = (MatrixSymbol, Identity, ZeroMatrix, OneMatrix)
 
@@ -443,7 +443,11 @@ def _expose(outputs: list[Basic], names: Mapping[Basic, object]) -> list[Basic]:
         if not (node.is_Atom or isinstance(node, _MATRIX_LEAVES + (Lambda,))):
             args = [rebuild(a) for a in node.args]
             if args != list(node.args):
-                result = node.func(*args, evaluate=False) if isinstance(node, _FLAT) else node.func(*args)
+                result = (
+                    node.func(*args, evaluate=False)
+                    if isinstance(node, _FLAT)
+                    else node.func(*args)
+                )
             for part in missing:
                 if part != result and type(part) is type(result):
                     result = _split(result, part) or result

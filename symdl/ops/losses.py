@@ -527,7 +527,9 @@ class MatCrossEntropyNormalized(MatCrossEntropy):
 
     def explicit(self, Z, Y):
         columns = list(zip(_columns(Z), _columns(Y), strict=True))
-        terms = [logsumexp(z) - sum(zi * yi for zi, yi in zip(z, y, strict=True)) for z, y in columns]
+        terms = [
+            logsumexp(z) - sum(zi * yi for zi, yi in zip(z, y, strict=True)) for z, y in columns
+        ]
         return sympy.Add(*terms) / len(columns)
 
     def vjp(self, index, G, out):
@@ -592,7 +594,9 @@ class _MatBCEOfSigmoid(MatBCEWithLogits):
 
     def _sympystr(self, printer):
         Z, Y = self.args
-        return f"binary_cross_entropy({printer._print(elementwise(sigmoid, Z))}, {printer._print(Y)})"
+        return (
+            f"binary_cross_entropy({printer._print(elementwise(sigmoid, Z))}, {printer._print(Y)})"
+        )
 
 
 def _sigmoid_argument(P):

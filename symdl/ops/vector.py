@@ -51,7 +51,9 @@ def _along(cls, args, axis):
     if not isinstance(Z, MatrixBase) or (axis is None and 1 in Z.shape):
         return None
     if axis == 1:
-        return sympy.ImmutableMatrix.vstack(*(_along(cls, [Z.row(i).T], 0).T for i in range(Z.rows)))
+        return sympy.ImmutableMatrix.vstack(
+            *(_along(cls, [Z.row(i).T], 0).T for i in range(Z.rows))
+        )
     parts = [cls(list(Z.col(j))) for j in range(Z.cols)]
     parts = [sympy.ImmutableMatrix(p if isinstance(p, MatrixBase) else [[p]]) for p in parts]
     return sympy.ImmutableMatrix.hstack(*parts)
