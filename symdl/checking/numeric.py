@@ -116,7 +116,8 @@ def intermediate_scale(program, symbols: Sequence[Symbol]) -> Callable:
                 biggest = np.fmax(biggest, np.abs(v))
             for name, args, fn in steps:
                 env[name] = np.asarray(fn(*(env[a] for a in args)), dtype=float)
-                biggest = np.fmax(biggest, np.abs(env[name]))
+                size = np.abs(env[name])  # a matrix at a single point: its largest entry
+                biggest = np.fmax(biggest, size if size.ndim <= len(shape) else np.max(size))
         return biggest
 
     return scale

@@ -109,8 +109,15 @@ A = MatrixSymbol("A", 3, 3)
         max_eigenvalue(X.T * X) + Trace(X),
         eigvalsh(A + A.T)[0, 0] ** 2 + eigvalsh(A + A.T)[2, 0],
         nuclear_norm(R),
+        singular_values(R)[0, 0] + 2 * nuclear_norm(R),
     ],
-    ids=["max_eigenvalue(A+A.T)", "max_eigenvalue(X.T*X)", "eigvalsh entries", "nuclear_norm"],
+    ids=[
+        "max_eigenvalue(A+A.T)",
+        "max_eigenvalue(X.T*X)",
+        "eigvalsh entries",
+        "nuclear_norm",
+        "singular_values",
+    ],  # fmt: skip
 )
 def test_check_grad_takes_spectral_losses(loss):
     """check_grad writes the matrix out entry by entry and runs the eigen-solver point by point."""
