@@ -15,8 +15,10 @@ from sympy import Symbol
 
 from symdl.checking.claims import explicit, parse_claim, symbols_of, wrt_entries_of
 from symdl.checking.numeric import (
+    PointByPoint,
     complex_function,
     gradient_function,
+    holds_written_out_matrix,
     intermediate_scale,
     scalar_function,
 )
@@ -275,14 +277,19 @@ def check_grad(
         raise ValueError(f"check_grad: method {method!r} is not one of {', '.join(METHODS)}")
     f_given, wrt_given = f, wrt
     f, wrt, write = explicit(f, wrt)
+    spread = isinstance(wrt, list | tuple) and any(isinstance(w, sympy.MatrixBase) for w in wrt)
+    wrt = _flat(wrt) if spread else wrt
     wrt_entries = wrt_entries_of(wrt)
     derivation = derive(f, wrt)
     compiled = derivation.compile()
+    if holds_written_out_matrix(derivation.program):
+        compiled = PointByPoint(compiled)
     symbols = symbols_of(f, wrt_entries, compiled)
     value = scalar_function(compiled)
     if isinstance(grad, str | list | tuple):
         grad = parse_claim(grad, namespace_of(f_given, wrt_given))
-    gradient = gradient_function(compiled, wrt_entries, write(grad), symbols)
+    grad = _flat(write(grad)) if spread else write(grad)
+    gradient = gradient_function(compiled, wrt_entries, grad, symbols)
     notes = ()
     if method == "complex":
         complex_value, note = complex_function(f, symbols)
@@ -309,6 +316,14 @@ def check_grad(
         for k, (w, index) in enumerate(wrt_entries)
     ]
     return GradCheck(tuple(entries), tuple(chosen), method, rtol, tuple(rejected), notes)
+
+
+def _flat(parts):
+    """A sequence of variables (or of their gradients) with each written-out matrix spread
+    into its entries, row by row: ``[X, b]`` checks every entry of X, then b."""
+    if not isinstance(parts, list | tuple):
+        return parts
+    return [e for p in parts for e in (list(p) if isinstance(p, sympy.MatrixBase) else [p])]
 
 
 def _points(f, symbols, value, gradient, wrt_entries, method, fixed, points, seed):

@@ -17,6 +17,37 @@ from symdl.compile.codegen import SymdlNumPyPrinter
 from symdl.ops import elementary
 
 
+def holds_written_out_matrix(program) -> bool:
+    """Whether a step builds a matrix from scalars (the argument of an eigenvalue, written
+    out): NumPy cannot batch such a step over points, so it runs one point at a time."""
+    return any(isinstance(n, sympy.MatrixBase) for s in program.steps for n in nodes([s.rhs]))
+
+
+class PointByPoint:
+    """A compiled derivation called on `{name: array}` one point at a time, its values and
+    gradients stacked as the batched call would give them."""
+
+    def __init__(self, compiled):
+        self.compiled, self.args = compiled, compiled.args
+
+    def __call__(self, by_name):
+        arrays = {k: np.asarray(v, dtype=float) for k, v in by_name.items()}
+        shape = np.broadcast_shapes(*(a.shape for a in arrays.values())) if arrays else ()
+        if shape == ():
+            return self.compiled(by_name)
+        each = [
+            self.compiled({k: float(np.broadcast_to(a, shape)[i]) for k, a in arrays.items()})
+            for i in np.ndindex(*shape)
+        ]
+        value = np.array([float(r[0]) for r in each]).reshape(shape)
+        if isinstance(each[0][1], list | tuple):
+            grads = [np.array([float(r[1][k]) for r in each]).reshape(shape) for k in
+                     range(len(each[0][1]))]  # fmt: skip
+            return value, grads
+        stacked = np.stack([np.asarray(r[1], dtype=float) for r in each], axis=-1)
+        return value, stacked.reshape(*stacked.shape[:-1], *shape)
+
+
 def scalar_function(compiled) -> Callable:
     """The value part of a compiled derivation, on `{user symbol: array}` (matched by name)."""
     names = [str(a) for a in compiled.args]
@@ -67,6 +98,16 @@ def intermediate_scale(program, symbols: Sequence[Symbol]) -> Callable:
         steps.append((step.name.name, [a.name for a in args], fn))
 
     def scale(values: Mapping[Symbol, np.ndarray]) -> np.ndarray:
+        if holds_written_out_matrix(program):
+            arrays = {s: np.asarray(v, dtype=float) for s, v in values.items()}
+            shape = np.broadcast_shapes(*(a.shape for a in arrays.values())) if arrays else ()
+            if shape != ():
+                return np.array(
+                    [
+                        np.max(scale({s: np.broadcast_to(a, shape)[i] for s, a in arrays.items()}))
+                        for i in np.ndindex(*shape)
+                    ]
+                ).reshape(shape)
         env = {s.name: np.asarray(v, dtype=float) for s, v in values.items()}
         shape = np.broadcast_shapes(*(v.shape for v in env.values())) if env else ()
         biggest = np.zeros(shape)
@@ -75,7 +116,8 @@ def intermediate_scale(program, symbols: Sequence[Symbol]) -> Callable:
                 biggest = np.fmax(biggest, np.abs(v))
             for name, args, fn in steps:
                 env[name] = np.asarray(fn(*(env[a] for a in args)), dtype=float)
-                biggest = np.fmax(biggest, np.abs(env[name]))
+                size = np.abs(env[name])  # a matrix at a single point: its largest entry
+                biggest = np.fmax(biggest, size if size.ndim <= len(shape) else np.max(size))
         return biggest
 
     return scale

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import sympy
-from sympy import Add, Basic, Lambda, Mul, Pow, Symbol
+from sympy import Add, Basic, Lambda, Mul, Pow, Symbol, Tuple
 from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.logic.boolalg import Boolean
 from sympy.matrices.expressions import (
@@ -70,7 +70,7 @@ class Step:
 _ALGEBRA = (Add, Mul, Pow, MatAdd, MatMul, Transpose, HadamardProduct, HadamardPower)
 # A Piecewise's (expression, condition) pairs and its conditions are never steps of their own:
 # a condition is a truth value, not a number, and SymPy rebuilds a Piecewise only from pairs.
-_NEVER_STEPS = (ExprCondPair, Boolean)
+_NEVER_STEPS = (ExprCondPair, Boolean, Tuple)
 # Matrix leaves: symbols, and constants whose arguments are only their dimensions.
 _MATRIX_LEAVES = (MatrixSymbol, Identity, ZeroMatrix, OneMatrix)
 

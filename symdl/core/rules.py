@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import sympy
-from sympy import Add, Basic, Dummy, Mul
+from sympy import Add, Basic, Dummy, MatrixBase, Mul
 from sympy.matrices.expressions import (
     Determinant,
     DiagMatrix,
@@ -174,6 +174,17 @@ def _vjp_matrix_element(node, G, out):
     return [(matrix, G * unit_matrix(i, j, *matrix.shape))]
 
 
+def _vjp_explicit(node, G, out):
+    """A matrix written out entry by entry (an op with no entrywise form, such as an
+    eigenvalue, applied to a Matrix of scalars): entry (i, j) receives the adjoint G_ij."""
+    return [
+        (node[i, j], MatrixElement(G, i, j))
+        for i in range(node.rows)
+        for j in range(node.cols)
+        if node[i, j].free_symbols
+    ]
+
+
 @dataclass(frozen=True)
 class Rule:
     """A vector-Jacobian rule and an example scalar function that exercises it (for the tests:
@@ -278,6 +289,8 @@ def rule_for(node: Basic) -> Callable:
     for cls in type(node).__mro__:
         if cls in RULES:
             return RULES[cls].vjp
+    if isinstance(node, MatrixBase):
+        return _vjp_explicit
     raise UnsupportedMatrixOp(
         f"no vector-Jacobian rule for {type(node).__name__} in {node}; add one to "
         "symdl.core.rules.RULES or give the op a vjp(index, G, out) method"
@@ -298,7 +311,9 @@ def pullback(rhs: Basic, G, out, active: set) -> dict[Basic, list]:
             return
         if not (node.free_symbols & active):
             return
-        if isinstance(node, MatrixExpr) or node.has(MatrixExpr) and not _is_scalar_algebra(node):
+        if isinstance(node, MatrixExpr | MatrixBase) or (
+            node.has(MatrixExpr) and not _is_scalar_algebra(node)
+        ):
             for arg, part in rule_for(node)(node, adjoint, value):
                 visit(arg, part, None)
             return
@@ -327,4 +342,4 @@ def total(parts: list):
 
 def is_matrix_step(rhs: Basic) -> bool:
     """Whether a step involves matrices (and so goes through `pullback`)."""
-    return isinstance(rhs, MatrixExpr) or bool(rhs.atoms(MatrixSymbol))
+    return isinstance(rhs, MatrixExpr | MatrixBase) or bool(rhs.atoms(MatrixSymbol))

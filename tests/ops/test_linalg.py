@@ -97,3 +97,37 @@ def test_eckart_young_the_truncated_svd_is_the_best_rank_k_approximation():
         for _ in range(20):  # no random rank-k matrix does better
             other = rng.normal(size=(8, k)) @ rng.normal(size=(k, 6))
             assert np.linalg.norm(A - other) > error
+
+
+A = MatrixSymbol("A", 3, 3)
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        max_eigenvalue(A + A.T),
+        max_eigenvalue(X.T * X) + Trace(X),
+        eigvalsh(A + A.T)[0, 0] ** 2 + eigvalsh(A + A.T)[2, 0],
+        nuclear_norm(R),
+        singular_values(R)[0, 0] + 2 * nuclear_norm(R),
+    ],
+    ids=[
+        "max_eigenvalue(A+A.T)",
+        "max_eigenvalue(X.T*X)",
+        "eigvalsh entries",
+        "nuclear_norm",
+        "singular_values",
+    ],  # fmt: skip
+)
+def test_check_grad_takes_spectral_losses(loss):
+    """check_grad writes the matrix out entry by entry and runs the eigen-solver point by point."""
+    M = next(iter(loss.atoms(MatrixSymbol) - {c}))
+    check = sd.check_grad(loss, M, points=2)
+    assert check, check.report()
+    assert sd.check_grad(loss, [M], points=1)  # a list of MatrixSymbols, entry by entry
+
+
+def test_check_grad_takes_a_log_determinant_in_a_list():
+    L = MatrixSymbol("L", 2, 2)
+    S = L * L.T + Identity(2) / 10
+    assert sd.check_grad(log(Determinant(S)), [L], points=2)
