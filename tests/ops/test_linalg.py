@@ -131,3 +131,12 @@ def test_check_grad_takes_a_log_determinant_in_a_list():
     L = MatrixSymbol("L", 2, 2)
     S = L * L.T + Identity(2) / 10
     assert sd.check_grad(log(Determinant(S)), [L], points=2)
+
+
+def test_check_grad_takes_a_gaussian_nll_with_a_full_covariance():
+    """log det and the inverse of S = L Lᵀ + I/10 at 3x3, in L and mu (hung in SymPy's
+    simplifying inverse before explicit inverses became adj/det)."""
+    L, x, mu = MatrixSymbol("L", 3, 3), MatrixSymbol("x", 3, 1), MatrixSymbol("mu", 3, 1)
+    S = L * L.T + sympy.Rational(1, 10) * sympy.Identity(3)
+    nll = (sympy.Trace((x - mu).T * S.I * (x - mu)) + sympy.log(sympy.Determinant(S))) / 2
+    assert sd.check_grad(nll, [L, mu])
