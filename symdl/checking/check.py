@@ -243,7 +243,8 @@ def check_grad(
 
     Args:
         f: a scalar SymPy expression.
-        wrt: a Symbol, a sequence of Symbols, a Matrix of Symbols or a MatrixSymbol.
+        wrt: a Symbol, a sequence of Symbols or MatrixSymbols, a Matrix of Symbols or a
+            MatrixSymbol (checked entry by entry).
         grad: the gradient to check, shaped like `wrt` (SymPy objects or text, parsed
             safely); symdl's own reverse-mode gradient by default.
         at: one point ``{symbol or name: value}`` (a Matrix key takes an array); symbols it
