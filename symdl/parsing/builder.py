@@ -188,27 +188,26 @@ class Builder:
             self.fail("an exponent must be a scalar", position)
         if not _is_scalar(base):
             square = base.shape[0] == base.shape[1]
-            if exponent == -1 and square:  # X^{-1}
-                if isinstance(base, MatrixBase) and base.shape[0] > 6:
-                    self.fail(
-                        "the inverse of a matrix larger than 6x6 written out is too costly",
-                        position,
-                    )
-                return self._sympy(
-                    lambda: base.inv() if isinstance(base, MatrixBase) else base.I, position
+            if not square:
+                self.misfit(
+                    f"a matrix power needs a square matrix (got {_shape(base)}); for entrywise "
+                    "squares write hadamard(a, a)",
+                    position,
                 )
-            if exponent.is_Integer and 1 <= exponent <= 8 and square:
-                if (
-                    isinstance(base, MatrixBase)
-                    and base.shape[0] ** 3 * exponent > 20 * MAX_ENTRIES
-                ):
-                    self.fail("matrix power too large", position)
-                return self._sympy(lambda: base**exponent, position)
-            self.misfit(
-                f"a matrix power needs a square matrix (got {_shape(base)}) and an integer exponent from 1 to 8; "
-                "for entrywise squares write hadamard(a, a)",
-                position,
-            )
+            if not (exponent.is_Integer and exponent != 0 and abs(exponent) <= 8):
+                self.misfit(
+                    "a matrix power needs an integer exponent from -8 to 8 (X^{-1} is the "
+                    "inverse); for entrywise powers write hadamard(a, a)",
+                    position,
+                )
+            k = abs(int(exponent))
+            if isinstance(base, MatrixBase) and (
+                base.shape[0] > 6 and exponent < 0 or base.shape[0] ** 3 * k > 20 * MAX_ENTRIES
+            ):
+                self.fail(f"the power {exponent} of a {_shape(base)} matrix written out is too costly", position)
+            if exponent < 0:  # X^{-k} = (X^{-1})^k
+                base = self._sympy(lambda: _inverse(base), position)
+            return base if k == 1 else self._sympy(lambda: base**k, position)
         if base.is_Number and exponent.is_Rational:
             if base == 0 and exponent < 0:
                 self.fail("division by zero (0 to a negative power)", position)
@@ -293,6 +292,16 @@ class Builder:
             self.misfit(str(error).split("\n")[0][:300], position)
         except (TypeError, ValueError, ArithmeticError) as error:
             self.fail(str(error).split("\n")[0][:300], position)
+
+
+def _inverse(M):
+    """M⁻¹: a matrix expression's Inverse, or an explicit matrix's, as adj(M)/det(M) when its
+    entries are symbols (Gaussian elimination simplifies at every pivot: minutes at 3x3)."""
+    if not isinstance(M, MatrixBase):
+        return M.I
+    if not M.free_symbols:
+        return ImmutableMatrix(M.inv())
+    return ImmutableMatrix(M.adjugate(method="berkowitz") / M.det(method="berkowitz"))
 
 
 def _scalar_if_1x1(v):

@@ -115,6 +115,14 @@ def namespace_of(*exprs, new_symbols: bool = False, where: Mapping | None = None
     values.update({m.name: m for m in matrices})
     values.update({s.name: s for s in symbols})
     values.setdefault("e", sympy.E)
+    # I: the identity, when the square matrices of the formula have one size (d tr X / dX = I)
+    sizes = {m.shape[0] for m in matrices if m.shape[0] == m.shape[1]}
+    for e in exprs:
+        for part in _flat(e):
+            if isinstance(part, Basic):
+                sizes |= {i.shape[0] for i in part.atoms(sympy.Identity)}
+    if len(sizes) == 1:
+        values.setdefault("I", sympy.Identity(sizes.pop()))
     for name, value in (where or {}).items():
         if not (isinstance(name, str) and name.isidentifier() and not name.startswith("__")):
             raise ValueError(f"where: {name!r} is not a name (a Python identifier)")

@@ -171,3 +171,19 @@ def test_a_scalar_added_to_a_matrix_expression_is_added_to_each_entry():
     from symdl.parsing.namespace import namespace_of
 
     assert parse("1 - W", namespace_of(W)) == sympy.OneMatrix(3, 2) - W
+
+
+def test_I_is_the_identity_and_negative_matrix_powers_are_inverses():
+    """Published forms: d tr(X)/dX = I, d tr((X Xᵀ + I)⁻¹)/dX = -2 (X Xᵀ + I)⁻² X; a right
+    claim written with a negative power was DIFFERENT ("exponent from 1 to 8")."""
+    n = sympy.Symbol("n", integer=True, positive=True)
+    X = sympy.MatrixSymbol("X", n, n)
+    assert sd.verify(sympy.Trace(X), X, "I")
+    assert sd.verify(sympy.Trace(X), X, r"\mathbf{I}")
+    assert not sd.verify(sympy.Trace(X), X, "2*I").agrees
+    X3 = sympy.MatrixSymbol("X", 3, 3)
+    f = sympy.Trace((X3 * X3.T + sympy.Identity(3)).I)
+    assert sd.verify(f, X3, "-2*(X*X.T + I)^(-2)*X").agrees
+    assert not sd.verify(f, X3, "-(X*X.T + I)^(-2)*X").agrees
+    assert sd.verify(sympy.log(sympy.Determinant(X3)), X3, "X^{-T}")
+    assert not sd.verify(sympy.Trace(X3**2), X3, "2*X^{1.5}")  # no such power: DIFFERENT
