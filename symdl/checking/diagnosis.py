@@ -93,27 +93,33 @@ def _in_matrix_notation(e: Evidence, deadline: float) -> str:
     """Alterations of the derivative in matrix notation, each written out and compared."""
     if e.true_matrix is None or e.write is None:
         return ""
-    tried = 0
     true = _compact(e.true_matrix)
     if true is None:
         return ""
-    for description, altered in _alterations(true, e.claim_matrix):
+
+    def written_out(altered):
+        return _values(e, _entries(e.write(altered)))
+
+    return _first_agreeing(_alterations(true, e.claim_matrix), written_out, e.claimed, deadline)
+
+
+def _first_agreeing(alterations, evaluate, claimed, deadline: float) -> str:
+    """The description of the first alteration whose values (`evaluate`) agree with the
+    claim's at every point, trying at most _MAX_CANDIDATES until `deadline`; else ""."""
+    tried = 0
+    for description, altered in alterations:
         if altered is None:
             continue
         if time.monotonic() > deadline or tried >= _MAX_CANDIDATES:
             return ""
         tried += 1
         try:
-            entries = _entries(e.write(altered))
-            if len(entries) != len(e.claim_entries):
-                continue
-            values = _values(e, entries)
+            values = evaluate(altered)
         except Exception:  # an alteration SymPy cannot write out or evaluate: not this one
             continue
-        if values is not None and all(
-            _agrees(v, c) for v, c in zip(values, e.claimed, strict=True)
-        ):
-            return description
+        if values is not None and len(values) == len(claimed):
+            if all(_agrees(v, c) for v, c in zip(values, claimed, strict=True)):
+                return description
     return ""
 
 
@@ -159,21 +165,12 @@ def _entry_by_entry(e: Evidence, deadline: float) -> str:
         return ""
     found = []
     for k in wrong:
-        description = ""
-        tried = 0
-        for text, altered in _alterations(e.true_entries[k], e.claim_entries[k]):
-            if altered is None:
-                continue
-            if time.monotonic() > deadline or tried >= _MAX_CANDIDATES:
-                return ""
-            tried += 1
-            try:
-                values = _values(e, [altered])
-            except Exception:
-                continue
-            if values is not None and _agrees(values[0], e.claimed[k]):
-                description = text
-                break
+        description = _first_agreeing(
+            _alterations(e.true_entries[k], e.claim_entries[k]),
+            lambda altered: _values(e, [altered]),
+            [e.claimed[k]],
+            deadline,
+        )
         if not description:
             return ""
         found.append((k, description))

@@ -529,9 +529,7 @@ class MatCrossEntropyNormalized(MatCrossEntropy):
 
     def explicit(self, Z, Y):
         columns = list(zip(_columns(Z), _columns(Y), strict=True))
-        terms = [
-            logsumexp(z) - sum(zi * yi for zi, yi in zip(z, y, strict=True)) for z, y in columns
-        ]
+        terms = (cross_entropy(z, y, normalized=True) for z, y in columns)
         return sympy.Add(*terms) / len(columns)
 
     def vjp(self, index, G, out):
