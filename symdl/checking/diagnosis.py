@@ -17,6 +17,7 @@ from sympy.matrices.expressions import MatrixExpr
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from symdl.checking.sampling import lambdified, nodes
+from symdl.ops.activations import sigmoid
 
 BUDGET = 2.0  # seconds for the search of a diagnosis
 _MAX_CANDIDATES = 120
@@ -204,8 +205,9 @@ def _values(e: Evidence, entries: list) -> list[np.ndarray] | None:
 
 def _alterations(true, claim) -> Iterator[tuple[str, Basic]]:
     """(what the mistake is, the derivative altered by it): transposes first, then a term or
-    a factor left out (of the outermost sums and products first), then a term of the claim
-    that is extra."""
+    a factor left out (of the outermost sums and products first), then one term with the wrong
+    sign or a square left out (sigma' written sigma(1 + sigma), tanh' written 1 - tanh), then a
+    term of the claim that is extra."""
     yield from _transposes(true)
     every = nodes([true])
     if len(every) > _MAX_NODES:
@@ -218,6 +220,8 @@ def _alterations(true, claim) -> Iterator[tuple[str, Basic]]:
                 rest = node.func(*(a for j, a in enumerate(node.args) if j != i))
                 yield _missing_term(term, node, true), _replaced(true, node, rest)
         yield from _factors(true, node)
+    for node in parts:
+        yield from _signs_and_squares(true, node)
     if isinstance(claim, sympy.Add | sympy.MatAdd) and len(claim.args) <= _MAX_ARGS:
         for term in claim.args:
             try:
@@ -275,7 +279,7 @@ def _factors(true, node) -> Iterator[tuple[str, Basic]]:
         choices += [[a, b] for i, a in enumerate(factors) for b in factors[i + 1 :]]
         for dropped in choices:
             rest = sympy.Mul(*(a for a in node.args if a not in dropped))
-            yield _missing_factor(sympy.Mul(*dropped)), _replaced(true, node, rest)
+            yield _dropped_from(dropped, node), _replaced(true, node, rest)
     elif isinstance(node, sympy.HadamardProduct) and len(node.args) <= _MAX_ARGS:
         for i, a in enumerate(node.args):
             rest = [b for j, b in enumerate(node.args) if j != i]
@@ -287,6 +291,65 @@ def _factors(true, node) -> Iterator[tuple[str, Basic]]:
                 continue
             rest = sympy.MatMul(*(b for j, b in enumerate(node.args) if j != i))
             yield _missing_factor(a), _replaced(true, node, rest)
+
+
+def _signs_and_squares(true, node) -> Iterator[tuple[str, Basic]]:
+    """The derivative with one term of `node` (a sum) of the other sign, or `node` (a square)
+    without its square; the derivative of an activation written wrong is named as such."""
+    if isinstance(node, sympy.Add | sympy.MatAdd) and len(node.args) <= _MAX_ARGS:
+        for i, term in enumerate(node.args):
+            flipped = node.func(*(-a if j == i else a for j, a in enumerate(node.args)))
+            yield _wrong_sign(term, node, flipped, true), _replaced(true, node, flipped)
+    elif isinstance(node, sympy.Pow) and node.exp == 2:
+        yield _missing_square(node, true), _replaced(true, node, node.base)
+
+
+def _activation_derivative(node) -> tuple[str, Basic] | None:
+    """("sigma'", u) for the factor 1 - sigmoid(u), ("tanh'", u) for 1 - tanh(u)**2, else None."""
+    if not (isinstance(node, sympy.Add) and len(node.args) == 2 and sympy.S.One in node.args):
+        return None
+    other = -(node - 1)
+    if isinstance(other, sigmoid):
+        return "σ'", other.args[0]
+    if isinstance(other, sympy.Pow) and other.exp == 2 and isinstance(other.base, sympy.tanh):
+        return "tanh'", other.base.args[0]
+    return None
+
+
+def _wrong_sign(term, node, flipped, whole) -> str:
+    known = _activation_derivative(node)
+    if known is not None and known[0] == "σ'":
+        s = f"sigmoid({_short(known[1], 30)})"
+        return f"σ' written wrong: the claim has {s}*({flipped}) where σ' = {s}*(1 - {s})"
+    if known is not None:
+        return f"tanh' written wrong: the claim has {_short(flipped)} where tanh' = {node}"
+    where = "" if node == whole else f" (in {_short(node)})"
+    return f"a wrong sign: the claim has the term {_short(-term)} where the derivative has {_short(term)}{where}"
+
+
+def _missing_square(node, whole) -> str:
+    for parent in nodes([whole]):
+        known = (
+            _activation_derivative(parent) if node in parent.args or -node in parent.args else None
+        )
+        if known is not None and known[0] == "tanh'":
+            written = parent.xreplace({node: node.base})
+            return f"tanh' written wrong: the claim has {written} where tanh' = {parent}"
+    return f"a missing square: the claim has {_short(node.base)} where the derivative has {_short(node)}"
+
+
+def _dropped_from(dropped: list, product) -> str:
+    """What leaving `dropped` out of `product` is: half of sigma' = sigma*(1 - sigma) left out is
+    named as sigma' written wrong, anything else as a missing factor."""
+    for factor in product.args:
+        known = _activation_derivative(factor)
+        if known is None or known[0] != "σ'":
+            continue
+        s = sigmoid(known[1])
+        if s in product.args and len(dropped) == 1 and dropped[0] in (s, factor):
+            kept = factor if dropped[0] == s else s
+            return f"σ' written wrong: the claim has {kept} where σ' = {s}*({factor})"
+    return _missing_factor(sympy.Mul(*dropped))
 
 
 def _missing_factor(factor, hadamard: bool = False) -> str:

@@ -44,6 +44,7 @@ _EXACT_TOLERANCE = 1e-40  # relative difference in 60 digits that is a real one
 _EXACT_POINTS = 12  # points compared in high precision whatever float64 says
 _EXACT_ENTRIES = 64
 _SCREEN = 1e-9  # float64 disagreement that is looked at in 40 digits
+_PLAIN = 1e-3  # a disagreement this large is shown at the point nearest 0 that has one
 _MAX_SYMBOLIC_NODES = 3000
 _MAX_EXPANDED_TERMS = 5000
 _MAX_DENOMINATORS = 8  # together() multiplies them all out
@@ -672,11 +673,11 @@ def _confirmed(error, claimed, true, points, derivation, claim, wrt_entries):
     """The worst float64 disagreement that high-precision arithmetic confirms, as a
     Counterexample."""
     suspects = np.argwhere(error > _SCREEN)
-    # the largest errors first, to a factor of 10, and among those the plainest point
-    size = np.array([max((abs(v) for v in p.values()), default=0.0) for p in points])
-    decade = (
-        np.floor(np.log10(np.minimum(error[tuple(suspects.T)], 1e300))) if suspects.size else []
-    )
+    # the plainest point (nearest 0) where the claim is plainly wrong (_PLAIN); else the
+    # largest errors first, to a factor of 10, and among those the plainest point
+    size = np.array([max(map(_plainness, p.values()), default=0.0) for p in points])
+    found = error[tuple(suspects.T)] if suspects.size else np.zeros(0)
+    decade = np.where(found > _PLAIN, 0.0, np.floor(np.log10(np.minimum(found, 1e300))))
     order = np.lexsort((size[suspects[:, 1]], -decade)) if suspects.size else []
     for k, p in (suspects[i] for i in list(order)[:8]):
         precise = _precise(derivation, claim, [int(k)], points[p])
@@ -690,6 +691,13 @@ def _confirmed(error, claimed, true, points, derivation, claim, wrt_entries):
                 error, claimed, true, points, derivation, claim, wrt_entries, p
             ) or (_counterexample(wrt_entries, k, points[p], c, t))
     return None
+
+
+def _plainness(v: float) -> float:
+    """How hard `v` is to read in a counterexample: 1 from 0.1 to 1, |v| above, one more per
+    decade below 0.1 (0 itself is plain)."""
+    v = abs(v)
+    return 1.0 if v == 0 else max(v, 1.0) + max(0.0, np.log10(0.1 / v))
 
 
 def _worst_entry(error, claimed, true, points, derivation, claim, wrt_entries, p):

@@ -93,7 +93,7 @@ def test_a_diagnosis_is_named_only_when_it_is_checked():
     # wrong in a way no single classic mistake explains: nothing is named
     f = sd.mse(sd.sigmoid(w * x + bias), y)
     assert "Diagnosis" not in diagnosis(f, w, "x*(sigmoid(w*x + b) - y)")  # 1/2 and sigma'
-    assert "Diagnosis" not in diagnosis((w * x - y) ** 2, w, "2*x*(w*x + y)")
+    assert "Diagnosis" not in diagnosis((w * x - y) ** 2, w, "x*(w*x + y)")  # 1/2 and a sign
     assert "Diagnosis" not in diagnosis(sympy.sin(w) * x, w, "-x*sin(w)")
     assert "without the factor x" in diagnosis(sympy.sin(w) * x, w, "cos(w)")
 
@@ -121,7 +121,7 @@ def test_the_verdict_carries_the_diagnosis():
     verdict = sd.verify((w * x - y) ** 2 / N, w, "2*x*(w*x - y)")
     assert verdict.diagnosis == "a missing 1/N: the claim is N times the derivative"
     assert verdict.details.startswith(f"Diagnosis: {verdict.diagnosis}. Compared at")
-    assert sd.verify((w * x - y) ** 2, w, "2*x*(w*x + y)").diagnosis == ""
+    assert sd.verify((w * x - y) ** 2, w, "x*(w*x + y)").diagnosis == ""  # two mistakes
     assert sd.verify((w * x - y) ** 2, w, "2*x*(w*x - y)").diagnosis == ""  # EQUAL
 
 
@@ -146,3 +146,35 @@ def test_no_diagnosis_from_one_given_point():
     verdict = sd.verify(x**2 * y**2, x, "2", at={x: 1, y: 2})
     assert verdict.status == "DIFFERENT" and verdict.diagnosis == ""
     assert "without the factor y**2" in sd.verify(x**2 * y**2, x, "2*x").diagnosis
+
+
+def test_a_term_of_the_wrong_sign_is_named():
+    assert diagnosis((w * x - y) ** 2, w, "2*x*(w*x + y)") == (
+        "Diagnosis: a wrong sign: the claim has the term y where the derivative has -y"
+        " (in w*x - y)."
+    )
+    assert "the claim has the term -x*cos(w)" in diagnosis(
+        x**3 * w + sympy.sin(w) * x, w, "x**3 - cos(w)*x"
+    )
+    assert "a wrong sign" in diagnosis(
+        (u.T * A * u)[0, 0] - 2 * (t.T * u)[0, 0], u, "(A + A.T)*u + 2*t"
+    )
+
+
+def test_an_activation_derivative_written_wrong_is_named():
+    s = "sigmoid(w*x + b)"
+    f = sd.mse(sd.sigmoid(w * x + bias), y)
+    for wrong_sigma in (f"{s}*(1 + {s})", s, f"(1 - {s})"):
+        found = diagnosis(f, w, f"2*x*({s} - y)*{wrong_sigma}")
+        assert found.startswith("Diagnosis: σ' written wrong: the claim has "), found
+        assert found.endswith(
+            f"where σ' = {sympy.sympify(s, locals={'sigmoid': sd.sigmoid})}*(1 - sigmoid(b + w*x))."
+        )
+    t_ = "tanh(w*x + b)"
+    assert "tanh' written wrong: the claim has tanh(b + w*x)**2 + 1" in diagnosis(
+        sympy.tanh(w * x + bias), w, f"x*(1 + {t_}**2)"
+    )
+    assert "tanh' written wrong: the claim has 1 - tanh(b + w*x) where" in diagnosis(
+        sympy.tanh(w * x + bias), w, f"x*(1 - {t_})"
+    )
+    assert "a missing square" in diagnosis(sympy.sin(w) ** 3, w, "3*sin(w)*cos(w)")
