@@ -324,6 +324,8 @@ def _same_matrix_expression(claimed, true) -> bool:
     try:
         with _time_limit(SYMBOLIC_BUDGET):
             difference = (claimed - true).doit()
+            if not (difference == 0 or isinstance(difference, sympy.ZeroMatrix)):
+                difference = difference.expand().doit()  # (A + A^T) x against A x + A^T x
             return difference == 0 or isinstance(difference, sympy.ZeroMatrix)
     except (_OutOfTime, TypeError, ValueError, sympy.ShapeError):
         return False

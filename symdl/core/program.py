@@ -367,9 +367,9 @@ def _matrix_form(index_sum: Basic) -> Basic:
     entry of a matrix expression."""
     from sympy.tensor.array.expressions import convert_array_to_matrix, convert_indexed_to_array
 
-    # the converter reads a square x_i^2 only as the product x_i x_i
+    # the converter reads a square x_i^2 (or (x_i - b_i)^2) only as the product x_i x_i
     unfolded = index_sum.replace(
-        lambda e: isinstance(e, Pow) and isinstance(e.base, MatrixElement) and e.exp == 2,
+        lambda e: isinstance(e, Pow) and e.exp == 2 and e.base.has(MatrixElement),
         lambda e: Mul(e.base, e.base, evaluate=False),
     )
     try:

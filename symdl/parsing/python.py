@@ -4,6 +4,7 @@ types evaluated without recursion into SymPy objects; nothing is ever executed."
 from __future__ import annotations
 
 import ast
+import re
 
 from sympy import Integer
 
@@ -73,7 +74,16 @@ def _python_source(text: str) -> tuple[str, list[int]]:
         chars.append("**" if ch == "^" else ch)  # x^2 + 1 is a power, as in SymPy's parser
         origin += [i, i] if ch == "^" else [i]
     origin.append(len(text))
-    return "".join(chars), origin
+    source = "".join(chars)
+    if not _LAMBDA_EXPRESSION.search(source):  # lambda as a name (a regulariser's weight)
+        for m in reversed(list(re.finditer(r"\blambda\b", source))):
+            source = source[: m.end()] + "_" + source[m.end() :]
+            origin.insert(m.end(), origin[m.end() - 1])
+    return source, origin
+
+
+_LAMBDA_EXPRESSION = re.compile(r"\blambda\b[^:]*:")
+_KEYWORD_NAMES = {"lambda_": "lambda"}  # a name written as a Python keyword, renamed to read it
 
 
 def _offset(text: str, lineno: int | None, col: int | None, byte_col: bool = False) -> int:
@@ -195,7 +205,8 @@ class _Evaluator:
         if isinstance(node, ast.Subscript):
             return b.index(values[0], self.indices(node.slice), p)
         if isinstance(node, ast.Name):
-            return self.namespace.value(node.id, self.text, p)
+            name = _KEYWORD_NAMES.get(node.id, node.id) if "lambda_" not in self.text else node.id
+            return self.namespace.value(name, self.text, p)
         return self.constant(node, p)
 
     def constant(self, node: ast.Constant, position: int):

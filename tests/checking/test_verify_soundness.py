@@ -7,6 +7,7 @@ import sympy
 from sympy import Abs, Heaviside, MatrixSymbol, Max, Min, Piecewise, exp, log
 
 import symdl as sd
+from symdl.parsing.reader import parse
 
 x, y, w, a, b, c = sympy.symbols("x y w a b c", real=True)
 W = sympy.Matrix(2, 2, lambda i, j: sympy.Symbol(f"W_{i}{j}", real=True))
@@ -142,3 +143,39 @@ def test_right_claims_in_other_forms_are_proved_equal(f, wrt, claim):
 
 def test_the_corpus_is_as_large_as_the_docs_say():
     assert len(WRONG) >= 40 and len(RIGHT) >= 40
+
+
+n_, m_ = sympy.symbols("n m", integer=True, positive=True)
+An, Bn, Xn = (MatrixSymbol(s, n_, n_) for s in "ABX")
+xn, bn, ym = MatrixSymbol("x", n_, 1), MatrixSymbol("b", n_, 1), MatrixSymbol("y", m_, 1)
+Wmn, lam = MatrixSymbol("W", m_, n_), sympy.Symbol("lambda", real=True)
+r = Wmn * xn - ym
+
+# right claims at symbolic sizes: proved for every size, not only for the sizes written out
+FOR_EVERY_SIZE = [
+    ((xn.T * An * xn)[0, 0], xn, "(A + A.T)*x"),
+    ((xn.T * An * xn)[0, 0], xn, "(A^T + A) x"),
+    ((r.T * r)[0, 0], Wmn, "2*(W*x - y)*x.T"),
+    ((r.T * r)[0, 0] + lam * sympy.Trace(Wmn.T * Wmn), Wmn, "2*(W*x - y)*x.T + 2*lambda*W"),
+    ((r.T * r)[0, 0], xn, "2*(W.T*W*x - W.T*y)"),
+    (sympy.Trace(Xn * An * Xn.T), Xn, "X*(A + A.T)"),
+    (sympy.Trace(An * Xn * Bn), Xn, "(B*A).T"),
+    (sympy.log(sympy.Determinant(Xn)), Xn, "X^{-T}"),
+    (sympy.Trace(Xn.I * An), Xn, "-(X.I*A*X.I).T"),
+    (((xn - bn).T * (xn - bn))[0, 0] / 2, xn, "x - b"),
+    (((An * xn - bn).T * (An * xn - bn))[0, 0], xn, "2 A^T (A x - b)"),
+]
+
+
+@pytest.mark.parametrize(
+    "f, wrt, claim", FOR_EVERY_SIZE, ids=[str(i) for i in range(len(FOR_EVERY_SIZE))]
+)
+def test_right_claims_at_symbolic_sizes_are_proved_for_every_size(f, wrt, claim):
+    verdict = sd.verify(f, wrt, claim)
+    assert verdict.status == "EQUAL" and verdict.method == "symbolic", verdict.explain()
+
+
+def test_lambda_is_a_name_in_a_python_claim():
+    f = (w * x - y) ** 2 + lam * w**2
+    assert sd.verify(f, w, "2*x*(w*x - y) + 2*lambda*w")
+    assert {s.name for s in parse("2*lambda*w").free_symbols} == {"lambda", "w"}
