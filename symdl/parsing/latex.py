@@ -173,6 +173,7 @@ class _Parser:
         self.depth = 0
         self.in_abs = 0
         self.in_norm = 0
+        self.in_cases = 0
         self.spellings = _spellings(namespace)
         self.parameter = None  # the subscript of an op read by function_name, for call
         self.sum_offsets: dict[str, object] = {}  # index of a \sum -> its lower limit
@@ -244,9 +245,14 @@ class _Parser:
             return False
         if t in ("(", "[", r"\{", "{", "|") or t[0].isdigit() or t[0] == "." and len(t) > 1:
             return True
+        if t == r"\operatorname" and self.in_cases and self.case_word() in _CONDITION_WORDS:
+            return False  # x > 0 \text{ and } y > 0
         if t.startswith("\\"):
             return (
-                t not in (r"\}", r"\odot", r"\otimes", r"\end", r"\\", r"\top") and t[1:2].isalpha()
+                t not in (r"\}", r"\odot", r"\otimes", r"\end", r"\\", r"\top")
+                and t not in _RELATIONS
+                and t not in _CONNECTIVES
+                and t[1:2].isalpha()
             )
         return t[0].isalpha()
 
@@ -337,7 +343,8 @@ class _Parser:
         if t == r"\sqrt":
             return self.sqrt()
         if t == r"\begin":
-            return self.matrix()
+            cases = "".join(self.peek(k) for k in range(2, 8)) == "cases}"
+            return self.cases() if cases else self.matrix()
         return self.named()
 
     def norm(self):
@@ -461,6 +468,96 @@ class _Parser:
         if self.word() != env:
             self.fail(f"\\begin{{{env}}} closed by a different \\end")
         return self.build.matrix(rows, p)
+
+    def cases(self):
+        r"""\begin{cases} x & \text{if } x > 0 \\ 0.01 x & \text{otherwise} \end{cases}: a
+        Piecewise, its pieces in order (the first whose condition holds)."""
+        p = self.position()
+        self.take(r"\begin")
+        self.word()
+        pieces = []
+        while True:
+            value = self.build.fitted(self.expression(), p)
+            if not _is_scalar_value(value):
+                self.fail("a piece of \begin{cases} must be a scalar")
+            if self.peek() == ",":  # x, & x > 0
+                self.take()
+            self.take("&")
+            if pieces and pieces[-1][1] == sympy.true:
+                self.fail("the case that holds otherwise must be the last one")
+            self.in_cases += 1
+            pieces.append((value, self.condition()))
+            self.in_cases -= 1
+            if self.peek() == r"\\":
+                self.take()
+            if self.peek() == r"\end":
+                break
+        self.take(r"\end")
+        if self.word() != "cases":
+            self.fail("\\begin{cases} closed by a different \\end")
+        try:
+            return sympy.Piecewise(*pieces)
+        except (TypeError, ValueError) as error:
+            self.build.fail(f"these cases are not a function: {str(error)[:120]}", p)
+
+    def case_word(self) -> str:
+        """The word of \\text{...} starting here, in lower case."""
+        letters, k = [], 2
+        while self.peek(k) not in ("}", "") and k < 14:
+            letters.append(self.peek(k))
+            k += 1
+        return "".join(letters).lower()
+
+    def condition(self):
+        """The condition of a case: relations (a < b, 0 \\le x < 1) joined by "and" (\\wedge, a
+        comma) or "or" (\\vee); "if", "for", "when" are skipped; "otherwise" / "else" (or
+        nothing) holds always."""
+        alternatives, relations = [], []
+        while True:
+            while self.peek() == r"\operatorname" and self.case_word() in _CONDITION_WORDS:
+                self.take()
+                word = self.word().strip().lower()
+                if word in ("otherwise", "else", "elsewhere") and (relations or alternatives):
+                    self.fail("'otherwise' after a condition")
+                if word in ("otherwise", "else", "elsewhere"):
+                    return sympy.true
+                if word == "or":
+                    alternatives.append(relations)
+                    relations = []
+            t = self.peek()
+            if t in (r"\\", r"\end", ""):
+                if relations:
+                    alternatives.append(relations)
+                return (
+                    sympy.Or(*(sympy.And(*r) for r in alternatives)) if alternatives else sympy.true
+                )
+            if t in (",", r"\wedge", r"\land"):
+                self.take()
+                continue
+            if t in (r"\vee", r"\lor"):
+                self.take()
+                alternatives.append(relations)
+                relations = []
+                continue
+            relations += self.relations()
+
+    def relations(self) -> list:
+        """a < b, or a chain 0 \\le x < 1 as [0 <= x, x < 1]."""
+        p = self.position()
+        left, found = self.expression(), []
+        if self.peek() not in _RELATIONS and self.peek() != "=":
+            self.fail("expected a condition such as x > 0 (or \\text{otherwise})")
+        while self.peek() in _RELATIONS or self.peek() == "=":
+            op = _RELATIONS.get(self.take(), "==")
+            if op in (">", "<") and self.peek() == "=":  # >= written as two characters
+                self.take()
+                op += "="
+            right = self.expression()
+            if not (_is_scalar_value(left) and _is_scalar_value(right)):
+                self.build.fail("a condition compares scalars", p)
+            found.append(sympy.Rel(left, right, op))
+            left = right
+        return found
 
     def word(self) -> str:
         """The letters of a braced word, as in \\begin{pmatrix} or \\operatorname{ReLU}."""
@@ -692,6 +789,13 @@ class _Parser:
 
 
 _OP_HEADS = _op_heads()
+_RELATIONS = {
+    ">": ">", "<": "<", r"\gt": ">", r"\lt": "<", r"\ge": ">=", r"\geq": ">=",
+    r"\geqslant": ">=", r"\le": "<=", r"\leq": "<=", r"\leqslant": "<=", r"\neq": "!=",
+    r"\ne": "!=",
+}  # fmt: skip
+_CONNECTIVES = {r"\wedge", r"\land", r"\vee", r"\lor"}
+_CONDITION_WORDS = {"if", "for", "when", "where", "and", "or", "otherwise", "else", "elsewhere"}
 
 
 def _is_scalar_value(v) -> bool:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import sympy
 from sympy import Basic, ImmutableMatrix, Integer, MatrixBase, Symbol
+from sympy.logic.boolalg import Boolean
 from sympy.matrices.expressions import MatrixExpr
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
@@ -344,8 +345,31 @@ def _matrix_helpers() -> dict[str, Callable]:
         "ones": lambda build, r, c=sympy.S.One: ones(_size(r), _size(c)),
         "kron": _kron,
         "KroneckerProduct": _kron,
+        "Piecewise": _piecewise,
+        "piecewise": _piecewise,
+        "where": lambda build, condition, a, b: _piecewise(build, (a, condition), (b, True)),
         "zeros": lambda build, r, c=sympy.S.One: ImmutableMatrix(sympy.zeros(_sized(r), _sized(c))),
     }
+
+
+def _piecewise(build, *pieces):
+    """Piecewise((x, x > 0), (0, True)): each piece a (scalar value, condition) pair; where(c,
+    a, b) is Piecewise((a, c), (b, True)) as in NumPy."""
+    pairs = []
+    for k, piece in enumerate(pieces):
+        if not (isinstance(piece, list | tuple) and len(piece) == 2):
+            raise ValueError(f"piece {k + 1} must be a pair (value, condition)")
+        value, condition = piece
+        if condition in (True, False):
+            condition = sympy.true if condition else sympy.false
+        if not isinstance(condition, Boolean) or isinstance(condition, sympy.Expr):
+            raise ValueError(f"the condition of piece {k + 1} is not a comparison such as x > 0")
+        if isinstance(value, MatrixBase | sympy.MatrixExpr | list | tuple):
+            raise ValueError(f"the value of piece {k + 1} must be a scalar")
+        pairs.append((value, condition))
+    if not pairs:
+        raise ValueError("needs at least one piece (value, condition)")
+    return sympy.Piecewise(*pairs)
 
 
 def _functions() -> dict[str, Callable]:

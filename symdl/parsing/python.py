@@ -6,7 +6,9 @@ from __future__ import annotations
 import ast
 import re
 
+import sympy
 from sympy import Integer
+from sympy.logic.boolalg import Boolean
 
 from symdl.parsing.builder import Builder
 from symdl.parsing.errors import MAX_DEPTH, ParseError
@@ -147,6 +149,12 @@ class _Evaluator:
             return list(node.args)
         if isinstance(node, ast.List | ast.Tuple):
             return list(node.elts)
+        if isinstance(node, ast.Compare):
+            return [node.left, *node.comparators]
+        if isinstance(node, ast.BoolOp):
+            return list(node.values)
+        if isinstance(node, ast.BinOp) and type(node.op) in _LOGICAL:
+            return [node.left, node.right]
         if isinstance(node, ast.Attribute):
             if node.attr not in ("T", "I"):
                 at = self.pos(node, end=True) - len(node.attr)
@@ -179,6 +187,12 @@ class _Evaluator:
 
     def combine(self, node, values: list):
         b, p = self.build, self.pos(node)
+        if not _joins_conditions(node) and any(_is_condition(v) for v in values):
+            b.fail(
+                "a condition such as x > 0 is not a number; write Piecewise((1, x > 0), (0, True))"
+                " or Heaviside(x)",
+                p,
+            )
         if isinstance(node, ast.BinOp) and type(node.op) in _CHAINS:
             links = _chain(node)
             at = [self.pos(operand) for _, operand in links]
@@ -187,8 +201,14 @@ class _Evaluator:
                 return b.total(list(zip(values, signs, at, strict=True)))
             divides = [isinstance(op, ast.Div) for op, _ in links]
             return b.product(list(zip(values, divides, at, strict=True)))
+        if isinstance(node, ast.BinOp) and type(node.op) in _LOGICAL:
+            return self.logical(_LOGICAL[type(node.op)], values, p)
         if isinstance(node, ast.BinOp):
             return _BINARY[type(node.op)](b, *values, p)
+        if isinstance(node, ast.Compare):
+            return self.comparison(node, values)
+        if isinstance(node, ast.BoolOp):
+            return self.logical(sympy.And if isinstance(node.op, ast.And) else sympy.Or, values, p)
         if isinstance(node, ast.UnaryOp):
             return values[0] if isinstance(node.op, ast.UAdd) else b.neg(values[0], p)
         if isinstance(node, ast.Call):
@@ -209,8 +229,28 @@ class _Evaluator:
             return self.namespace.value(name, self.text, p)
         return self.constant(node, p)
 
+    def comparison(self, node: ast.Compare, values: list):
+        """x > 0, or a chain 0 <= x < 1, as a SymPy relation (a condition of a Piecewise)."""
+        relations = []
+        for op, left, right, comparator in zip(
+            node.ops, values[:-1], values[1:], node.comparators, strict=True
+        ):
+            if type(op) not in _RELATIONS:
+                self.refuse(comparator, f"{_describe(op)} is not a comparison of numbers")
+            if any(isinstance(v, _NOT_SCALAR) or _is_condition(v) for v in (left, right)):
+                self.refuse(node, "a comparison needs numbers (scalars) on both sides")
+            relations.append(sympy.Rel(left, right, _RELATIONS[type(op)]))
+        return sympy.And(*relations)
+
+    def logical(self, op, values: list, position: int):
+        if not all(_is_condition(v) for v in values):
+            self.build.fail("&, |, and, or join conditions such as (x > 0) & (y < 1)", position)
+        return op(*values)
+
     def constant(self, node: ast.Constant, position: int):
         value = node.value
+        if value is True or value is False:  # the condition of a Piecewise's last piece
+            return sympy.true if value else sympy.false
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.refuse(node, f"the constant {value!r:.30} is not a number")
         literal = ast.get_source_segment(self.source, node) or repr(value)
@@ -221,6 +261,30 @@ class _Evaluator:
         if not all(isinstance(p, ast.Constant) and type(p.value) is int for p in parts):
             self.refuse(node, "an index must be a whole number, e.g. W[0, 1]")
         return tuple(p.value for p in parts)
+
+
+_RELATIONS = {
+    ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "==", ast.NotEq: "!=",
+}  # fmt: skip
+_LOGICAL = {ast.BitAnd: sympy.And, ast.BitOr: sympy.Or}
+_NOT_SCALAR = (sympy.MatrixBase, sympy.MatrixExpr, list)
+
+
+def _joins_conditions(node) -> bool:
+    """Whether `node` may take a condition as an operand: a logical operation, a pair of a
+    Piecewise (a tuple), where(condition, a, b)."""
+    if isinstance(node, ast.BoolOp | ast.Tuple | ast.List):
+        return True
+    if isinstance(node, ast.BinOp):
+        return type(node.op) in _LOGICAL
+    return (
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "where"
+    )
+
+
+def _is_condition(value) -> bool:
+    """A relation or a logical combination of them (a Symbol is a Boolean to SymPy too)."""
+    return isinstance(value, Boolean) and not isinstance(value, sympy.Expr)
 
 
 def _describe(node) -> str:

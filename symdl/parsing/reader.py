@@ -10,6 +10,9 @@ import signal
 import threading
 import time
 
+from sympy import Expr
+from sympy.logic.boolalg import Boolean
+
 from symdl.parsing.builder import Builder, Ones
 from symdl.parsing.errors import (
     HARD_TIME_LIMIT,
@@ -90,6 +93,13 @@ def _time_limit(text: str):
 
 def _whole(result, text: str, shape: tuple | None):
     """`result`, with an all-ones vector whose length nothing decided of `shape`."""
+    if isinstance(result, Boolean) and not isinstance(result, Expr):
+        raise ParseError(
+            "a condition (such as x > 0) is not a formula's value; write Piecewise((1, x > 0),"
+            " (0, True)) or Heaviside(x)",
+            text,
+            0,
+        )
     if isinstance(result, Ones):
         if shape is not None and len(shape) == 2:
             return result.of_shape(shape[::-1] if result.row else shape)
@@ -122,13 +132,15 @@ def _read(text: str, namespace):
 
 def _right_side(text: str) -> str:
     """What follows the last ``=`` outside brackets (``\\sum_{i=1}`` keeps its ``=``)."""
-    depth, last = 0, None
-    for m in re.finditer(r"[([{]|[)\]}]|(?<![<>=!])=(?!=)", text):
-        if m[0] in "([{":
+    depth, last, cases = 0, None, 0
+    for m in re.finditer(r"\\begin\{cases\}|\\end\{cases\}|[([{]|[)\]}]|(?<![<>=!])=(?!=)", text):
+        if m[0].startswith("\\"):  # x = 0 in a case's condition is not an equation's =
+            cases += 1 if m[0].startswith("\\begin") else -1
+        elif m[0] in "([{":
             depth += 1
         elif m[0] in ")]}":
             depth -= 1
-        elif depth == 0:
+        elif depth == 0 and cases == 0:
             last = m.end()
     return text if last is None else text[last:]
 

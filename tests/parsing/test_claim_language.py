@@ -187,3 +187,73 @@ def test_I_is_the_identity_and_negative_matrix_powers_are_inverses():
     assert not sd.verify(f, X3, "-(X*X.T + I)^(-2)*X").agrees
     assert sd.verify(sympy.log(sympy.Determinant(X3)), X3, "X^{-T}")
     assert not sd.verify(sympy.Trace(X3**2), X3, "2*X^{1.5}")  # no such power: DIFFERENT
+
+
+# --------------------------------------------------------------------------- piecewise claims
+
+xr, yr = sympy.symbols("x y", real=True)
+CASES = r"\begin{cases} 1 & \text{if } x > 5 \\ 0.01 & \text{otherwise} \end{cases}"
+
+
+def test_latex_cases_are_a_piecewise():
+    from symdl.parsing.reader import parse
+
+    x = sympy.Symbol("x", real=True)
+    assert parse(CASES) == sympy.Piecewise((1, x > 5), (sympy.Rational(1, 100), True))
+    chained = parse(r"\begin{cases} 0 & x < -1 \\ x & -1 \le x \le 1 \\ 1 & x > 1 \end{cases}")
+    assert [chained.subs(x, v) for v in (-3, 0.5, 4)] == [0, 0.5, 1]
+    both = parse(
+        r"\begin{cases} x & \text{if } x > 0 \text{ and } y > 0 \\ 0 & \text{else}\end{cases}"
+    )
+    assert both.args[0].cond == sympy.And(*(sympy.Symbol(s, real=True) > 0 for s in "xy"))
+    assert parse(r"\begin{cases} 1, & x \geq 0 \\ 0, & x < 0 \end{cases}").subs(x, 0) == 1
+
+
+def test_latex_cases_as_sympy_prints_them_read_back():
+    from symdl.parsing.reader import parse
+
+    x, y = sympy.symbols("x y", real=True)
+    for e in (
+        sympy.Piecewise((x**2, x > 1), (x, True)),
+        sympy.Piecewise((x, (x > 0) & (x < y)), (0, True)),
+        sympy.Piecewise((1, sympy.Eq(x, 0)), (0, True)),  # its = is not an equation's
+        sympy.Piecewise((x, x >= 2), (3, x <= -1), (0, True)),
+        sympy.Piecewise((x, (x > 2) | (x < -1)), (0, True)),
+    ):
+        assert parse(sympy.latex(e)) == e, sympy.latex(e)
+
+
+def test_piecewise_claims_are_verified_in_both_readers():
+    assert sd.verify(sd.leaky_relu(xr - 5), xr, CASES).status == "EQUAL"
+    wrong = CASES.replace("x > 5", "x > 0")  # the kink at 0, not at 5: wrong on (0, 5)
+    assert sd.verify(sd.leaky_relu(xr - 5), xr, wrong).status == "DIFFERENT"
+    assert sd.verify(sd.elu(xr), xr, "Piecewise((1, x > 0), (exp(x), True))").status == "EQUAL"
+    assert sd.verify(sd.elu(xr - 50), xr, "Piecewise((1, x > 0), (exp(x), True))").status == (
+        "DIFFERENT"
+    )
+    assert sd.verify(sd.relu(xr), xr, "where(x > 0, 1, 0)").status == "EQUAL"
+    huber = sympy.Piecewise((xr**2 / 2, abs(xr) <= 1), (abs(xr) - sympy.Rational(1, 2), True))
+    right = r"\begin{cases} x & |x| \le 1 \\ \operatorname{sign}(x) & \text{otherwise} \end{cases}"
+    assert sd.verify(huber, xr, right).status == "EQUAL"
+    assert sd.verify(huber, xr, right.replace(r"\le 1", r"\le 2")).status == "DIFFERENT"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("x > 0", "is not a formula's value"),
+        ("(x > 0) + 1", "is not a number"),
+        ("exp(x > 0)", "is not a number"),
+        ("Piecewise((x, x), (0, True))", "is not a comparison"),
+        ("Piecewise((x, True), 3)", "must be a pair"),
+        ("x & y", "join conditions"),
+        (r"\begin{cases} x & \text{otherwise} \\ 1 & x > 0 \end{cases}", "must be the last"),
+        (r"\begin{cases} x & x \end{cases}", "expected a condition"),
+        (r"\begin{cases} x & x > 0 \end{pmatrix}", "closed by a different"),
+    ],
+)
+def test_conditions_out_of_place_are_parse_errors(text, message):
+    from symdl.parsing.reader import parse
+
+    with pytest.raises(ParseError, match=message):
+        parse(text)
