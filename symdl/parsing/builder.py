@@ -13,6 +13,7 @@ import sympy
 from sympy import ImmutableMatrix, Integer, MatrixBase, Rational
 from sympy.matrices.expressions import MatrixExpr
 
+from symdl.core.matrices import elementwise
 from symdl.parsing.errors import (
     MAX_ARGS,
     MAX_BITS,
@@ -53,6 +54,27 @@ class Builder:
     def __init__(self, text: str, time_limit: float = TIME_LIMIT):
         self.text = text
         self.deadline = time.monotonic() + time_limit
+        self.entrywise = 0  # inside [...]_\circ or elementwise(...): products, quotients and
+        # powers of matrices are taken entry by entry
+
+    def _entrywise(self, a, b, how: str, position: int):
+        """a ∘ b, a ⊘ b (`how` "/") or a^{∘b} (`how` "^") for matrices of one shape."""
+        if how == "^":
+            if isinstance(a, MatrixBase):
+                return ImmutableMatrix(a.applyfunc(lambda e: e**b))
+            return sympy.HadamardPower(a, b)
+        if how == "/":
+            b = (
+                ImmutableMatrix(b.applyfunc(lambda e: 1 / e))
+                if isinstance(b, MatrixBase)
+                else sympy.HadamardPower(b, -1)
+            )
+        if _is_scalar(a) or _is_scalar(b):
+            return self._sympy(lambda: a * b, position)
+        self._same_shape(a, b, "multiply entry by entry", position)
+        if isinstance(a, MatrixBase) and isinstance(b, MatrixBase):
+            return ImmutableMatrix(a.multiply_elementwise(b))
+        return sympy.HadamardProduct(a, b)
 
     def fail(self, reason: str, position: int | None):
         raise ParseError(reason, self.text, position)
@@ -120,6 +142,8 @@ class Builder:
         a, b = self._fit_product(a, b, position)
         if _is_scalar(a) or _is_scalar(b):
             return self._sympy(lambda: a * b, position)
+        if self.entrywise:
+            return self._entrywise(a, b, "*", position)
         (r, k), (k2, c) = a.shape, b.shape
         if k != k2 and (a.shape == (1, 1) or b.shape == (1, 1)):  # (w^T x - y) x: a scalar factor
             return self._sympy(lambda: _scalar_if_1x1(a) * _scalar_if_1x1(b), position)
@@ -171,6 +195,8 @@ class Builder:
 
     def div(self, a, b, position: int):
         a, b = self.as_value(a, position), self.fitted(self.as_value(b, position), position)
+        if not _is_scalar(b) and self.entrywise:
+            return self._entrywise(a, b, "/", position)
         if not _is_scalar(b):
             self.misfit(f"cannot divide by a matrix ({_shape(b)})", position)
         if b == 0:
@@ -184,8 +210,14 @@ class Builder:
         self.tick(position)
         base, exponent = self.as_value(base, position), self.as_value(exponent, position)
         base, exponent = self.fitted(base, position), self.fitted(exponent, position)
+        if not _is_scalar(exponent) and self.entrywise and _is_scalar(base):  # [e^{-P}]_∘
+            if isinstance(exponent, MatrixBase):
+                return ImmutableMatrix(exponent.applyfunc(lambda e: base**e))
+            return elementwise(lambda e: base**e, exponent)
         if not _is_scalar(exponent):
             self.fail("an exponent must be a scalar", position)
+        if not _is_scalar(base) and self.entrywise:
+            return self._entrywise(base, exponent, "^", position)
         if not _is_scalar(base):
             square = base.shape[0] == base.shape[1]
             if not square:
@@ -324,3 +356,12 @@ def _is_scalar(v) -> bool:
 
 def _shape(a) -> str:
     return "x".join(map(str, a.shape))
+
+
+def indicator(value):
+    """1[value > 0], entry by entry for a matrix: the step ReLU' (0 at the kink)."""
+    if _is_scalar(value):
+        return sympy.Heaviside(value, 0)
+    if isinstance(value, MatrixBase):
+        return ImmutableMatrix(value.applyfunc(lambda e: sympy.Heaviside(e, 0)))
+    return elementwise(lambda e: sympy.Heaviside(e, 0), value)

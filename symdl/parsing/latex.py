@@ -12,7 +12,7 @@ import sympy
 from sympy import Integer
 
 from symdl.ops import declared
-from symdl.parsing.builder import Builder, Ones
+from symdl.parsing.builder import Builder, Ones, indicator
 from symdl.parsing.errors import MAX_DEPTH, ParseError
 from symdl.parsing.namespace import Namespace
 
@@ -313,14 +313,21 @@ class _Parser:
         if not t:
             self.fail("the formula ends early")
         if t in _OPEN:
+            entrywise = t == "[" and self.entrywise_bracket()
             self.take()
-            value = self.expression()
-            if t == "(" and self.peek() == ",":  # (p_0, p_1): a vector, as ops print theirs
-                value = _Group([value])
-                while self.peek() == ",":
-                    self.take()
-                    value.append(self.expression())
-            self.take(_OPEN[t])
+            self.build.entrywise += entrywise
+            try:
+                value = self.expression()
+                if t == "(" and self.peek() == ",":  # (p_0, p_1): a vector, as ops print theirs
+                    value = _Group([value])
+                    while self.peek() == ",":
+                        self.take()
+                        value.append(self.expression())
+                self.take(_OPEN[t])
+            finally:
+                self.build.entrywise -= entrywise
+            if entrywise:
+                self.i += len(_ENTRYWISE_MARK)
             return value
         if t == r"\Vert":
             return self.norm()
@@ -347,6 +354,27 @@ class _Parser:
             return self.cases() if cases else self.matrix()
         return self.named()
 
+    def entrywise_bracket(self) -> bool:
+        """Whether the [ here closes with ]_{\\circ}: an expression taken entry by entry, as
+        symdl prints [1/P]_\\circ."""
+        depth = 0
+        for j in range(self.i, len(self.tokens)):
+            t = self.tokens[j].text
+            depth += (t == "[") - (t == "]")
+            if depth == 0:
+                after = [x.text for x in self.tokens[j + 1 : j + 1 + len(_ENTRYWISE_MARK)]]
+                return after == list(_ENTRYWISE_MARK)
+        return False
+
+    def indicator(self, p: int):
+        """\\mathbb{1}[Z > 0]: 1 where the entry is positive, else 0 (ReLU's derivative)."""
+        self.take("[")
+        value = self.build.fitted(self.expression(), p)
+        if [self.take(), self.take()] != [">", "0"]:
+            self.build.fail("an indicator reads \\mathbb{1}[z > 0]", p)
+        self.take("]")
+        return indicator(value)
+
     def norm(self):
         r"""\lVert v \rVert_p: the 1-norm, or the 2-norm (Frobenius for a matrix) by default."""
         p = self.position()
@@ -356,7 +384,9 @@ class _Parser:
         self.in_norm -= 1
         self.take(r"\Vert")
         order = 2
-        if self.peek() == "_":
+        if [self.peek(k) for k in range(4)] == ["_", "{", "F", "}"]:  # Frobenius, not a name
+            self.i += 4
+        elif self.peek() == "_":
             self.take()
             sub = self.group()
             order = 1 if sub == 1 else 2 if sub == 2 else None
@@ -593,6 +623,8 @@ class _Parser:
         if t == r"\operatorname":
             self.take()
             word = self.word()
+            if word == "1" and self.peek() == "[":
+                return self.indicator(p)
             return self.ones(p) if word == "1" else self.with_subscript(word, p)
         if t.startswith("\\") and t[1:] not in GREEK:
             self.fail(f"unsupported LaTeX command {t}")
@@ -675,7 +707,8 @@ class _Parser:
                 j += 1
                 if depth == 0:
                     break
-        return self.peek(j - self.i) == "("
+        k = j - self.i
+        return self.peek(k) == "(" or self.peek(k) == "{" and self.peek(k + 1) == "("
 
     def call(self, name: str, p: int):
         function = self.namespace.function(name, self.text, p)
@@ -688,6 +721,9 @@ class _Parser:
             self.take()
             exponent = self.group()
         parameter, self.parameter = self.parameter, None
+        braced = self.peek() == "{" and self.peek(1) == "("  # \\tanh{\\left(x \\right)}, as SymPy
+        if braced:
+            self.take("{")
         if self.peek() == "(":
             self.take()
             args = [self.expression()]
@@ -695,6 +731,8 @@ class _Parser:
                 self.take()
                 args.append(self.expression())
             self.take(")")
+            if braced:
+                self.take("}")
         else:  # \log x, \tanh z: the argument is the next factor
             args = [self.power()]
         args = [a for arg in args for a in (arg if isinstance(arg, _Group) else [arg])]
@@ -794,6 +832,7 @@ _RELATIONS = {
     r"\geqslant": ">=", r"\le": "<=", r"\leq": "<=", r"\leqslant": "<=", r"\neq": "!=",
     r"\ne": "!=",
 }  # fmt: skip
+_ENTRYWISE_MARK = ("_", "{", r"\odot", "}")
 _CONNECTIVES = {r"\wedge", r"\land", r"\vee", r"\lor"}
 _CONDITION_WORDS = {"if", "for", "when", "where", "and", "or", "otherwise", "else", "elsewhere"}
 

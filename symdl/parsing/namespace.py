@@ -345,11 +345,37 @@ def _matrix_helpers() -> dict[str, Callable]:
         "ones": lambda build, r, c=sympy.S.One: ones(_size(r), _size(c)),
         "kron": _kron,
         "KroneckerProduct": _kron,
+        "elementwise": lambda build, value: value,  # read entry by entry (python.py)
+        "HadamardProduct": lambda build, *factors: _hadamard_all(build, hadamard, factors),
+        "HadamardPower": _hadamard_power,
+        "Trace": trace,
+        "Determinant": determinant,
+        "Inverse": inverse,
+        "Transpose": lambda build, a: build.transpose(a, None),
         "Piecewise": _piecewise,
         "piecewise": _piecewise,
         "where": lambda build, condition, a, b: _piecewise(build, (a, condition), (b, True)),
         "zeros": lambda build, r, c=sympy.S.One: ImmutableMatrix(sympy.zeros(_sized(r), _sized(c))),
     }
+
+
+def _hadamard_all(build, hadamard, factors):
+    """HadamardProduct(a, b, c), as SymPy prints an entrywise product."""
+    if len(factors) < 2:
+        raise ValueError("HadamardProduct needs two factors or more")
+    result = factors[0]
+    for f in factors[1:]:
+        result = hadamard(build, result, f)
+    return result
+
+
+def _hadamard_power(build, base, exponent):
+    """HadamardPower(A, k): each entry of A to the power k."""
+    build.entrywise += 1
+    try:
+        return build.pow(base, exponent, None)
+    finally:
+        build.entrywise -= 1
 
 
 def _piecewise(build, *pieces):

@@ -10,7 +10,7 @@ import sympy
 from sympy import Integer
 from sympy.logic.boolalg import Boolean
 
-from symdl.parsing.builder import Builder
+from symdl.parsing.builder import Builder, indicator
 from symdl.parsing.errors import MAX_DEPTH, ParseError
 from symdl.parsing.namespace import Namespace
 
@@ -120,7 +120,9 @@ class _Evaluator:
         stack = [(root, False)]
         while stack:
             node, ready = stack.pop()
+            entrywise = _is_call(node, "elementwise")  # its argument is taken entry by entry
             if not ready:
+                self.build.entrywise += entrywise
                 children = self.children(node)
                 if len(stack) > 10 * MAX_DEPTH + 100_000:
                     self.build.fail("the formula is too large", self.pos(node))
@@ -128,6 +130,7 @@ class _Evaluator:
                 stack.extend((c, False) for c in reversed(children))
                 continue
             values = [done.pop(id(c)) for c in self.children(node)]
+            self.build.entrywise -= entrywise
             done[id(node)] = self.combine(node, values)
         return done[id(root)]
 
@@ -237,6 +240,13 @@ class _Evaluator:
         ):
             if type(op) not in _RELATIONS:
                 self.refuse(comparator, f"{_describe(op)} is not a comparison of numbers")
+            if (
+                len(node.ops) == 1
+                and isinstance(op, ast.Gt)
+                and isinstance(left, _NOT_SCALAR)
+                and right == 0
+            ):
+                return indicator(left)  # (Z > 0): ReLU' of a matrix, as symdl prints it
             if any(isinstance(v, _NOT_SCALAR) or _is_condition(v) for v in (left, right)):
                 self.refuse(node, "a comparison needs numbers (scalars) on both sides")
             relations.append(sympy.Rel(left, right, _RELATIONS[type(op)]))
@@ -268,6 +278,10 @@ _RELATIONS = {
 }  # fmt: skip
 _LOGICAL = {ast.BitAnd: sympy.And, ast.BitOr: sympy.Or}
 _NOT_SCALAR = (sympy.MatrixBase, sympy.MatrixExpr, list)
+
+
+def _is_call(node, name: str) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name
 
 
 def _joins_conditions(node) -> bool:
