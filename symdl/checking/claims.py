@@ -56,7 +56,7 @@ def explicit(f, wrt, sizes: Mapping | None = None):
             return type(obj)(write(x) for x in obj)
         if not isinstance(obj, Basic):
             return obj
-        out = obj.xreplace(size)
+        out = sympy.sympify(obj.xreplace(size))  # the size N alone becomes a Python int
         # computed node by node (`expand`): SymPy's doit leaves a product holding a OneMatrix,
         # or a HadamardPower, unevaluated, and then its entries become index sums
         if isinstance(out, MatrixExpr):

@@ -179,3 +179,29 @@ def test_lambda_is_a_name_in_a_python_claim():
     f = (w * x - y) ** 2 + lam * w**2
     assert sd.verify(f, w, "2*x*(w*x - y) + 2*lambda*w")
     assert {s.name for s in parse("2*lambda*w").free_symbols} == {"lambda", "w"}
+
+
+Nn = sympy.Symbol("N", integer=True, positive=True)
+Xs, wn, ys = MatrixSymbol("X", Nn, n_), MatrixSymbol("w", n_, 1), MatrixSymbol("y", Nn, 1)
+residual = Xs * wn - ys
+ANY_CLAIM = [
+    "2/N*X.T*(X*w - y)", r"\frac{2}{N} X^\top (X w - y)", "(A+A.T)*w", "2*A*w", "2*A", "A^{-T}",
+    r"\mathbf{1}", "ones(n,1)", "0", "w", "w.T", "trace(A)*eye(n)", r"\operatorname{tr}(A) I",
+    "kron(A, A)", "hadamard(w, w)", r"w \odot w", "x", "N", "1/N", r"\sum_{i=1}^{n} w_i",
+    "X.T*y", "(X*w-y).T*X", "exp(w)", "abs(w)", "max(w, 0)", "Heaviside(w)", "w^2", "A^2",
+    "I", "1", r"\nabla_w L = 2 X^T (Xw-y)/N", "softmax(w)", "relu(w)",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("claim", ANY_CLAIM)
+@pytest.mark.parametrize(
+    "f, wrt",
+    [((residual.T * residual)[0, 0] / Nn, wn), ((wn.T * An * wn)[0, 0], wn)],
+    ids=["least-squares", "quadratic-form"],
+)
+def test_any_claim_that_parses_gets_a_verdict(f, wrt, claim):
+    try:
+        verdict = sd.verify(f, wrt, claim)
+    except sd.ParseError:
+        return  # not a formula here (a name f does not have): a ParseError, named
+    assert verdict.status in ("EQUAL", "AGREES", "DIFFERENT")
