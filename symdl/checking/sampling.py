@@ -76,6 +76,57 @@ def breakpoints(quantity: Basic, symbols: Sequence[Symbol]) -> list[tuple[Symbol
     return found
 
 
+_MAX_REGION_KINKS = 6  # 2**6 sign patterns at most
+_BOX = 1e4  # regions are looked for within |x| <= _BOX
+
+
+def _low_degree(q: Basic, symbols: Sequence[Symbol]) -> bool:
+    """Whether `q` is a polynomial of degree at most 2 in each of its symbols (fast to solve)."""
+    free = [s for s in symbols if s in q.free_symbols]
+    try:
+        return bool(free) and all(q.is_polynomial(s) and sympy.degree(q, s) <= 2 for s in free)
+    except sympy.PolynomialError:
+        return False
+
+
+def _regions(kinks: Sequence[Basic], symbols: Sequence[Symbol]) -> list[dict[Symbol, float]]:
+    """A point well inside each nonempty region that affine kink quantities cut the space into
+    (Min(x, y, 500): x > 500 with y > x too), found by a linear program per sign pattern; none
+    when a kink is not affine or there are too many."""
+    from scipy.optimize import linprog
+
+    affine = []
+    for q in kinks:
+        free = [s for s in symbols if s in q.free_symbols]
+        try:
+            poly = sympy.Poly(q, *free)
+        except (sympy.PolynomialError, sympy.GeneratorsNeeded):
+            return []
+        if poly.total_degree() > 1:
+            return []
+        affine.append(q)
+    if not 2 <= len(affine) <= _MAX_REGION_KINKS:
+        return []
+    used = [s for s in symbols if any(s in q.free_symbols for q in affine)]
+    A = np.array([[float(q.coeff(s)) for s in used] for q in affine])
+    b = np.array([float(q.xreplace(dict.fromkeys(used, 0))) for q in affine])
+    found = []
+    for pattern in range(2 ** len(affine)):
+        sign = np.array([1.0 if pattern >> k & 1 else -1.0 for k in range(len(affine))])
+        # maximise t: sign_k (A_k x + b_k) >= t, |x| <= _BOX, t <= 1
+        A_ub = np.hstack([-sign[:, None] * A, np.ones((len(affine), 1))])
+        result = linprog(
+            np.r_[np.zeros(len(used)), -1.0],
+            A_ub=A_ub,
+            b_ub=sign * b,
+            bounds=[(-_BOX, _BOX)] * len(used) + [(None, 1.0)],
+            method="highs",
+        )
+        if result.status == 0 and -result.fun > 1e-3:
+            found.append(dict(zip(used, result.x[:-1], strict=True)))
+    return found
+
+
 def nodes(exprs: Iterable) -> list[Basic]:
     """Every distinct subexpression of `exprs`, each once (a tree walk can be exponential)."""
     seen: dict[Basic, None] = {}
@@ -117,6 +168,26 @@ def _switches(node: Basic) -> list[Basic]:
             for r in nodes([c])
             if isinstance(r, sympy.core.relational.Relational)
         ]
+    return []
+
+
+_SATURATING = (sympy.exp, sympy.tanh, sympy.erf, sympy.atan, sympy.sinh, sympy.cosh)
+
+
+def _centres(node: Basic) -> list[Basic]:
+    """Quantities around whose zero a smooth function changes regime (sigmoid(x - 300) is flat
+    on either side of x = 300, log(1 + exp(x - 600)) bends at 600): places to look, not kinks."""
+    if isinstance(node, Op):
+        definition, back = _own(node)
+        return [q.xreplace(back) for n in nodes([definition]) for q in _centres(n)]
+    if isinstance(node, _SATURATING) and node.args[0].free_symbols:
+        return [node.args[0]]
+    if isinstance(node, sympy.Add):  # e^u + e^v changes from one to the other at u = v
+        powers = [
+            e.args[0] for a in node.args for e in sympy.Mul.make_args(a) if e.func == sympy.exp
+        ]
+        pairs = [u - v for i, u in enumerate(powers) for v in powers[i + 1 :]]
+        return [q for q in pairs if q.free_symbols]
     return []
 
 
@@ -254,13 +325,28 @@ class Sampler:
         self.rng = np.random.default_rng(seed)
         kinks = self.kinks[:_SOLVED_KINKS] if wide else []
         roots = [r for _, q in kinks for r in breakpoints(q, self.symbols)]
+        if wide:  # the centres of saturating functions, those that solve at once
+            centres = [q for n in nodes(list(exprs)) for q in _centres(n)]
+            centres = [q for q in dict.fromkeys(centres) if _low_degree(q, self.symbols)]
+            roots += [
+                r
+                for q in centres[: _SOLVED_KINKS - len(kinks)]
+                for r in breakpoints(q, self.symbols)
+            ]
         self._roots = [(s, lambdified(self.symbols, [r])) for s, r in roots]
+        self._regions = _regions([q for _, q in self.kinks], self.symbols) if wide else []
         self.covering = 0  # the first points returned: one on each side of each kink
 
     def near_breakpoints(self, fixed: Mapping[Symbol, float] | None) -> dict[Symbol, np.ndarray]:
         """Points just either side of each solved breakpoint, and a little further away."""
         fixed = fixed or {}
         parts = []
+        for region in self._regions:  # first (few): a point inside each region of the kinks
+            point = self.draw(1, fixed)
+            if any(s in fixed for s in region):
+                continue
+            point.update({s: np.array([v]) for s, v in region.items()})
+            parts.append(point)
         for s, root in self._roots:
             if s in fixed:
                 continue
