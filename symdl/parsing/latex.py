@@ -13,7 +13,7 @@ from sympy import Integer
 
 from symdl.ops import declared
 from symdl.parsing.builder import Builder, Ones, indicator
-from symdl.parsing.errors import MAX_DEPTH, ParseError
+from symdl.parsing.errors import MAX_ARGS, MAX_DEPTH, ParseError
 from symdl.parsing.namespace import Namespace
 
 # SymPy's own parse_latex (lark backend) is not used for untrusted text: its Earley parser took
@@ -525,8 +525,12 @@ class _Parser:
         self.take(r"\end")
         if self.word() != "cases":
             self.fail("\\begin{cases} closed by a different \\end")
+        if len(pieces) > MAX_ARGS:
+            self.build.fail(f"\\begin{{cases}}: more than {MAX_ARGS} cases", p)
         try:
             return sympy.Piecewise(*pieces)
+        except ParseError:
+            raise
         except (TypeError, ValueError) as error:
             self.build.fail(f"these cases are not a function: {str(error)[:120]}", p)
 

@@ -250,6 +250,11 @@ def test_piecewise_claims_are_verified_in_both_readers():
         (r"\begin{cases} x & \text{otherwise} \\ 1 & x > 0 \end{cases}", "must be the last"),
         (r"\begin{cases} x & x \end{cases}", "expected a condition"),
         (r"\begin{cases} x & x > 0 \end{pmatrix}", "closed by a different"),
+        (
+            "".join([r"\begin{cases}", *(rf" x & x > {i} \\" for i in range(150)), r"\end{cases}"]),
+            "more than 100 cases",
+        ),
+        ("Piecewise(" + "(x, x > 1), " * 150 + "(0, True))", "more than 100 arguments"),
     ],
 )
 def test_conditions_out_of_place_are_parse_errors(text, message):
