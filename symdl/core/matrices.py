@@ -103,8 +103,19 @@ class elementwise(ElementwiseApplyFunction):
         return self.body.xreplace({ENTRY: self.expr[i, j]})
 
     def _shown(self, printer, arg_text: str) -> str:
+        """The body printed with the matrix in place of its entry; a matrix that is itself a
+        sum or product is parenthesised unless the body already encloses it (1/(1 + e^x))."""
         marker = sympy.Symbol("SYMDLENTRY")
-        return printer._print(self.body.xreplace({ENTRY: marker})).replace("SYMDLENTRY", arg_text)
+        shown = printer._print(self.body.xreplace({ENTRY: marker}))
+        plain = isinstance(self.expr, sympy.MatrixSymbol | MatrixElement) or self.expr.is_Atom
+        enclosed = all(
+            shown[k - 1 : k] in ("(", "{") and shown[k + 10 : k + 11] in (")", "}")
+            for k in _occurrences(shown, "SYMDLENTRY")
+        )
+        if not plain and not enclosed:
+            latex = shown.startswith("\\") or "\\" in shown or "{" in shown
+            arg_text = rf"\left({arg_text}\right)" if latex else f"({arg_text})"
+        return shown.replace("SYMDLENTRY", arg_text)
 
     @property
     def is_indicator(self) -> bool:
@@ -126,6 +137,14 @@ class elementwise(ElementwiseApplyFunction):
         if self.body.is_Function and self.body.args == (ENTRY,):
             return self._shown(printer, printer._print(self.expr))
         return f"elementwise({self._shown(printer, printer._print(self.expr))})"
+
+
+def _occurrences(text: str, part: str) -> list[int]:
+    found, k = [], text.find(part)
+    while k >= 0:
+        found.append(k)
+        k = text.find(part, k + 1)
+    return found
 
 
 def as_elementwise(expr: Expr, arg) -> object:

@@ -33,6 +33,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
+from symdl.core.index_sums import matrix_form_of_sum
 from symdl.core.matrices import elementwise, entry
 from symdl.core.rules import UnsupportedMatrixOp, rule_for
 
@@ -304,7 +305,13 @@ def _canonical_node(node: Basic, args: list[Basic]) -> Basic:
     if isinstance(node, MatrixElement):
         return entry(*args)
     if isinstance(node, sympy.Sum) and node.has(MatrixElement):
-        return canonical(_matrix_form(node))
+        try:
+            return canonical(_matrix_form(node))
+        except UnsupportedExpression:
+            indices = {i for e in node.atoms(MatrixElement) for i in (e.i, e.j)}
+            if indices & node.free_symbols:
+                return node  # an inner sum over an outer sum's index: the outer one reads it
+            raise
     if isinstance(node, sympy.Function) and not isinstance(node, MatrixExpr):
         for arg in args:
             if isinstance(arg, MatrixExpr) and arg.shape != (1, 1):
@@ -376,7 +383,11 @@ def _matrix_form(index_sum: Basic) -> Basic:
         result = convert_array_to_matrix(convert_indexed_to_array(unfolded))
     except Exception as error:  # noqa: BLE001 - SymPy raises many kinds here
         result = error
-    if not isinstance(result, MatrixElement | Trace):  # a trace, as in tr(A X) = Σ A_ij X_ji
+    if isinstance(result, MatrixExpr) and result.shape == (1, 1):  # 1ᵀ X 1
+        result = Trace(result)
+    if not isinstance(result, MatrixElement | Trace):  # Σ_i exp((W x)_i): read entry by entry
+        result = matrix_form_of_sum(index_sum) if isinstance(index_sum, sympy.Sum) else None
+    if not isinstance(result, Basic):  # a trace, as in tr(A X) = Σ A_ij X_ji
         raise UnsupportedExpression(
             f"{index_sum}: this sum over matrix entries has no matrix form symdl can find; "
             "write it with matrix products and traces (x.T*A*x, Trace(A*X))"

@@ -213,3 +213,18 @@ def test_a_function_inside_an_elementwise_derivative_is_computed_once():
     compiled = sd.derive(Trace(Cd.T * twice), W).compile()
     assert ":=" in compiled.source  # exp(Z) once inside the one elementwise function
     assert finite_difference_error(Trace(Cd.T * twice), W) < 1e-6
+
+
+def test_sums_over_an_index_of_functions_of_entries_have_a_matrix_form():
+    """Σ_i f((W x)_i) and Σ_i g(x_i), written with the user's own index at symbolic sizes,
+    derive in matrix form and agree with finite differences at explicit ones."""
+    n_, m_ = sympy.symbols("n m", integer=True, positive=True)
+    i, k = sympy.symbols("i k", integer=True)
+    Wn, xn = sympy.MatrixSymbol("W", m_, n_), sympy.MatrixSymbol("x", n_, 1)
+    f = sympy.Sum(sympy.Sum(Wn[i, k] * xn[k, 0], (k, 0, n_ - 1)) ** 2, (i, 0, m_ - 1))
+    assert sd.grad(f, Wn) == 2 * Wn * xn * xn.T
+    softplus_sum = sympy.Sum(sympy.log(1 + sympy.exp(xn[i, 0])), (i, 0, n_ - 1))
+    assert isinstance(sd.grad(softplus_sum, xn), sympy.MatrixExpr)
+    W3, x3 = sympy.MatrixSymbol("W", 3, 3), sympy.MatrixSymbol("x", 3, 1)
+    tanh_sum = sympy.Sum(sympy.tanh(sympy.Sum(W3[i, k] * x3[k, 0], (k, 0, 2))), (i, 0, 2))
+    assert sd.check_grad(tanh_sum, [W3, x3])

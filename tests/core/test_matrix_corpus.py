@@ -237,6 +237,32 @@ CASES = [
         [Z],
         (),
     ),
+    # sums of functions of entries, as SymPy writes the entry of a 1x1 product (an index Sum)
+    ("sum of entries 1ᵀ X 1", (OneMatrix(1, n) * X * one_n)[0, 0], [X], ()),
+    ("Σ exp(W x)", (OneMatrix(1, m) * sd.elementwise(sympy.exp, W * x))[0, 0], [W], ()),
+    (
+        "log Σ exp(W x)",
+        log((OneMatrix(1, m) * sd.elementwise(sympy.exp, W * x))[0, 0]),
+        [W, x],
+        (),
+    ),
+    ("Σ softplus(A x)", (OneMatrix(1, n) * _softplus(A * x))[0, 0], [A], ()),
+    ("xᵀ diag(a) x", (x.T * sympy.DiagMatrix(a) * x)[0, 0], [x, a], ()),
+    ("‖diag(X)‖²", (sympy.DiagonalOf(X).T * sympy.DiagonalOf(X))[0, 0], [X], ()),
+    (
+        "mean relu(Z)",
+        (OneMatrix(1, n) * sd.elementwise(sd.relu, Z) * one_N)[0, 0] / N,
+        [Z],
+        (),
+    ),
+    ("xᵀ (A + Aᵀ)² x", (x.T * (A + A.T) ** 2 * x)[0, 0], [A], ()),
+    (
+        "logistic loss Σ log(1 + exp(-wᵀx))",
+        (OneMatrix(1, N) * sd.elementwise(lambda u: log(1 + sympy.exp(-u)), Xd.T * w))[0, 0] / N,
+        [w],
+        (),
+    ),
+    ("aᵀ (X ∘ A) b", (a.T * HadamardProduct(X, A) * b)[0, 0], [X], ()),
 ]
 
 
