@@ -304,6 +304,18 @@ def _canonical_node(node: Basic, args: list[Basic]) -> Basic:
         return elementwise(node.function, args[1])
     if isinstance(node, MatrixElement):
         return entry(*args)
+    if isinstance(node, sympy.DotProduct):  # of two vectors, rows or columns
+        a, b = (v if v.shape[1] == 1 else v.T for v in args)
+        return entry(MatMul(a.T, b), 0, 0)
+    if isinstance(node, sympy.Adjoint):  # real matrices: the transpose
+        return canonical(Transpose(args[0]))
+    if isinstance(node, sympy.BlockMatrix):
+        if all(d.is_Integer for d in node.shape):
+            return canonical(node.as_explicit())  # written out, entry by entry
+        raise UnsupportedExpression(
+            f"{node}: a BlockMatrix of symbolic size has no derivative rule here; give the "
+            "sizes as numbers (it is then written out), or write it with products of the blocks"
+        )
     if isinstance(node, sympy.Sum) and node.has(MatrixElement):
         try:
             return canonical(_matrix_form(node))

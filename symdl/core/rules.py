@@ -27,6 +27,7 @@ from sympy.matrices.expressions import (
     MatMul,
     MatPow,
     MatrixExpr,
+    MatrixSlice,
     MatrixSymbol,
     Trace,
     Transpose,
@@ -174,6 +175,15 @@ def _vjp_matrix_element(node, G, out):
     return [(matrix, G * unit_matrix(i, j, *matrix.shape))]
 
 
+def _vjp_matrix_slice(node, G, out):
+    """X[rows, cols] = P_r X P_cᵀ with P the selected rows of an identity: X gets P_rᵀ G P_c."""
+    parent = node.parent
+    R, C = parent.shape
+    rows = MatrixSlice(Identity(R), node.rowslice, (0, R, 1))
+    cols = MatrixSlice(Identity(C), node.colslice, (0, C, 1))
+    return [(parent, _matmul(rows.T, G, cols))]
+
+
 def _vjp_explicit(node, G, out):
     """A matrix written out entry by entry (an op with no entrywise form, such as an
     eigenvalue, applied to a Matrix of scalars): entry (i, j) receives the adjoint G_ij."""
@@ -263,6 +273,14 @@ RULES: dict[type, Rule] = {
     elementwise: Rule(
         _vjp_elementwise,
         lambda: (_probe(elementwise(lambda x: sympy.exp(-(x**2)) * x, _X)), [_X], _SIZES),
+    ),
+    MatrixSlice: Rule(
+        _vjp_matrix_slice,
+        lambda: (
+            Trace(_A[0:1, :] * _X[:, 1:2]) + Trace(_X[1:2, 0:2:1] * _Y[0:2, 0:1]),
+            [_X, _Y],
+            _SIZES,
+        ),
     ),
     Trace: Rule(_vjp_trace, lambda: (Trace(_A * _X * _X), [_X], _SIZES)),
     Determinant: Rule(_vjp_determinant, lambda: (sympy.log(Determinant(_X)), [_X], _SIZES)),

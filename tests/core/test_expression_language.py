@@ -228,3 +228,31 @@ def test_sums_over_an_index_of_functions_of_entries_have_a_matrix_form():
     W3, x3 = sympy.MatrixSymbol("W", 3, 3), sympy.MatrixSymbol("x", 3, 1)
     tanh_sum = sympy.Sum(sympy.tanh(sympy.Sum(W3[i, k] * x3[k, 0], (k, 0, 2))), (i, 0, 2))
     assert sd.check_grad(tanh_sum, [W3, x3])
+
+
+def test_slices_blocks_dot_products_and_adjoints_derive():
+    n_ = sympy.Symbol("n", integer=True, positive=True)
+    X4, A4 = sympy.MatrixSymbol("X", 4, 4), sympy.MatrixSymbol("A", 4, 4)
+    x4, y4 = sympy.MatrixSymbol("x", 4, 1), sympy.MatrixSymbol("y", 4, 1)
+    for f, wrt in (
+        (sympy.Trace(X4[0:2, 0:2] * A4[0:2, 0:2]), X4),
+        ((X4[1, :] * x4)[0, 0] ** 2, X4),
+        (
+            sympy.Trace(
+                sympy.BlockMatrix([[X4, A4], [A4, X4]]) * sympy.BlockMatrix([[X4, X4], [A4, X4]]).T
+            ),
+            X4,
+        ),
+        (sympy.DotProduct(x4, y4) ** 2, x4),
+        (sympy.Trace(X4.adjoint() * A4 * X4), X4),
+        (sympy.Trace(X4.conjugate() * A4), X4),
+    ):
+        assert sd.check_grad(f, wrt), f
+    Xn, An = sympy.MatrixSymbol("X", n_, n_), sympy.MatrixSymbol("A", n_, n_)
+    compiled = sd.derive(sympy.Trace(Xn[0:2, :] * An[:, 0:2]), Xn).compile()
+    Xv, Av = np.random.default_rng(0).normal(size=(2, 4, 4))
+    _, gradient = compiled({"X": Xv, "A": Av})
+    assert np.allclose(gradient, np.r_[Av[:, 0:2].T, np.zeros((2, 4))])
+    block = sympy.BlockMatrix([[Xn, An], [An, Xn]])
+    with pytest.raises(TypeError, match="BlockMatrix of symbolic size"):
+        sd.grad(sympy.Trace(block * block), Xn)
