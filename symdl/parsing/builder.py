@@ -210,6 +210,7 @@ class Builder:
         self.tick(position)
         base, exponent = self.as_value(base, position), self.as_value(exponent, position)
         base, exponent = self.fitted(base, position), self.fitted(exponent, position)
+        exponent = _scalar_if_1x1(exponent)  # e^{y w^T x}: a 1x1 matrix is a scalar
         if not _is_scalar(exponent) and self.entrywise and _is_scalar(base):  # [e^{-P}]_∘
             if isinstance(exponent, MatrixBase):
                 return ImmutableMatrix(exponent.applyfunc(lambda e: base**e))

@@ -14,7 +14,7 @@ from sympy import Integer
 from symdl.ops import declared
 from symdl.parsing.builder import Builder, Ones, indicator
 from symdl.parsing.errors import MAX_ARGS, MAX_DEPTH, ParseError
-from symdl.parsing.namespace import Namespace
+from symdl.parsing.namespace import SHADOWED, Namespace
 
 # SymPy's own parse_latex (lark backend) is not used for untrusted text: its Earley parser took
 # 3.4 s on 673 characters of juxtaposed symbols and ran out of memory on 1,300 (SymPy 1.14), and
@@ -354,6 +354,13 @@ class _Parser:
             return self.cases() if cases else self.matrix()
         return self.named()
 
+    def subscript_is_condition(self) -> bool:
+        """Whether a subscript _{...} starts here with a relation in it (\\mathbb{1}_{x > 0})."""
+        if [self.peek(), self.peek(1)] != ["_", "{"]:
+            return False
+        end = self.closing(self.i + 1)
+        return any(self.tokens[k].text in _RELATIONS for k in range(self.i + 2, end))
+
     def entrywise_bracket(self) -> bool:
         """Whether the [ here closes with ]_{\\circ}: an expression taken entry by entry, as
         symdl prints [1/P]_\\circ."""
@@ -367,13 +374,32 @@ class _Parser:
         return False
 
     def indicator(self, p: int):
-        """\\mathbb{1}[Z > 0]: 1 where the entry is positive, else 0 (ReLU's derivative)."""
-        self.take("[")
-        value = self.build.fitted(self.expression(), p)
-        if [self.take(), self.take()] != [">", "0"]:
-            self.build.fail("an indicator reads \\mathbb{1}[z > 0]", p)
-        self.take("]")
-        return indicator(value)
+        """\\mathbb{1}[z > 0] or \\mathbb{1}_{z > 0}: 1 where the condition holds, else 0;
+        of a matrix compared with 0, entry by entry (ReLU's derivative)."""
+        if self.peek() == "_":  # \\mathbb{1}_{x > 0}, \\mathbb{1}_{\\{x > 0\\}}
+            self.take()
+            self.take("{")
+            close = "}"
+            if self.peek() == r"\{" and self.tokens[self.closing(self.i - 1) - 1].text == r"\}":
+                self.take()
+                close = r"\}"
+        else:
+            self.take("[")
+            close = "]"
+        start = self.i
+        left = self.build.fitted(self.expression(), p)
+        if not _is_scalar_value(left):
+            if [self.take(), self.take(), self.take()] != [">", "0", close] or close == r"\}":
+                self.build.fail("the indicator of a matrix reads \\mathbb{1}[Z > 0]", p)
+            return indicator(left)
+        self.i = start
+        self.in_cases += 1
+        condition = sympy.And(*self.relations())
+        self.in_cases -= 1
+        self.take(close)
+        if close == r"\}":
+            self.take("}")
+        return sympy.Piecewise((1, condition), (0, True))
 
     def norm(self):
         r"""\lVert v \rVert_p: the 1-norm, or the 2-norm (Frobenius for a matrix) by default."""
@@ -627,7 +653,7 @@ class _Parser:
         if t == r"\operatorname":
             self.take()
             word = self.word()
-            if word == "1" and self.peek() == "[":
+            if word == "1" and (self.peek() == "[" or self.subscript_is_condition()):
                 return self.indicator(p)
             return self.ones(p) if word == "1" else self.with_subscript(word, p)
         if t.startswith("\\") and t[1:] not in GREEK:
@@ -655,6 +681,8 @@ class _Parser:
         elif t == r"\operatorname":
             self.take()
             name = self.word()
+        elif t[1:] in SHADOWED and t.startswith("\\"):  # \Phi(x), \phi(x): the normal's
+            name = self.take()[1:]
         elif len(t) == 1 and t.isalpha():
             name = self.take()
             while len(self.peek()) == 1 and self.peek().isalpha() and self.glued():
@@ -672,8 +700,9 @@ class _Parser:
                 self.parameter = self.group()
             else:
                 self.i = start
-        if name in self.namespace.functions and self.call_follows():
-            return name
+        if name in self.namespace.functions and not self.namespace.shadowed(name):
+            if self.call_follows() or t == r"\operatorname" and self.peek() == "^":
+                return name  # \operatorname{sech}^2 x calls, as \tanh^2 x does
         self.i, self.parameter = save, None
         return None
 

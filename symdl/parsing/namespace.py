@@ -44,6 +44,10 @@ class Namespace:
                 position,
             )
 
+    def shadowed(self, name: str) -> bool:
+        """Whether a symbol of the function hides the function of that name (Phi, phi, H)."""
+        return name in SHADOWED and name in self.values
+
     def value(self, name: str, text: str, position: int):
         name = unicodedata.normalize("NFKC", name)
         if name.startswith("__"):
@@ -59,7 +63,7 @@ class Namespace:
         name = unicodedata.normalize("NFKC", name)
         if name.startswith("__"):
             raise ParseError(f"name {name!r} is not allowed", text, position)
-        if name in self.functions:
+        if name in self.functions and not self.shadowed(name):
             return self.functions[name]
         if name in self.values:
             raise ParseError(
@@ -398,6 +402,19 @@ def _piecewise(build, *pieces):
     return sympy.Piecewise(*pairs)
 
 
+def _normal_cdf(x):
+    return (1 + sympy.erf(x / sympy.sqrt(2))) / 2
+
+
+def _normal_pdf(x):
+    return sympy.exp(-(x**2) / 2) / sympy.sqrt(2 * sympy.pi)
+
+
+# functions that a symbol of the same name hides: \Phi(x) is the normal CDF unless Phi is a
+# symbol of f (then Phi (x) is a product), \phi its density, H(x) the Heaviside step
+SHADOWED = {"Phi", "phi", "varphi", "H"}
+
+
 def _functions() -> dict[str, Callable]:
     functions = {name: _op(cls) for name, cls in declared().items()}
     elementary = {
@@ -418,6 +435,10 @@ def _functions() -> dict[str, Callable]:
         "sign": sympy.sign,
         "Heaviside": lambda x, at_zero=sympy.S.Zero: sympy.Heaviside(x, at_zero),
         "step": lambda x: sympy.Heaviside(x, 0),
+        "H": lambda x: sympy.Heaviside(x, 0),
+        "Phi": _normal_cdf,
+        "phi": _normal_pdf,
+        "varphi": _normal_pdf,
     }
     functions.update({name: _elementwise(f) for name, f in elementary.items()})
     for name, f in (("max", sympy.Max), ("Max", sympy.Max), ("min", sympy.Min), ("Min", sympy.Min)):

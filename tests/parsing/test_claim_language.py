@@ -262,3 +262,44 @@ def test_conditions_out_of_place_are_parse_errors(text, message):
 
     with pytest.raises(ParseError, match=message):
         parse(text)
+
+
+# --------------------------------------------------------------------------- as papers write them
+
+_x, _mu = sympy.symbols("x mu", real=True)
+_sig = sympy.Symbol("sigma", positive=True)
+_W, _xv, _yv = (
+    sympy.MatrixSymbol("W", 2, 3),
+    sympy.MatrixSymbol("x", 3, 1),
+    sympy.MatrixSymbol("y", 2, 1),
+)
+_w = sympy.MatrixSymbol("w", 3, 1)
+_y = sympy.Symbol("y", real=True)
+PUBLISHED = [
+    (((_W * _xv - _yv).T * (_W * _xv - _yv))[0, 0], _W, r"\nabla_W \|Wx - y\|^2 = 2(Wx-y)x^\top"),
+    (sympy.tanh(_x), _x, r"\frac{d}{dx} \tanh x = \operatorname{sech}^2 x"),
+    (sd.gelu(_x), _x, r"\Phi(x) + x\phi(x)"),
+    (sd.gelu(_x), _x, r"\Phi(x) + x \varphi(x)"),
+    (sd.gelu(_x), _x, "Phi(x) + x*phi(x)"),
+    (sympy.log(1 + sympy.exp(-_y * (_w.T * _xv)[0, 0])), _w, r"-\frac{y x}{1+e^{y w^\top x}}"),
+    (sd.relu(_x), _x, r"\mathbb{1}[x > 0]"),
+    (sd.relu(_x), _x, r"\mathbb{1}_{x > 0}"),
+    (sd.relu(_x), _x, r"\mathbb{1}_{\{x > 0\}}"),
+    (sd.leaky_relu(_x), _x, r"\mathbb{1}_{x>0} + 0.01 \cdot \mathbb{1}_{x \le 0}"),
+    (sd.relu(_x), _x, "H(x)"),
+    (sd.silu(_x), _x, r"\sigma(x)(1 + x(1-\sigma(x)))"),
+    ((_x - _mu) ** 2 / (2 * _sig**2), _mu, r"\frac{\mu - x}{\sigma^2}"),
+]
+
+
+@pytest.mark.parametrize("f, wrt, claim", PUBLISHED, ids=[c for _, _, c in PUBLISHED])
+def test_published_derivatives_as_written_are_proved(f, wrt, claim):
+    verdict = sd.verify(f, wrt, claim)
+    assert verdict.status == "EQUAL", verdict.explain()
+
+
+def test_a_symbol_of_the_function_hides_phi_and_H():
+    phi, H = sympy.symbols("phi H", real=True)
+    assert sd.verify(phi * _x**2, _x, r"2\phi(x)").status == "EQUAL"  # phi times (x)
+    with pytest.raises(ParseError, match="H is a symbol, not a function"):
+        sd.verify(H * _x**2, _x, "2*H(x)")  # in Python syntax a call is a call: said so
