@@ -73,11 +73,9 @@ class conv2d(_WindowOp):
     def _numpycode(self, printer):
         X, K, b, _ = self.args
         g = self.geometry
-        y = f"{_module(printer)}.conv2d_columns({printer._print(X)}, {printer._print(K)}, {_layout(g)})"
-        bias = (
-            f"{printer._module_format('numpy.repeat')}({printer._print(b)}, {g.Ho * g.Wo}, axis=0)"
-        )
-        return f"({y} + {bias})"
+        X, K, b = (printer._print(a) for a in (X, K, b))
+        # the bias added in place to the product, not as a second full-size array
+        return f"{_module(printer)}.conv2d_columns({X}, {K}, {_layout(g)}, bias={b})"
 
 
 def _padded(x, g: Geometry, c: int, i: int, j: int):
@@ -227,8 +225,8 @@ class channel_sum(MatrixOp):
 
     def _numpycode(self, printer):
         G, F = printer._print(self.args[0]), int(self.args[1])
-        # summed over the batch first: no copy of G, whatever its memory order
-        return f"({G}).sum(axis=1).reshape({F}, -1).sum(axis=1, keepdims=True)"
+        # one reduction over a reshape that is free for the C-ordered adjoints a step computes
+        return f"({G}).reshape({F}, -1).sum(axis=1, keepdims=True)"
 
 
 def _layout(g: Geometry) -> str:
