@@ -296,9 +296,21 @@ def _is_spread(rhs) -> bool:
 
 
 def numeric_form(expr: Basic) -> Basic:
-    """`expr` with each op that says how it is best computed (`numeric_form`) rewritten so."""
+    """`expr` with each op that says how it is best computed (`numeric_form`) rewritten so:
+    scalar functions, then matrix ops (a convolution as a product with its window matrix,
+    which common-subexpression elimination then shares with the kernel gradient)."""
     swaps = {f: f.numeric_form() for f in expr.atoms(sympy.Function) if hasattr(f, "numeric_form")}
-    return expr.xreplace(swaps) if swaps else expr
+    expr = expr.xreplace(swaps) if swaps else expr
+    while isinstance(expr, sympy.MatrixExpr) or expr.has(sympy.MatrixExpr):
+        swaps = {
+            m: m.numeric_form()
+            for m in sympy.preorder_traversal(expr)
+            if isinstance(m, sympy.MatrixExpr) and hasattr(m, "numeric_form")
+        }
+        if not swaps:
+            break
+        expr = expr.xreplace(swaps)  # again: an op nested in a rewritten one's arguments
+    return expr
 
 
 def python_names(symbols: Sequence[Symbol], reserved: set[str]) -> dict[Symbol, str]:

@@ -40,6 +40,17 @@ class ColumnLayout:
             y = y + bias.reshape(1, -1, 1, 1)
         return self._columns(y)
 
+    # the window matrix of NumPy's kernels is the images themselves here: the backend's own
+    # convolution and its kernel gradient read them
+    def conv2d_windows(self, X, image, window, stride=(1, 1), padding=(0, 0)):
+        return X
+
+    def conv2d_windowed(self, X, K, image, window, stride=(1, 1), padding=(0, 0), bias=None):
+        return self.conv2d_columns(X, K, image, window, stride, padding, bias)
+
+    def conv2d_windowed_grad_kernel(self, G, X, image, window, stride=(1, 1), padding=(0, 0)):
+        return self.conv2d_columns_grad_kernel(G, X, image, window, stride, padding)
+
     def conv2d_columns_grad_kernel(self, G, X, image, window, stride=(1, 1), padding=(0, 0)):
         out = self._conv_out(image, window, stride, padding)
         g = self._grad_images(G, G.shape[0] // (out[0] * out[1]), out)
@@ -76,5 +87,6 @@ class ColumnLayout:
     def exported(self) -> dict[str, Callable]:
         """The kernels by the names generated code calls."""
         names = [n for n in dir(self) if n.endswith(("_columns", "_columns_grad"))]
-        names += ["conv2d_columns_grad_kernel", "conv2d_columns_grad_input"]
+        names += ["conv2d_columns_grad_kernel", "conv2d_columns_grad_input", "conv2d_windows"]
+        names += ["conv2d_windowed", "conv2d_windowed_grad_kernel"]
         return {n: getattr(self, n) for n in dict.fromkeys(names)}

@@ -533,6 +533,29 @@ def _out_size(size, window, stride, padding):
     return (size + 2 * padding - window) // stride + 1
 
 
+def conv2d_windows(X, image, window, stride=(1, 1), padding=(0, 0)):
+    """The window matrix (C·kh·kw, Ho·Wo·N) of X (C·H·W, N), images `image` = (C, H, W):
+    what a convolution and its kernel gradient both contract with, built once per step."""
+    c, h, w = image
+    return _image_windows(X.reshape(c, h, w, X.shape[1]), window, stride, padding)
+
+
+def conv2d_windowed(windows, K, image, window, stride=(1, 1), padding=(0, 0), bias=None):
+    """`conv2d_columns` from the window matrix of its input (`conv2d_windows`): one GEMM of
+    the kernels K (F, C·kh·kw), the bias (F, 1) added in place; returns (F·Ho·Wo, N)."""
+    y = K @ windows  # (F, Ho·Wo·N): already the output matrix
+    if bias is not None:
+        y += np.asarray(bias).reshape(-1, 1)
+    (_, h, w), (kh, kw), (sh, sw), (ph, pw) = image, window, stride, padding
+    positions = _out_size(h, kh, sh, ph) * _out_size(w, kw, sw, pw)
+    return y.reshape(-1, windows.shape[1] // positions)
+
+
+def conv2d_windowed_grad_kernel(G, windows, image, window, stride=(1, 1), padding=(0, 0)):
+    """Gradient with respect to K of `conv2d_windowed`: G (F·Ho·Wo, N) -> (F, C·kh·kw)."""
+    return G.reshape(G.shape[0] * G.shape[1] // windows.shape[1], -1) @ windows.T
+
+
 def conv2d_columns(X, K, image, window, stride=(1, 1), padding=(0, 0), bias=None):
     """`conv2d` on the column layout: X (C·H·W, N) of images `image` = (C, H, W), kernels
     K (F, C·kh·kw) with `window` = (kh, kw), optionally a bias (F, 1) per map, added in place
@@ -544,21 +567,14 @@ def conv2d_columns(X, K, image, window, stride=(1, 1), padding=(0, 0), bias=None
     array([[ 8., 12.],
            [20., 24.]])
     """
-    c, h, w = image
-    n = X.shape[1]
-    cols = _image_windows(X.reshape(c, h, w, n), window, stride, padding)
-    y = K @ cols  # (F, Ho·Wo·N): one GEMM, already the output matrix
-    if bias is not None:
-        y += np.asarray(bias).reshape(-1, 1)
-    return y.reshape(-1, n)
+    windows = conv2d_windows(X, image, window, stride, padding)
+    return conv2d_windowed(windows, K, image, window, stride, padding, bias)
 
 
 def conv2d_columns_grad_kernel(G, X, image, window, stride=(1, 1), padding=(0, 0)):
     """Gradient with respect to K of `conv2d_columns`: G (F·Ho·Wo, N) -> (F, C·kh·kw)."""
-    c, h, w = image
-    n = X.shape[1]
-    cols = _image_windows(X.reshape(c, h, w, n), window, stride, padding)
-    return G.reshape(G.shape[0] * n // cols.shape[1], -1) @ cols.T
+    windows = conv2d_windows(X, image, window, stride, padding)
+    return conv2d_windowed_grad_kernel(G, windows, image, window, stride, padding)
 
 
 def conv2d_columns_grad_input(G, K, image, window, stride=(1, 1), padding=(0, 0)):

@@ -98,3 +98,11 @@ def test_max_pool_gradient_reads_the_saved_pooled_output():
     assert len(pooled) == len(grads) == 2
     for name in pooled:
         assert any(f", {name}, " in line for line in grads), (name, grads)
+
+
+def test_each_convolution_builds_its_window_matrix_once_per_step():
+    """The forward convolution and its kernel gradient share one window matrix (im2col)."""
+    for build in (_net_2d, _net_1d):
+        source = build().compile().source
+        assert source.count("conv2d_windows(") == 2, source
+        assert source.count("conv2d_windowed(") == source.count("grad_kernel(") == 2, source
