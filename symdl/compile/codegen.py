@@ -301,16 +301,15 @@ def numeric_form(expr: Basic) -> Basic:
     which common-subexpression elimination then shares with the kernel gradient)."""
     swaps = {f: f.numeric_form() for f in expr.atoms(sympy.Function) if hasattr(f, "numeric_form")}
     expr = expr.xreplace(swaps) if swaps else expr
-    while isinstance(expr, sympy.MatrixExpr) or expr.has(sympy.MatrixExpr):
+    while True:  # again after a rewrite: an op may be nested in a rewritten one's arguments
         swaps = {
             m: m.numeric_form()
             for m in sympy.preorder_traversal(expr)
             if isinstance(m, sympy.MatrixExpr) and hasattr(m, "numeric_form")
         }
         if not swaps:
-            break
-        expr = expr.xreplace(swaps)  # again: an op nested in a rewritten one's arguments
-    return expr
+            return expr
+        expr = expr.xreplace(swaps)
 
 
 def python_names(symbols: Sequence[Symbol], reserved: set[str]) -> dict[Symbol, str]:
