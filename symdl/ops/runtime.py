@@ -587,13 +587,23 @@ def conv2d_columns_grad_input(G, K, image, window, stride=(1, 1), padding=(0, 0)
     n = G.shape[1]
     ho, wo = _out_size(h, kh, sh, ph), _out_size(w, kw, sw, pw)
     cols = (K.T @ G.reshape(K.shape[0], -1)).reshape(c, kh, kw, ho, wo, n)
-    dx = np.zeros((c, h + 2 * ph, w + 2 * pw, n), dtype=cols.dtype)
-    for a in range(kh):
+    dx = np.zeros((c, h, w, n), dtype=cols.dtype)  # unpadded: shares that land in the padding
+    for a in range(kh):  # are left out, so nothing is cropped (and copied) at the end
+        out_rows, rows = _unpadded(a, sh, ph, ho, h)
         for b in range(kw):
-            dx[:, a : a + sh * ho : sh, b : b + sw * wo : sw] += cols[:, a, b]
-    if ph or pw:
-        dx = dx[:, ph : ph + h, pw : pw + w]
+            out_cols, columns = _unpadded(b, sw, pw, wo, w)
+            if out_rows.stop > out_rows.start and out_cols.stop > out_cols.start:
+                dx[:, rows, columns] += cols[:, a, b, out_rows, out_cols]
     return dx.reshape(-1, n)
+
+
+def _unpadded(offset, stride, padding, out, size):
+    """For entry `offset` of a window along one axis: the output positions whose entry lies
+    inside the unpadded input, and the input positions they read, as two slices."""
+    first = max(0, -(-(padding - offset) // stride))  # i·stride + offset - padding >= 0
+    stop = max(first, min(out, (size - 1 + padding - offset) // stride + 1))
+    start = first * stride + offset - padding
+    return slice(first, stop), slice(start, start + (stop - first - 1) * stride + 1, stride)
 
 
 def _image_offsets(window, stride, out_hw):
