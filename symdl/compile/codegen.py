@@ -296,9 +296,20 @@ def _is_spread(rhs) -> bool:
 
 
 def numeric_form(expr: Basic) -> Basic:
-    """`expr` with each op that says how it is best computed (`numeric_form`) rewritten so."""
+    """`expr` with each op that says how it is best computed (`numeric_form`) rewritten so:
+    scalar functions, then matrix ops (a convolution as a product with its window matrix,
+    which common-subexpression elimination then shares with the kernel gradient)."""
     swaps = {f: f.numeric_form() for f in expr.atoms(sympy.Function) if hasattr(f, "numeric_form")}
-    return expr.xreplace(swaps) if swaps else expr
+    expr = expr.xreplace(swaps) if swaps else expr
+    while True:  # again after a rewrite: an op may be nested in a rewritten one's arguments
+        swaps = {
+            m: m.numeric_form()
+            for m in sympy.preorder_traversal(expr)
+            if isinstance(m, sympy.MatrixExpr) and hasattr(m, "numeric_form")
+        }
+        if not swaps:
+            return expr
+        expr = expr.xreplace(swaps)
 
 
 def python_names(symbols: Sequence[Symbol], reserved: set[str]) -> dict[Symbol, str]:

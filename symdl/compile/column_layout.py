@@ -33,9 +33,23 @@ class ColumnLayout:
     def _conv_out(image, window, stride, padding):
         return tuple(_out_size(image[i + 1], window[i], stride[i], padding[i]) for i in (0, 1))
 
-    def conv2d_columns(self, X, K, image, window, stride=(1, 1), padding=(0, 0)):
+    def conv2d_columns(self, X, K, image, window, stride=(1, 1), padding=(0, 0), bias=None):
         k = K.reshape(K.shape[0], image[0], *window)
-        return self._columns(self.kernels.conv2d(self._images(X, image), k, stride, padding))
+        y = self.kernels.conv2d(self._images(X, image), k, stride, padding)
+        if bias is not None:
+            y = y + bias.reshape(1, -1, 1, 1)
+        return self._columns(y)
+
+    # the window matrix of NumPy's kernels is the images themselves here: the backend's own
+    # convolution and its kernel gradient read them
+    def conv2d_windows(self, X, image, window, stride=(1, 1), padding=(0, 0)):
+        return X
+
+    def conv2d_windowed(self, X, K, image, window, stride=(1, 1), padding=(0, 0), bias=None):
+        return self.conv2d_columns(X, K, image, window, stride, padding, bias)
+
+    def conv2d_windowed_grad_kernel(self, G, X, image, window, stride=(1, 1), padding=(0, 0)):
+        return self.conv2d_columns_grad_kernel(G, X, image, window, stride, padding)
 
     def conv2d_columns_grad_kernel(self, G, X, image, window, stride=(1, 1), padding=(0, 0)):
         out = self._conv_out(image, window, stride, padding)
@@ -54,7 +68,8 @@ class ColumnLayout:
     def max_pool2d_columns(self, X, image, window, stride):
         return self._columns(self.kernels.max_pool2d(self._images(X, image), window, stride))
 
-    def max_pool2d_columns_grad(self, G, X, image, window, stride):
+    def max_pool2d_columns_grad(self, G, X, Y, image, window, stride):
+        # Y, the pooled output, is for NumPy's kernel; the backend's own finds the maxima
         out = self._conv_out(image, window, stride, (0, 0))
         g = self._grad_images(G, image[0], out)
         dx = self.kernels.max_pool2d_grad(g, self._images(X, image), window, stride)
@@ -72,5 +87,6 @@ class ColumnLayout:
     def exported(self) -> dict[str, Callable]:
         """The kernels by the names generated code calls."""
         names = [n for n in dir(self) if n.endswith(("_columns", "_columns_grad"))]
-        names += ["conv2d_columns_grad_kernel", "conv2d_columns_grad_input"]
+        names += ["conv2d_columns_grad_kernel", "conv2d_columns_grad_input", "conv2d_windows"]
+        names += ["conv2d_windowed", "conv2d_windowed_grad_kernel"]
         return {n: getattr(self, n) for n in dict.fromkeys(names)}

@@ -70,14 +70,12 @@ class conv2d(_WindowOp):
         tex = rf"\left({K} \star{self._subscript()} {X} + {b}\right)"
         return tex
 
+    def numeric_form(self):
+        X, K, b, geometry = self.args
+        return conv2d_windowed(conv2d_windows(X, geometry), K, b, geometry)
+
     def _numpycode(self, printer):
-        X, K, b, _ = self.args
-        g = self.geometry
-        y = f"{_module(printer)}.conv2d_columns({printer._print(X)}, {printer._print(K)}, {_layout(g)})"
-        bias = (
-            f"{printer._module_format('numpy.repeat')}({printer._print(b)}, {g.Ho * g.Wo}, axis=0)"
-        )
-        return f"({y} + {bias})"
+        return printer._print(self.numeric_form())
 
 
 def _padded(x, g: Geometry, c: int, i: int, j: int):
@@ -191,10 +189,74 @@ class conv2d_kernel_grad(_WindowOp):
         tex = rf"{self.latex_name}{self._subscript()}\left({X}, {G}\right)"
         return tex
 
+    def numeric_form(self):
+        G, X, geometry = self.args
+        return conv2d_windowed_kernel_grad(G, conv2d_windows(X, geometry), geometry)
+
     def _numpycode(self, printer):
-        G, X, _ = self.args
-        G, X = printer._print(G), printer._print(X)
-        return f"{_module(printer)}.conv2d_columns_grad_kernel({G}, {X}, {_layout(self.geometry)})"
+        return printer._print(self.numeric_form())
+
+
+# ---------------------------------------------------------------- how the code computes them
+# conv2d and conv2d_kernel_grad both contract the window matrix of the same input (im2col);
+# their numeric forms read it from one conv2d_windows node, which the compiler's common-
+# subexpression pass then computes once per step. These ops appear only in generated code.
+
+
+class conv2d_windows(_WindowOp):
+    r"""The window matrix of a batch $X$ (im2col): one row per (channel, kernel offset), one
+    column per (output position, example); each backend's kernels decide its layout (the
+    NumPy one builds it, the JAX and PyTorch ones keep the images and convolve natively)."""
+
+    name = "conv2d_windows"
+    latex_name = r"\operatorname{windows}"
+
+    @property
+    def shape(self):
+        g = self.geometry
+        return (g.C * g.kh * g.kw, g.Ho * g.Wo * self.args[0].shape[1])
+
+    def _latex_body(self, printer):
+        return rf"{self.latex_name}{self._subscript()}\left({printer._print(self.args[0])}\right)"
+
+    def _numpycode(self, printer):
+        X = printer._print(self.args[0])
+        return f"{_module(printer)}.conv2d_windows({X}, {_layout(self.geometry)})"
+
+
+class conv2d_windowed(_WindowOp):
+    r"""`conv2d` computed from the window matrix of its input: $K W + b$, one product."""
+
+    name = "conv2d_windowed"
+    latex_name = r"\operatorname{conv}"
+
+    @property
+    def shape(self):
+        g, windows, K = self.geometry, self.args[0], self.args[1]
+        return (K.shape[0] * g.Ho * g.Wo, windows.shape[1] / (g.Ho * g.Wo))
+
+    def _numpycode(self, printer):
+        windows, K, b = (printer._print(a) for a in self.args[:3])
+        # the bias added in place to the product, not as a second full-size array
+        layout = _layout(self.geometry)
+        return f"{_module(printer)}.conv2d_windowed({windows}, {K}, {layout}, bias={b})"
+
+
+class conv2d_windowed_kernel_grad(_WindowOp):
+    r"""`conv2d_kernel_grad` from the window matrix of the input: $G W^\top$, one product."""
+
+    name = "conv2d_windowed_kernel_grad"
+    latex_name = r"\operatorname{corr}"
+
+    @property
+    def shape(self):
+        g = self.geometry
+        return (self.args[0].shape[0] // (g.Ho * g.Wo), g.C * g.kh * g.kw)
+
+    def _numpycode(self, printer):
+        G, windows = (printer._print(a) for a in self.args[:2])
+        layout = _layout(self.geometry)
+        return f"{_module(printer)}.conv2d_windowed_grad_kernel({G}, {windows}, {layout})"
 
 
 class channel_sum(MatrixOp):
@@ -227,8 +289,8 @@ class channel_sum(MatrixOp):
 
     def _numpycode(self, printer):
         G, F = printer._print(self.args[0]), int(self.args[1])
-        # summed over the batch first: no copy of G, whatever its memory order
-        return f"({G}).sum(axis=1).reshape({F}, -1).sum(axis=1, keepdims=True)"
+        # one reduction over a reshape that is free for the C-ordered adjoints a step computes
+        return f"({G}).reshape({F}, -1).sum(axis=1, keepdims=True)"
 
 
 def _layout(g: Geometry) -> str:

@@ -64,7 +64,9 @@ class max_pool2d(_Pool):
     reduce = sympy.Max
 
     def vjp(self, index, G, out):
-        return max_pool2d_grad(G, self.args[0], self.args[1])
+        # the pooled output goes along: the gradient finds each window's maximum by comparing
+        # with it instead of searching the window again (`out` is None inside a larger step)
+        return max_pool2d_grad(G, self.args[0], self if out is None else out, self.args[1])
 
 
 class avg_pool2d(_Pool):
@@ -94,7 +96,11 @@ def _pooled(x, g: Geometry, reduce):
 
 
 class max_pool2d_grad(_WindowOp):
-    r"""The gradient of max pooling: each window's upstream gradient routed to its arg-max."""
+    r"""The gradient of max pooling: each window's upstream gradient routed to its arg-max.
+
+    Args: G (C·Ho·Wo x N), the pooling's input X and its output Y (the maxima, which the
+    NumPy kernel compares with rather than searching each window again), geometry.
+    """
 
     name = "max_pool2d_grad"
     latex_name = r"\operatorname{route}_{\arg\max}"
@@ -103,7 +109,7 @@ class max_pool2d_grad(_WindowOp):
     def shape(self):
         return self.args[1].shape
 
-    def explicit(self, G, X, geometry):
+    def explicit(self, G, X, Y, geometry):
         g = Geometry.of(geometry)
         xs, gs = _columns(X, g.C * g.H * g.W), _columns(G, g.C * g.Ho * g.Wo)
         result = []
@@ -124,15 +130,14 @@ class max_pool2d_grad(_WindowOp):
         return ImmutableMatrix(result).T
 
     def _latex_body(self, printer):
-        G, X, _ = (printer._print(a) for a in self.args)
+        G, X = (printer._print(a) for a in self.args[:2])
         tex = rf"{self.latex_name}\left({G}; {X}\right)"
         return tex
 
     def _numpycode(self, printer):
-        G, X = (printer._print(a) for a in self.args[:2])
-        return (
-            f"{_module(printer)}.max_pool2d_columns_grad({G}, {X}, {_pool_layout(self.geometry)})"
-        )
+        G, X, Y = (printer._print(a) for a in self.args[:3])
+        layout = _pool_layout(self.geometry)
+        return f"{_module(printer)}.max_pool2d_columns_grad({G}, {X}, {Y}, {layout})"
 
 
 class avg_pool2d_grad(_WindowOp):
