@@ -3,7 +3,14 @@ expressions, derived by symdl, and checked against a reference symdl did not der
 gallery.reference). scripts/build_gallery.py writes them to docs/gallery/ as .tex, .md and .png.
 """
 
-from gallery import networks, optimisation, recurrent, statistics  # noqa: F401  (defining registers)
+from gallery import (  # noqa: F401  (defining registers)
+    networks,
+    optimisation,
+    probability,
+    recurrent,
+    spectral,
+    statistics,
+)
 from gallery.entry import GALLERY, Entry, entries
 
 __all__ = ["GALLERY", "Entry", "entries"]
