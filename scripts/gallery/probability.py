@@ -16,8 +16,18 @@ from gallery.reference import Claim, Property
 from symdl.core.explicit import evaluate
 from symdl.ops import elementary
 from symdl.ops.activations import sigmoid
-from symdl.prob import Bernoulli, Categorical, Gaussian, Laplace, Poisson
-from symdl.prob import elbo_derivation, kl_categorical, kl_full, kl_gaussian, negative_elbo
+from symdl.prob import (
+    Bernoulli,
+    Categorical,
+    Gaussian,
+    Laplace,
+    Poisson,
+    elbo_derivation,
+    kl_categorical,
+    kl_full,
+    kl_gaussian,
+    negative_elbo,
+)
 from symdl.render.latex import Equation, latex
 
 y, mu, z = sympy.symbols("y mu z", real=True)
@@ -314,10 +324,14 @@ def vae_elbo() -> Entry:
         parts=(
             part(
                 "The reparameterisation trick (verified)",
-                (r"\frac{\partial}{\partial \mu} \mathbb{E}_{\varepsilon}\left[f(z)\right]",
-                 r"\mathbb{E}_{\varepsilon}\left[f'(z)\right]"),
-                (r"\frac{\partial}{\partial s} \mathbb{E}_{\varepsilon}\left[f(z)\right]",
-                 r"\mathbb{E}_{\varepsilon}\left[f'(z)\, \frac{\varepsilon e^{s/2}}{2}\right]"),
+                (
+                    r"\frac{\partial}{\partial \mu} \mathbb{E}_{\varepsilon}\left[f(z)\right]",
+                    r"\mathbb{E}_{\varepsilon}\left[f'(z)\right]",
+                ),
+                (
+                    r"\frac{\partial}{\partial s} \mathbb{E}_{\varepsilon}\left[f(z)\right]",
+                    r"\mathbb{E}_{\varepsilon}\left[f'(z)\, \frac{\varepsilon e^{s/2}}{2}\right]",
+                ),
             ),  # fmt: skip
             part(
                 "The negative ELBO of one example",
@@ -341,4 +355,3 @@ def vae_elbo() -> Entry:
             grad_check(loss, [mu, s, w[0], b[1]]),
         ),
     )
-

@@ -12,8 +12,14 @@ import symdl as sd
 from gallery.entry import Entry, entry, part
 from gallery.reference import Property
 from symdl.core.explicit import evaluate
-from symdl.ops.linalg import RepeatedEigenvalueError, eigvalsh, max_eigenvalue
-from symdl.ops.linalg import eigh_vectors, nuclear_norm, singular_values
+from symdl.ops.linalg import (
+    RepeatedEigenvalueError,
+    eigh_vectors,
+    eigvalsh,
+    max_eigenvalue,
+    nuclear_norm,
+    singular_values,
+)
 
 STEP = 1e-6  # central differences: their error, about STEP^2 times the third derivative
 
