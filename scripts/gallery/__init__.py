@@ -4,6 +4,7 @@ gallery.reference). scripts/build_gallery.py writes them to docs/gallery/ as .te
 """
 
 from gallery import (  # noqa: F401  (defining registers)
+    curvature,
     networks,
     optimisation,
     probability,
