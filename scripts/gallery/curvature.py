@@ -166,7 +166,7 @@ def _laplace_against_the_formula() -> tuple[bool, str]:
 @entry
 def laplace_predictive_variance() -> Entry:
     w = sympy.symbols(f"w0:{FEATURES}", real=True)
-    Phi = sympy.Matrix(EXAMPLES, FEATURES, lambda n, j: Symbol(f"phi_{n}{j}", real=True))
+    Phi = sympy.Matrix(EXAMPLES, FEATURES, lambda n, j: Symbol(f"varphi_{{{n}{j}}}", real=True))
     t = sympy.symbols(f"t0:{EXAMPLES}", real=True)
     noise, prior = Symbol("sigma^2", positive=True), Symbol("lambda", positive=True)
     residuals = sympy.Matrix(t) - Phi * sympy.Matrix(w)
@@ -177,7 +177,7 @@ def laplace_predictive_variance() -> Entry:
     source = "Bishop (2006), eqs. 3.13 and 3.27"
     claims = [
         Claim(
-            dL(f"w_{{{j}}}", "E"),
+            dL(f"w_{{{j}}}"),
             -sympy.Add(*(residuals[n] * Phi[n, j] for n in range(EXAMPLES))) / noise + prior * w[j],
             energy,
             w[j],
@@ -190,7 +190,7 @@ def laplace_predictive_variance() -> Entry:
         prose=(
             "For a regression network whose last layer is $y = w^T \\varphi(x)$ with Gaussian "
             "noise $\\sigma^2$ and a Gaussian prior of precision $\\lambda$, the Hessian of the "
-            "negative log posterior $E(w)$ is $\\Lambda = \\Phi^T \\Phi / \\sigma^2 + \\lambda I$ "
+            "negative log posterior $L(w)$ is $\\Lambda = \\Phi^T \\Phi / \\sigma^2 + \\lambda I$ "
             "whatever $w$, so the Laplace posterior over the last layer is exact and the "
             "predictive variance is $\\varphi^T \\Lambda^{-1} \\varphi + \\sigma^2$. It grows "
             "away from the data, where the features point in directions the data did not pin "
@@ -203,7 +203,7 @@ def laplace_predictive_variance() -> Entry:
             ),
             part(
                 "Posterior precision and predictive (verified)",
-                (r"\Lambda", r"\nabla^{2}_{w} E", r"\Phi^{T} \Phi / \sigma^{2} + \lambda I"),
+                (r"\Lambda", r"\nabla^{2}_{w} L", r"\Phi^{T} \Phi / \sigma^{2} + \lambda I"),
                 (
                     r"p\left(y_{*} \mid x_{*}\right)",
                     r"\mathcal{N}\left(w_{*}^{T} \varphi_{*},\ \varphi_{*}^{T} \Lambda^{-1} \varphi_{*}"
@@ -215,7 +215,7 @@ def laplace_predictive_variance() -> Entry:
             *claims,
             Property(
                 "sympy.simplify",
-                "of sd.hessian of $E$ minus $\\Phi^T \\Phi / \\sigma^2 + \\lambda I$ written by "
+                "of sd.hessian of $L$ minus $\\Phi^T \\Phi / \\sigma^2 + \\lambda I$ written by "
                 f"hand (Bishop (2006), eq. 3.54), at $N = {EXAMPLES}$ examples of "
                 f"$d = {FEATURES}$ features",
                 lambda: _hessian_is(

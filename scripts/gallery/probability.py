@@ -95,7 +95,7 @@ def likelihood_losses() -> Entry:
         Claim(dL("z_{1}"), softmax[1] - 1, nll["categorical"], LOGITS[1], "Bishop (2006), eq. 4.109 (the categorical)"),
         Claim(dL("z_{0}"), softmax[0], nll["categorical"], LOGITS[0], "Bishop (2006), eq. 4.109 (the categorical)"),
         Claim(dL(r"\mu"), sympy.sign(mu - y), nll["laplace"], mu, "Murphy (2012), Sec. 7.4 (the Laplace, away from $\\mu = y$)"),
-        Claim(dL("z"), exp(z) - y, nll["poisson"], z, "PyTorch's PoissonNLLLoss with log_input=True (the Poisson)"),
+        Claim(dL("z"), exp(z) - y, nll["poisson"], z, "PyTorch's PoissonNLLLoss on log rates (the Poisson)"),
     ]  # fmt: skip
     rows = [
         (r"-\log \mathcal{N}\left(y \mid \mu, 1\right)", "gaussian",
@@ -139,9 +139,8 @@ def likelihood_losses() -> Entry:
             ),
             Property(
                 "NumPy",
-                "evaluating each NLL minus symdl's loss (sd.mse, "
-                "sd.binary_cross_entropy_with_logits, sd.cross_entropy, sd.l1; PyTorch's "
-                "$e^z - y z$) at random points: the constant shown",
+                "evaluating each NLL minus symdl's loss (its MSE, BCE on logits, cross-entropy "
+                "and L1; PyTorch's Poisson loss $e^z - y z$) at random points: the constant shown",
                 _minus_the_losses,
             ),
             *claims,
@@ -204,7 +203,7 @@ def _categorical_is_a_divergence() -> tuple[bool, str]:
 @entry
 def kl_divergence() -> Entry:
     mp, mq = sympy.symbols("mu_p mu_q", real=True)
-    vp, vq = sympy.symbols("sigma_p^2 sigma_q^2", positive=True)
+    sp, sq = sympy.symbols("sigma_p sigma_q", positive=True)
     k = Symbol("k", integer=True, positive=True)
     Mp, Mq = MatrixSymbol("mu_p", k, 1), MatrixSymbol("mu_q", k, 1)
     Sp, Sq = MatrixSymbol("Sigma_p", k, k), MatrixSymbol("Sigma_q", k, k)
@@ -214,8 +213,9 @@ def kl_divergence() -> Entry:
     logits = sympy.symbols("z0:3", real=True)
     categorical = kl_categorical(p, [sd.softmax(j, *logits) for j in range(3)])
     cookbook = (
-        "the Matrix Cookbook (Petersen and Pedersen 2012): $\\partial \\log\\det X = X^{-T}$, "
-        "$\\partial \\operatorname{tr}(A X) = A^T$, $\\partial x^T B x = (B + B^T) x$"
+        "the Matrix Cookbook (Petersen and Pedersen 2012), by its rules "
+        "$\\partial \\log\\det X = X^{-T}$, $\\partial \\operatorname{tr}(A X) = A^T$ and "
+        "$\\partial x^T B x = (B + B^T) x$"
     )
     claims = [
         Claim(dL(r"\mu_{p}", r"\mathrm{KL}"), (Sq.I + Sq.T.I) * (Mp - Mq) / 2, full, Mp, cookbook),
@@ -225,7 +225,7 @@ def kl_divergence() -> Entry:
             sd.softmax(0, *logits) - p[0],
             categorical,
             logits[0],
-            "Bishop (2006), eq. 4.106, for $q = \\operatorname{softmax}(z)$",
+            "Bishop (2006), eq. 4.109, for $q = \\operatorname{softmax}(z)$",
         ),
     ]
     return Entry(
@@ -241,7 +241,7 @@ def kl_divergence() -> Entry:
                 "Gaussians (verified by numerical integration)",
                 (
                     r"\mathrm{KL}\left(\mathcal{N}_p \,\|\, \mathcal{N}_q\right)",
-                    latex(kl_gaussian(mp, vp, mq, vq)),
+                    latex(kl_gaussian(mp, sp**2, mq, sq**2)),
                 ),
                 (
                     r"\mathrm{KL}_{\mathrm{diag}}",
