@@ -14,4 +14,16 @@ from gallery import (  # noqa: F401  (defining registers)
 )
 from gallery.entry import GALLERY, Entry, entries
 
+# the gallery's order, by topic (imports are sorted by name)
+TOPICS = (
+    "networks",
+    "optimisation",
+    "recurrent",
+    "statistics",
+    "probability",
+    "spectral",
+    "curvature",
+)
+GALLERY.sort(key=lambda build: TOPICS.index(build.module))
+
 __all__ = ["GALLERY", "Entry", "entries"]
