@@ -95,7 +95,7 @@ def newton_logistic_regression() -> Entry:
         prose=(
             "The loss $\\sum_n \\operatorname{BCE}(\\sigma(w^T x_n), t_n)$ has gradient "
             "$X^T(\\sigma - t)$ and Hessian $X^T S X$ with $S = \\operatorname{diag}(\\sigma_n "
-            "(1 - \\sigma_n))$; symdl's `sd.hessian` gives that matrix, and because the logits "
+            "(1 - \\sigma_n))$; symdl's sd.hessian gives that matrix, and because the logits "
             "are linear in $w$ the Gauss-Newton matrix $J^T H_z J$ is the same. Newton's step "
             "(iteratively reweighted least squares) converges in a handful of iterations where "
             "gradient descent needs hundreds."

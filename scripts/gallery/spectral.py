@@ -99,7 +99,7 @@ def eigenvalue_derivative() -> Entry:
             "Differentiating $A v_i = \\lambda_i v_i$ with $v_i^T v_i = 1$ for a symmetric $A$ "
             "with distinct eigenvalues gives $d\\lambda_i = v_i^T dA\\, v_i$ and a change of "
             "$v_i$ along the other eigenvectors, each divided by the gap between eigenvalues. "
-            "symdl pulls a loss's adjoint back through these rules, so `sd.grad` of a loss "
+            "symdl pulls a loss's adjoint back through these rules, so sd.grad of a loss "
             "holding $\\lambda_{\\max}$, the eigenvalues or the eigenvectors works, and at a "
             "repeated eigenvalue, where no derivative exists, it refuses by name."
         ),
