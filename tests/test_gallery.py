@@ -17,7 +17,7 @@ from gallery.optimisation import adam
 from gallery.reference import Claim, ExplicitDiff, Property, substitute
 from sympy import MatrixSymbol
 
-from symdl import optim
+from symdl import hessian, optim
 from symdl.ops import Geometry, channel_sum, conv2d, conv2d_input_grad, conv2d_kernel_grad
 from symdl.render.export import png_bytes, png_size
 from symdl.render.latex import latex
@@ -66,7 +66,9 @@ def test_the_gallery_holds_the_derivations_the_issue_asks_for():
         "mlp-backprop", "softmax-cross-entropy", "sigmoid-binary-cross-entropy", "batch-norm",
         "layer-norm", "convolution", "max-pooling", "attention", "adam", "rmsprop",
         "weight-penalties", "vanishing-gradient", "pca", "gaussian-nll", "rnn-backprop-through-time",
-        "gru-cell", "lstm-cell",
+        "gru-cell", "lstm-cell", "eigenvalue-derivative", "singular-value-derivative",
+        "likelihood-losses", "kl-divergence", "vae-elbo", "newton-logistic-regression",
+        "laplace-predictive-variance",
     }  # fmt: skip
     assert required <= set(SLUGS) and len(SLUGS) == len(set(SLUGS))
 
@@ -98,6 +100,33 @@ def test_the_checks_fail_when_the_formula_is_wrong(entries):
     (formula,) = diff.claimed
     off = ExplicitDiff(diff.f, diff.wrt, diff.sizes, (2 * formula,), diff.fixed)
     assert diff.run() and not off.run()
+
+
+def test_the_probability_checks_fail_when_the_formula_is_wrong(entries, monkeypatch):
+    """A gradient off by a factor fails sd.verify; a KL without its -1/2 fails numerical
+    integration; a Hessian without the weights S of IRLS (or without the prior) fails
+    sympy.simplify; the Laplace variance without the noise fails the formula."""
+    from gallery import curvature, probability
+
+    for slug in ("likelihood-losses", "kl-divergence", "vae-elbo", "laplace-predictive-variance"):
+        claim = next(c for c in entries[slug].checks if isinstance(c, Claim))
+        assert not Claim(claim.lhs, 2 * claim.rhs, claim.f, claim.wrt, claim.source).run()
+
+    assert probability._univariate_against_quad()[0]
+    right = probability.kl_gaussian
+    monkeypatch.setattr(probability, "kl_gaussian", lambda *a: right(*a) + sympy.Rational(1, 2))
+    assert not probability._univariate_against_quad()[0]
+
+    loss, w, X, _, _ = curvature._logistic()
+    assert not curvature._hessian_is(hessian(loss, list(w)), X.T * X)[0]
+
+    class Noiseless(curvature.LastLayerLaplace):
+        def predict(self, X, **kwargs):
+            mean, variance = super().predict(X, **kwargs)
+            return mean, variance - self.noise_variance
+
+    monkeypatch.setattr(curvature, "LastLayerLaplace", Noiseless)
+    assert not curvature._laplace_against_the_formula()[0]
 
 
 def test_a_wrong_vector_jacobian_rule_fails_the_explicit_reference(monkeypatch):

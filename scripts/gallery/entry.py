@@ -67,6 +67,7 @@ def entry(build: Callable[[], Entry]) -> Callable[[], Entry]:
         return dataclasses.replace(build(), slug=slug)
 
     built.__name__ = built.slug = slug
+    built.module = build.__module__.rpartition(".")[2]
     built.__doc__ = build.__doc__
     GALLERY.append(built)
     return built

@@ -89,6 +89,13 @@ def avg_pool2d_grad(g, input_shape, size, stride=None):
     return jax.linear_transpose(lambda x: avg_pool2d(x, size, stride), like)(g)[0]
 
 
+def unique_top_eigenvector(A):
+    """symdl.ops.linalg.unique_top_eigenvector: the last column of eigh's eigenvectors (a
+    repeated largest eigenvalue is not refused here, as NumPy's kernel does: traced code
+    cannot raise on values)."""
+    return jnp.linalg.eigh((A + A.T) / 2)[1][:, -1:]
+
+
 def eigenvector_adjoint(A, G):
     """symdl.ops.linalg.eigenvector_adjoint: V (F ∘ VᵀG) Vᵀ symmetrised, F_ij = 1/(λ_j − λ_i),
     F_ii = 0 (a division by an infinite gap, traceable: no in-place fill)."""

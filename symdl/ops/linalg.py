@@ -26,6 +26,39 @@ class SpectralError(TypeError):
     """A spectral op given an argument it cannot take (a non-square matrix, symbolic entries)."""
 
 
+class RepeatedEigenvalueError(ValueError):
+    """A derivative asked at a repeated eigenvalue, where it does not exist: the eigenvectors
+    of the repeated eigenvalue are not unique (any rotation within its eigenspace serves), and
+    $\\lambda_{\\max}$ or an eigenvector has a kink there, not a gradient."""
+
+
+GAP_TOLERANCE = 1e-10  # relative to the largest |eigenvalue|: below it, eigenvalues are equal
+
+
+def _repeated(w: np.ndarray) -> np.ndarray:
+    """Which neighbouring pairs of the ascending eigenvalues `w` are equal (to the tolerance)."""
+    return np.diff(w) <= GAP_TOLERANCE * max(1.0, float(np.abs(w).max(initial=0.0)))
+
+
+def unique_top_eigenvector(A: np.ndarray) -> np.ndarray:
+    """The unit eigenvector of the largest eigenvalue of symmetric `A`, a column (the runtime
+    of `top_eigenvector`, and so of the gradient of `max_eigenvalue`).
+
+    Raises:
+        RepeatedEigenvalueError: the largest eigenvalue is repeated.
+    """
+    w, V = np.linalg.eigh((A + A.T) / 2)
+    if len(w) > 1 and _repeated(w)[-1]:
+        raise RepeatedEigenvalueError(
+            f"max_eigenvalue: the largest eigenvalue {w[-1]:.6g} of the {A.shape[0]}x"
+            f"{A.shape[1]} matrix is repeated (eigenvalues {np.array2string(w, precision=4)}); "
+            "its eigenvector is not unique and the largest eigenvalue has no derivative there "
+            "(only one-sided ones): move the point, or differentiate a symmetric function of "
+            "the repeated eigenvalues (their sum, a trace) instead"
+        )
+    return V[:, -1:]
+
+
 def _numeric(op: str, A) -> np.ndarray:
     """The entries of explicit matrix `A` as floats, or a SpectralError naming `op`."""
     try:
@@ -166,6 +199,13 @@ class _EigenvectorAdjoint(_Spectral):
 def eigenvector_adjoint(A: np.ndarray, G: np.ndarray) -> np.ndarray:
     """$V (F \\circ V^\\top G) V^\\top$ symmetrised, $F_{ij} = 1/(\\lambda_j - \\lambda_i)$, $F_{ii} = 0$."""
     w, V = np.linalg.eigh((A + A.T) / 2)
+    if _repeated(w).any():
+        raise RepeatedEigenvalueError(
+            f"eigh_vectors: the {A.shape[0]}x{A.shape[1]} matrix has a repeated eigenvalue "
+            f"(eigenvalues {np.array2string(w, precision=4)}); its eigenvectors are not unique "
+            "and have no derivative there (the rule divides by the gap between eigenvalues): "
+            "move the point, or use a loss that depends only on the eigenvalues"
+        )
     gap = w[None, :] - w[:, None]
     np.fill_diagonal(gap, np.inf)
     inner = V @ ((V.T @ G) / gap) @ V.T
@@ -215,10 +255,10 @@ class top_eigenvector(_Spectral):
         return (self.args[0].shape[0], S.One)
 
     def explicit(self, A):
-        return ImmutableMatrix(_eigh(self.name, A)[1][:, -1:])
+        return ImmutableMatrix(unique_top_eigenvector(_numeric(self.name, A)))
 
     def _numpycode(self, printer):
-        return _numpy(printer, "{linalg}.eigh({A})[1][:, -1:]", *self.args)
+        return _numpy(printer, "{ops}.unique_top_eigenvector({A})", *self.args)
 
 
 class singular_values(_Spectral):

@@ -301,7 +301,7 @@ class Builder:
             self.fail(
                 f"index {indices} is outside the {_shape(a)} matrix (indices start at 0)", position
             )
-        return a[indices]
+        return _entry(a, indices)
 
     def call(self, function: Callable, args: list, name: str, position: int, keywords=None):
         self.tick(position)
@@ -343,8 +343,24 @@ def _inverse(M):
 def _scalar_if_1x1(v):
     """A 1x1 matrix as its one entry (a scalar); anything else as it is."""
     if isinstance(v, MatrixBase | MatrixExpr) and v.shape == (1, 1):
-        return v[0, 0]
+        return _entry(v, (0, 0))
     return v
+
+
+def _entry(a, indices: tuple[int, int]):
+    """Entry `indices` of `a`. The one entry of a 1x1 matrix expression holding an inverse is
+    its trace: SymPy's entry of (x-mu)^T S^-1 (x-mu) writes S^-1 out by Gaussian elimination
+    with simplification (minutes at 4x4) where tr(.) derives in matrix form at once."""
+    if isinstance(a, MatrixExpr) and a.shape == (1, 1) and _holds_inverse(a):
+        return sympy.Trace(a)
+    return a[indices]
+
+
+def _holds_inverse(a: MatrixExpr) -> bool:
+    return any(
+        isinstance(p, sympy.Inverse) or isinstance(p, sympy.MatPow) and p.exp.is_negative
+        for p in sympy.preorder_traversal(a)
+    )
 
 
 def _is_1x1(v) -> bool:

@@ -12,6 +12,7 @@ import symdl as sd
 from symdl.core.explicit import evaluate
 from symdl.core.matrices import hadamard
 from symdl.ops.linalg import (
+    RepeatedEigenvalueError,
     SpectralError,
     eigh_vectors,
     eigvalsh,
@@ -83,6 +84,35 @@ def test_symbolic_entries_are_refused_by_name():
     assert eigvalsh(X).subs(X, sympy.ImmutableMatrix(A)).doit().has(eigvalsh)
     with pytest.raises(SpectralError, match="max_eigenvalue: the entries"):
         max_eigenvalue(X).explicit(sympy.ImmutableMatrix(A))
+
+
+def test_a_repeated_largest_eigenvalue_is_refused_by_name_not_a_nan():
+    """λ_max has a kink where the largest eigenvalue is repeated: its eigenvector is any unit
+    vector of a plane, so the gradient v vᵀ would be an arbitrary answer. Refused when
+    evaluated and when the compiled gradient runs; a distinct largest eigenvalue still works."""
+    loss = max_eigenvalue(X.T * X) + Trace(X)
+    repeated = {X: np.diag([1.0, 2.0, 2.0])}  # XᵀX has eigenvalues 1, 4, 4
+    gradient = sd.grad(loss, X)
+    message = r"max_eigenvalue: the largest eigenvalue 4 of the 3x3 matrix is repeated"
+    with pytest.raises(RepeatedEigenvalueError, match=message):
+        evaluate(gradient, repeated)
+    compiled = sd.derive(loss, [X]).compile()
+    with pytest.raises(RepeatedEigenvalueError, match="no derivative there"):
+        compiled(X=repeated[X])
+    assert abs(evaluate(loss, repeated) - 9.0) < 1e-12  # the value itself is fine
+    distinct = np.diag([1.0, 2.0, 3.0])
+    value, (G,) = compiled(X=distinct)
+    assert value == 15.0 and np.allclose(G, np.diag([1.0, 1.0, 7.0]))
+
+
+def test_eigenvectors_at_a_repeated_eigenvalue_are_refused_by_name_not_inf():
+    loss, M = LOSSES["eigh_vectors"]
+    compiled = sd.derive(loss, [M]).compile()
+    at = {"X": np.diag([1.0, 1.0, 2.0]), "c": np.ones((3, 1))}
+    with pytest.raises(
+        RepeatedEigenvalueError, match="eigh_vectors: the 3x3 matrix has a repeated"
+    ):
+        compiled(**at)
 
 
 def test_eckart_young_the_truncated_svd_is_the_best_rank_k_approximation():

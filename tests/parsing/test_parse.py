@@ -8,12 +8,16 @@ import os
 import subprocess
 import threading
 
+import numpy as np
 import pytest
 import sympy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sympy import MatrixSymbol, Trace
+from sympy.matrices.expressions.matexpr import MatrixElement
 
 import symdl as sd
+from symdl.core.explicit import evaluate
 from symdl.parsing import MAX_LENGTH, ParseError, parse
 from symdl.parsing.namespace import namespace_of
 
@@ -348,3 +352,20 @@ def test_latex_agrees_with_sympys_lark_parser(text):
         }
     )
     assert sympy.simplify(ours - renamed) == 0, (ours, reference)
+
+
+def test_the_entry_of_a_quadratic_form_with_an_inverse_derives_in_matrix_form():
+    """SymPy's [0, 0] of (x-mu)^T S^-1 (x-mu) at 4x4 writes S^-1 out by Gaussian elimination
+    with simplification (it hung for minutes); read as its trace it derives at once."""
+    x, mu, S = MatrixSymbol("x", 4, 1), MatrixSymbol("mu", 4, 1), MatrixSymbol("S", 4, 4)
+    names = namespace_of(Trace(x.T * S * mu))
+    rng = np.random.default_rng(0)
+    at = {x: rng.normal(size=(4, 1)), mu: rng.normal(size=(4, 1)), S: rng.normal(size=(4, 4))}
+    d, inverse = at[x] - at[mu], np.linalg.inv(at[S])
+    for text, k in (("((x-mu).T*S.I*(x-mu))[0,0]", 1), ("2*(x-mu).T*S^(-1)*(x-mu) + 1", 2)):
+        f = parse(text, names)
+        assert f.has(Trace) and not f.has(MatrixElement)
+        by_S, by_mu = (evaluate(g, at) for g in sd.grad(f, [S, mu]))
+        assert np.allclose(by_S, -k * inverse.T @ d @ d.T @ inverse.T)
+        assert np.allclose(by_mu, -k * (inverse + inverse.T) @ d)
+    assert parse("(x.T*S*mu)[0,0]", names) == (x.T * S * mu)[0, 0]  # no inverse: its entry
