@@ -681,8 +681,8 @@ class _Parser:
         elif t == r"\operatorname":
             self.take()
             name = self.word()
-        elif t[1:] in SHADOWED and t.startswith("\\"):  # \Phi(x), \phi(x): the normal's
-            name = self.take()[1:]
+        elif t[1:] in SHADOWED and t.startswith("\\") and self.peek(1) == "(":
+            name = self.take()[1:]  # \Phi(x), \phi(x): the normal's (\varphi_0 is a name)
         elif len(t) == 1 and t.isalpha():
             name = self.take()
             while len(self.peek()) == 1 and self.peek().isalpha() and self.glued():

@@ -48,8 +48,8 @@ _GRADIENT_LINE = re.compile(
 # Not read yet: the notation of the matrix ops convolution, correlation, channel sum and
 # pooling route (conv_{full,s=2,p=1}, ...), and names defined only in the published forms
 # after a derivation (\hat{G}, \hat{X}, the s of the Gaussian NLL).
-_READ_AT_LEAST = 74
-_STEPS_READ_AT_LEAST = 159
+_READ_AT_LEAST = 93
+_STEPS_READ_AT_LEAST = 201
 
 
 def test_the_gallery_gradient_lines_read_back():
