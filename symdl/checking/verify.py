@@ -33,6 +33,7 @@ from symdl.checking.sampling import (
     numeric_point,
 )
 from symdl.core.calculus import derive
+from symdl.core.program import with_matrix_sums
 from symdl.ops import elementary
 from symdl.parsing.errors import ShapeMisfit
 from symdl.parsing.namespace import namespace_of
@@ -245,7 +246,7 @@ def verify(
     true_entries = [sympy.sympify(e) for e in _flat(true)]
     in_matrix_notation = _matrix_gradient(f_given, wrt_given) if write.sizes else None
     shown = dict(
-        f=f_given,
+        f=with_matrix_sums(f_given),
         wrt=wrt_given,
         claimed=claimed_given if in_matrix_notation is not None else claimed,
         true=true if in_matrix_notation is None else in_matrix_notation,

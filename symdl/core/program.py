@@ -381,6 +381,21 @@ def _transposes(expr: Basic) -> int:
     return count
 
 
+def with_matrix_sums(expr: Basic) -> Basic:
+    """`expr` with each sum over matrix entries (SymPy's form of ``(rᵀ r)[0, 0]``) written in
+    matrix notation where symdl finds one, for display: ``(X w - y)ᵀ(X w - y)``, not ``Sum(...)``."""
+    if not isinstance(expr, Basic) or not expr.has(sympy.Sum):
+        return expr
+
+    def readable(node):
+        try:
+            return _matrix_form(node)
+        except UnsupportedExpression:
+            return node
+
+    return expr.replace(lambda e: isinstance(e, sympy.Sum) and e.has(MatrixElement), readable)
+
+
 def _matrix_form(index_sum: Basic) -> Basic:
     """An index sum over matrix entries, such as SymPy makes of ``(x.T*A*x)[0, 0]``, as the
     entry of a matrix expression."""
