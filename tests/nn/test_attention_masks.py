@@ -15,7 +15,7 @@ from .test_graph import finite_differences
 
 torch = pytest.importorskip("torch", reason="torch is not installed: pip install symdl[export]")
 
-T, D, N = 4, 4, 3
+T, D, N = 3, 4, 3
 
 
 def reference(params, X, Y, heads, attn_mask=None, key_padding_mask=None):
@@ -71,7 +71,7 @@ def test_fixed_boolean_mask_matches_pytorch(heads):
 def test_fixed_additive_mask_with_causal_matches_pytorch():
     rng = np.random.default_rng(3)
     mask = rng.normal(size=(T, T))
-    mask[0, 2] = mask[3, 1] = -np.inf
+    mask[0, 1] = mask[2, 0] = -np.inf
     layer = nn.SelfAttention(2, causal=True, name="a", mask=mask)
     model = nn.Sequential(layer, nn.Flatten(), loss="mse", input_shape=(T, D))
     params = random_params(model, rng)
@@ -166,15 +166,15 @@ def test_mask_errors_name_the_problem():
         mask = np.zeros((T, T), dtype=bool)
         mask[1] = True
         nn.Sequential(nn.SelfAttention(mask=mask), nn.Flatten(), input_shape=(T, D))
-    with pytest.raises(ShapeError, match=r"mask of shape \(3, 3\), expected \(4, 4\)"):
+    with pytest.raises(ShapeError, match=r"mask of shape \(2, 2\), expected \(3, 3\)"):
         nn.Sequential(
-            nn.SelfAttention(mask=np.zeros((3, 3), bool)), nn.Flatten(), input_shape=(T, D)
+            nn.SelfAttention(mask=np.zeros((2, 2), bool)), nn.Flatten(), input_shape=(T, D)
         )
     with pytest.raises(TypeError, match="ambiguous"):
         nn.Sequential(
             nn.SelfAttention(mask=np.zeros((T, T), int)), nn.Flatten(), input_shape=(T, D)
         )
-    with pytest.raises(ShapeError, match=r"a mask input of shape \(3,\) for 4 tokens"):
-        nn.SelfAttention()(nn.Input((T, D)), nn.Input(3))
+    with pytest.raises(ShapeError, match=r"a mask input of shape \(2,\) for 3 tokens"):
+        nn.SelfAttention()(nn.Input((T, D)), nn.Input(2))
     with pytest.raises(ValueError, match="mask_input is 'boolean' or 'additive'"):
         nn.SelfAttention(mask_input="bool")
