@@ -66,7 +66,7 @@ def test_the_gallery_holds_the_derivations_the_issue_asks_for():
         "mlp-backprop", "softmax-cross-entropy", "sigmoid-binary-cross-entropy", "batch-norm",
         "layer-norm", "convolution", "max-pooling", "attention", "adam", "rmsprop",
         "weight-penalties", "vanishing-gradient", "pca", "gaussian-nll", "rnn-backprop-through-time",
-        "gru-cell", "lstm-cell",
+        "gru-cell", "lstm-cell", "masked-self-attention",
     }  # fmt: skip
     assert required <= set(SLUGS) and len(SLUGS) == len(set(SLUGS))
 
