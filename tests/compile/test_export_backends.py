@@ -453,7 +453,21 @@ def _graph_one_input():
     return model, rng.normal(size=(6, 4)), rng.integers(0, 2, size=(6, 2)).astype(float)
 
 
-GRAPHS = {"two_inputs_shared": _graph_two_inputs, "one_input_fan_out": _graph_one_input}
+def _graph_masked_attention():
+    """Self-attention with a key-padding mask fed as the model's second input."""
+    x, padding = nn.Input((3, 4)), nn.Input(3)
+    model = nn.Model([x, padding], nn.Flatten()(nn.SelfAttention(2)(x, padding)), loss="mse")
+    rng = np.random.default_rng(13)
+    pad = np.zeros((5, 3), bool)
+    pad[::2, -1] = True
+    return model, (rng.normal(size=(5, 3, 4)), pad), rng.normal(size=(5, 12))
+
+
+GRAPHS = {
+    "two_inputs_shared": _graph_two_inputs,
+    "one_input_fan_out": _graph_one_input,
+    "attention_padding_mask": _graph_masked_attention,
+}
 
 
 @pytest.mark.parametrize("name", list(GRAPHS))
