@@ -519,3 +519,24 @@ def test_exported_graph_model_takes_packed_inputs(jax, torch):
     close(module(packed, module.targets(y)).detach(), loss)
     with pytest.raises(ValueError, match=r"X: 1 arrays for 2 model inputs"):
         step.loss_and_grads(step.params(params), [X[0]], step.targets(y))
+
+
+def test_exported_graph_model_in_float32(jax, torch):
+    from symdl.compile.jax_backend import export_model
+    from symdl.compile.torch_backend import export_module
+
+    model, X, y = _graph_two_inputs()
+    compiled, params = model.compile(), model.init(seed=1)
+    loss, grads = compiled.loss_and_grads(params, X, y)
+    step = export_model(compiled, dtype="float32")
+    j_loss, j_grads = jax.jit(step.loss_and_grads)(step.params(params), X, step.targets(y))
+    module = export_module(compiled, params, dtype=torch.float32)
+    t_loss = module(X, module.targets(y))
+    t_loss.backward()
+    assert j_loss.dtype == np.float32 and t_loss.dtype == torch.float32
+    close(j_loss, loss, rel=1e-5)
+    close(t_loss.detach(), loss, rel=1e-5)
+    for n, p in module.params().items():
+        assert j_grads[n].dtype == np.float32 and p.grad.dtype == torch.float32
+        np.testing.assert_allclose(j_grads[n], grads[n], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(p.grad.numpy(), grads[n], rtol=1e-4, atol=1e-5)
