@@ -1,6 +1,6 @@
 r"""Attention over sequences of T tokens, unrolled per token: embedding, sinusoidal positions,
-multi-head self-attention with causal, fixed and per-example masks, position-wise dense layers and layer
-normalisation per token, and a transformer block built from them.
+multi-head self-attention with causal, fixed and per-example masks, position-wise dense layers
+and layer normalisation per token, and a transformer block built from them.
 
 A sequence is stored as every sequence layer stores it (symdl.nn.recurrent): T tokens of d
 features, token t in rows $td .. (t+1)d - 1$ of each example's column. For query token t and
