@@ -66,9 +66,9 @@ def test_the_gallery_holds_the_derivations_the_issue_asks_for():
         "mlp-backprop", "softmax-cross-entropy", "sigmoid-binary-cross-entropy", "batch-norm",
         "layer-norm", "convolution", "max-pooling", "attention", "adam", "rmsprop",
         "weight-penalties", "vanishing-gradient", "pca", "gaussian-nll", "rnn-backprop-through-time",
-        "gru-cell", "lstm-cell", "eigenvalue-derivative", "singular-value-derivative",
-        "likelihood-losses", "kl-divergence", "vae-elbo", "newton-logistic-regression",
-        "laplace-predictive-variance",
+        "gru-cell", "lstm-cell", "masked-self-attention", "eigenvalue-derivative",
+        "singular-value-derivative", "likelihood-losses", "kl-divergence", "vae-elbo",
+        "newton-logistic-regression", "laplace-predictive-variance",
     }  # fmt: skip
     assert required <= set(SLUGS) and len(SLUGS) == len(set(SLUGS))
 

@@ -351,3 +351,141 @@ def attention() -> Entry:
         parts=(part("Published form (verified)", *(c.equation for c in claims)),),
         checks=(*claims, ExplicitDiff(loss, (Q, K, V), sizes={d: 2, n: 2, m: 3, d_v: 2})),
     )
+
+
+@entry
+def masked_self_attention() -> Entry:
+    d, k, n = sympy.symbols("d k n", integer=True, positive=True)
+    X, M, G = MatrixSymbol("X", d, n), MatrixSymbol("M", n, n), MatrixSymbol("G", d, n)
+    heads = [
+        {w: MatrixSymbol(f"W_{w}^{{({h})}}", *((d, k) if w == "o" else (k, d))) for w in "qkvo"}
+        for h in (1, 2)
+    ]
+    names, where, claims, outputs = {}, {}, [], []
+    ones = OneMatrix(n, k)
+    source = "Vaswani et al. (2017) with the softmax backward of Dao et al. (2022)"
+    for h, W in enumerate(heads, start=1):
+        Q, V = W["q"] * X, W["v"] * X
+        K = X.T * W["k"].T  # K_h^T: SymPy writes a transposed product this way round
+        S = sympy.MatAdd(sympy.MatMul(1 / sympy.sqrt(k), K, Q), M)  # unflattened, as named
+        P = sd.softmax(S)
+        head = sympy.MatMul(V, P)
+        outputs.append(sympy.MatMul(W["o"], head))
+        for e, name in ((Q, "Q"), (K, "K"), (V, "V"), (S, "S"), (P, "P"), (head, "O")):
+            names[e] = f"{name}_{h}" if name != "K" else f"K_{h}^T"
+        Q_, K_, V_, S_, P_, O_ = (
+            MatrixSymbol(f"{name}_{h}", *e.shape)
+            for e, name in ((Q, "Q"), (K.T, "K"), (V, "V"), (S, "S"), (P, "P"), (head, "O"))
+        )
+        O_bar, S_bar = MatrixSymbol(rf"\bar{{O}}_{h}", k, n), MatrixSymbol(rf"\bar{{S}}_{h}", n, n)
+        where |= {
+            S_bar: hadamard(P_, V_.T * O_bar - ones * hadamard(O_bar, O_)),
+            O_bar: W["o"].T * G,
+            O_: V_ * P_,
+            P_: sd.softmax(S_),
+            S_: K_.T * Q_ / sympy.sqrt(k) + M,
+            Q_: Q,
+            K_: W["k"] * X,
+            V_: V,
+        }
+        heads[h - 1] |= {"Q": Q_, "K": K_, "V": V_, "P": P_, "O": O_, "Obar": O_bar, "Sbar": S_bar}
+    output = MatAdd(*outputs)
+    names[output] = "Y"
+    loss = upstream(G, output)
+    root = sympy.sqrt(k)
+    W = heads[0]
+    claims = [
+        Claim(dL("W_o^{(1)}"), G * W["O"].T, loss, W["o"], source, where),
+        Claim(dL("W_v^{(1)}"), W["Obar"] * W["P"].T * X.T, loss, W["v"], source, where),
+    ]
+    # through the softmax: sympy.diff of the written-out loss (sd.verify with symbolic sizes
+    # takes minutes here)
+    through = {
+        dL("W_q^{(1)}"): (W["q"], W["K"] * W["Sbar"] * X.T / root),
+        dL("W_k^{(1)}"): (W["k"], W["Q"] * W["Sbar"].T * X.T / root),
+        dL("X"): (
+            X,
+            MatAdd(
+                *(
+                    (H["q"].T * H["K"] * H["Sbar"] + H["k"].T * H["Q"] * H["Sbar"].T) / root
+                    + H["v"].T * H["Obar"] * H["P"].T
+                    for H in heads
+                )
+            ),
+        ),
+    }
+    published = ExplicitDiff(
+        loss,
+        tuple(w for w, _ in through.values()),
+        sizes={d: 1, k: 2, n: 2},
+        claimed=tuple(substitute(rhs, where) for _, rhs in through.values()),
+    )
+    equations = [c.equation for c in claims] + [(lhs, rhs) for lhs, (_, rhs) in through.items()]
+    generic = {w: MatrixSymbol(f"{w}_h", k, n) for w in ("P", "V", "O", r"\bar{O}")}
+    generic["P"] = MatrixSymbol("P_h", n, n)
+    O_bar = generic[r"\bar{O}"]
+    defined = [  # the published form's names, one head h
+        (r"\bar{O}_h", MatrixSymbol("W_o^{(h)}", d, k).T * G),
+        (
+            r"\bar{S}_h",
+            hadamard(generic["P"], generic["V"].T * O_bar - ones * hadamard(O_bar, generic["O"])),
+        ),
+    ]
+    wrt = [*(H[w] for H in heads for w in "qkvo"), X]
+    return Entry(
+        title="Masked multi-head self-attention",
+        prose=(
+            "Two heads of self-attention over the $n$ tokens of $X$ (one per column), each "
+            "$S_h = K_h^T Q_h / \\sqrt{k} + M$ with an additive mask $M$ (key $u$, query $t$: "
+            "$0$, or $-\\infty$ where $t$ may not see $u$, e.g. $u > t$ for a causal mask), "
+            "and $Y = \\sum_h W_o^{(h)} V_h \\operatorname{softmax}(S_h)$. The mask is a "
+            "constant, so it enters the backward pass only through $P_h$: a masked score has "
+            "$P_h = 0$ and hence $\\bar{S}_h = 0$, and $\\bar{X}$ gathers the adjoints of its "
+            "six uses (queries, keys and values of each head)."
+        ),
+        derivation=sd.derive(loss, wrt, names=names),
+        parts=(part("Published form (verified)", *defined, *equations),),
+        checks=(
+            *claims,
+            published,
+            ExplicitDiff(loss, tuple(heads[1][w] for w in "qko"), sizes={d: 2, k: 1, n: 2}),
+            _masked_attention_numerically(loss, wrt, M, (d, k, n)),
+        ),
+    )
+
+
+def _masked_attention_numerically(loss, wrt, M, dims) -> Property:
+    """symdl's gradient compiled to NumPy with a causal mask of −∞ (as PyTorch writes one)
+    against central differences of the compiled loss: no NaN from −∞, no weight on a
+    masked key."""
+
+    def test():
+        d, k, n = dims
+        sizes = {d: 4, k: 2, n: 3}
+        derivation = sd.derive(loss.xreplace(sizes), [w.xreplace(sizes) for w in wrt])
+        compiled = derivation.compile()
+        rng = np.random.default_rng(0)
+        mask = np.where(np.triu(np.ones((3, 3)), 1).T > 0, -np.inf, 0.0)  # key u > query t
+        values = [
+            mask if a == M.xreplace(sizes) else rng.normal(size=tuple(map(int, a.shape)))
+            for a in compiled.args
+        ]
+        _, grads = compiled(*values)
+        errors, eps = [], 1e-6
+        for w, g in zip(derivation.wrt, grads, strict=True):
+            i = list(compiled.args).index(w)
+            for cell in np.ndindex(values[i].shape):
+                shifted = [[v.copy() for v in values] for _ in range(2)]
+                shifted[0][i][cell] += eps
+                shifted[1][i][cell] -= eps
+                up, down = (float(compiled(*v)[0]) for v in shifted)
+                numeric = (up - down) / (2 * eps)
+                errors.append(abs(np.asarray(g)[cell] - numeric) / (1 + abs(numeric)))
+        worst = max(errors)  # a NaN fails the test below, as every comparison with it is False
+        return bool(np.all(np.asarray(errors) < 1e-7)), f"largest relative error {worst:.1e}"
+
+    return Property(
+        "NumPy",
+        "a causal mask of $-\\infty$ through the compiled gradient, against central differences",
+        test,
+    )

@@ -9,6 +9,7 @@ import importlib
 from collections.abc import Mapping
 from typing import ClassVar
 
+import numpy as np
 import sympy
 from sympy import S
 
@@ -131,7 +132,10 @@ def forward_source(compiled: CompiledDerivation, printer: BackendPrinter):
 
 class ModelPlan:
     """How a compiled model's training function takes its arguments, from a params dict,
-    a batch X (one example per row) and targets Y (one row per example)."""
+    a batch X (one example per row) and targets Y (one row per example).
+
+    A graph model (`nn.Model`) of several inputs takes X as a list or tuple of arrays, one per
+    input (or `model.pack(...)` of them, split again here), and Y as one array per output."""
 
     def __init__(self, compiled_model, train: bool = True):
         self.model = compiled_model.model
@@ -151,17 +155,50 @@ class ModelPlan:
         self.state_of = {
             a.what: compiled_model._state_of(a.what.layer) for a in plan if a.kind == "extra"
         }
+        self._targets_of = getattr(compiled_model, "_targets", None)  # a graph model's
+        inputs = getattr(self.model, "inputs", None)  # a graph model's Input tensors
+        self.widths = [int(np.prod(t.shape)) for t in inputs] if inputs else None
         for a in plan:  # refuse a random input (a dropout mask) now, not at the first step
             if a.kind == "extra":
                 self._extra(a.what, 1)
 
     def targets(self, y):
-        """Targets as the loss expects them, one row per example (labels become one-hot)."""
-        return self.model.loss.targets(y, self.model.outputs).T
+        """Targets as the loss expects them, one row per example (labels become one-hot); for
+        a graph model of several outputs a tuple, one array per output."""
+        if self._targets_of is None:
+            return self.model.loss.targets(y, self.model.outputs).T
+        rows = tuple(t.T for t in self._targets_of(y, np.float64))
+        return rows[0] if len(rows) == 1 else rows
+
+    def _matrices(self, X, asarray) -> list:
+        """The batch as one (features, N) matrix per model input."""
+        if self.widths is None or len(self.widths) == 1:
+            X = X[0] if isinstance(X, list | tuple) and len(X) == 1 else X
+            X = asarray(X)
+            return [X.reshape(X.shape[0], -1).T]
+        if isinstance(X, list | tuple):
+            if len(X) != len(self.widths):
+                raise ValueError(f"X: {len(X)} arrays for {len(self.widths)} model inputs")
+            arrays = [asarray(x) for x in X]
+            arrays = [x.reshape(x.shape[0], -1) for x in arrays]
+        else:  # model.pack(...): the inputs side by side
+            X = asarray(X)
+            X = X.reshape(X.shape[0], -1)
+            ends = np.cumsum(self.widths)
+            arrays = [X[:, end - w : end] for w, end in zip(self.widths, ends, strict=True)]
+        for x, w in zip(arrays, self.widths, strict=True):
+            if x.shape[1] != w:
+                raise ValueError(
+                    f"X: examples of {x.shape[1]} features; the inputs have {self.widths}"
+                )
+        return [x.T for x in arrays]
 
     def arguments(self, params: Mapping, X, Y, asarray) -> list:
-        """The generated function's arguments; `asarray` converts constants to the backend."""
-        N = X.shape[0]
+        """The generated function's arguments; `asarray` converts X, Y and constants to the
+        backend's arrays."""
+        Xs = self._matrices(X, asarray)
+        Ys = [asarray(y).T for y in (Y if isinstance(Y, list | tuple) else [Y])]
+        N = Xs[0].shape[1]
         values = []
         for argument in self.plan:
             kind, what = argument.kind, argument.what
@@ -170,9 +207,9 @@ class ModelPlan:
                 wanted = self.shape_in_function[what]
                 values.append(value.reshape(wanted) if wanted != shape else value)
             elif kind == "batch":
-                values.append(X.reshape(N, -1).T)
+                values.append(Xs[what or 0])
             elif kind == "targets":
-                values.append(Y.T)
+                values.append(Ys[what or 0])
             elif kind == "constant":
                 values.append(asarray(what))
             else:  # a layer's extra input: a running statistic, fixed at export time
@@ -190,6 +227,13 @@ class ModelPlan:
             name: g.reshape(self.shapes[name])
             for name, g in zip(self.names, grads[: len(self.names)], strict=True)
         }
+
+
+def each(value, asarray):
+    """`asarray` of an array, or of each array of a tuple or list (a graph model's targets)."""
+    if isinstance(value, list | tuple):
+        return tuple(asarray(v) for v in value)
+    return asarray(value)
 
 
 def shaped(derivation, grads, stack):

@@ -13,6 +13,7 @@ from symdl.compile.backends import (
     BackendPrinter,
     ModelPlan,
     backend_source,
+    each,
     forward_source,
     require,
     shaped,
@@ -119,7 +120,9 @@ class JaxModel:
 
     params: {name: array} (as `model.init()` gives, or `.params(...)` converts);
     X: (N, *input_shape), one example per row; Y: targets one row per example, as
-    `.targets(y)` makes them from labels. Running statistics and constants are fixed at
+    `.targets(y)` makes them from labels. A graph model (`nn.Model`) takes one X per input
+    (a list or tuple, or `model.pack(...)` of them) and one Y per output (a tuple, as
+    `.targets` gives). Running statistics and constants are fixed at
     export. Wrap in jax.jit, shard X and Y over a mesh for data parallelism.
     """
 
@@ -143,7 +146,7 @@ class JaxModel:
         """Targets for `loss_and_grads`, one row per example (labels become one-hot rows)."""
         import jax.numpy as jnp
 
-        return jnp.asarray(self.plan.targets(y), self.dtype)
+        return each(self.plan.targets(y), lambda a: jnp.asarray(a, self.dtype))
 
     def loss_and_grads(self, params: Mapping, X, Y):
         """(loss, {name: gradient}) by symdl's derived backward pass; pure, jit-compatible."""
@@ -152,7 +155,6 @@ class JaxModel:
         missing = [n for n in self.names if n not in params]
         if missing:
             raise KeyError(f"params has no {missing}; the model's parameters are {self.names}")
-        X, Y = jnp.asarray(X, self.dtype), jnp.asarray(Y, self.dtype)
         arguments = self.plan.arguments(params, X, Y, lambda a: jnp.asarray(a, self.dtype))
         value, *grads = self.function(*arguments)
         return jnp.asarray(value, self.dtype).reshape(()), self.plan.gradients(grads)
@@ -161,7 +163,6 @@ class JaxModel:
         """The loss alone, by the forward pass (jax.grad of it referees symdl's gradient)."""
         import jax.numpy as jnp
 
-        X, Y = jnp.asarray(X, self.dtype), jnp.asarray(Y, self.dtype)
         arguments = self.plan.arguments(params, X, Y, lambda a: jnp.asarray(a, self.dtype))
         return jnp.asarray(self._forward(*arguments)[0], self.dtype).reshape(())
 

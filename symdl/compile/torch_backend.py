@@ -14,6 +14,7 @@ from symdl.compile.backends import (
     BackendPrinter,
     ModelPlan,
     backend_source,
+    each,
     forward_source,
     require,
 )
@@ -180,6 +181,8 @@ def export_module(compiled_model, params: Mapping | None = None, dtype=None, tra
         train: the training loss (batch statistics) or the inference one.
 
     The module's `.targets(y)` makes Y from labels; `.params()` gives {name: Parameter}.
+    A graph model (`nn.Model`) takes one X per input (a list or tuple, or `model.pack(...)`)
+    and one Y per output (a tuple, as `.targets(y)` gives).
     """
     torch = require("torch")
     plan = ModelPlan(compiled_model, train=train)
@@ -219,10 +222,9 @@ def export_module(compiled_model, params: Mapping | None = None, dtype=None, tra
             return {n: self.layers[n.rsplit(".", 1)[0]][n.rsplit(".", 1)[1]] for n in names}
 
         def targets(self, y):
-            return torch.as_tensor(plan.targets(y), dtype=dtype)
+            return each(plan.targets(y), lambda a: torch.as_tensor(a, dtype=dtype))
 
         def forward(self, X, Y):
-            X, Y = torch.as_tensor(X, dtype=dtype), torch.as_tensor(Y, dtype=dtype)
             arguments = plan.arguments(
                 self.params(), X, Y, lambda a: torch.as_tensor(a, dtype=dtype)
             )
@@ -232,7 +234,6 @@ def export_module(compiled_model, params: Mapping | None = None, dtype=None, tra
         def reference_loss(self, X, Y):
             """The loss by torch's own operations alone, so that torch.autograd, not symdl,
             differentiates it: a referee for symdl's gradient."""
-            X, Y = torch.as_tensor(X, dtype=dtype), torch.as_tensor(Y, dtype=dtype)
             arguments = plan.arguments(
                 self.params(), X, Y, lambda a: torch.as_tensor(a, dtype=dtype)
             )

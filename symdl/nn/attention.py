@@ -1,6 +1,6 @@
 r"""Attention over sequences of T tokens, unrolled per token: embedding, sinusoidal positions,
-multi-head self-attention with an optional causal mask, position-wise dense layers and layer
-normalisation per token, and a transformer block built from them.
+multi-head self-attention with causal, fixed and per-example masks, position-wise dense layers
+and layer normalisation per token, and a transformer block built from them.
 
 A sequence is stored as every sequence layer stores it (symdl.nn.recurrent): T tokens of d
 features, token t in rows $td .. (t+1)d - 1$ of each example's column. For query token t and
@@ -176,25 +176,106 @@ class TokenLayerNorm(_Sequence):
         return None, vstack(*outputs)
 
 
+MASKED = sympy.Float(-1e30)
+"""What a boolean mask input adds to a masked score: a softmax weight of exactly 0 beside any
+visible key in float64 and float32, with no −∞ in the graph (−∞ · 0 would be NaN where the
+mask is 0)."""
+
+
 class SelfAttention(_Sequence):
     r"""Multi-head self-attention over the tokens (PyTorch's `nn.MultiheadAttention` with
     query = key = value): per head $h$ of size $d_k = d/H$, scores $q_t^\top k_u/\sqrt{d_k}$,
     softmax over u, $o_t = \sum_u a_{tu} v_u$; heads stacked, then $W_o [o^1_t; \dots] + b_o$.
+    With one head it is scaled dot-product attention of the projected tokens.
 
-    With `causal=True` token t attends to tokens u ≤ t only: the scores of later tokens are
-    left out of the softmax, which is what adding a mask of −∞ to them computes.
+    Masks, as PyTorch's `attn_mask` and `key_padding_mask` say them:
+
+    - `causal=True`: token t attends to tokens u ≤ t only.
+    - `mask`: a fixed (T, T) array, row t for query t: boolean (True: t may not attend to u) or
+      additive floats (−∞: may not; a finite value is added to the score). A masked score is
+      left out of the softmax, which is what adding −∞ to it computes; causal and mask combine.
+    - a per-example mask as a second input of a graph model, `attention(x, m)`: `m` of shape
+      (T,) masks keys (padding: the same keys for every query), of shape (T, T) masks
+      (query, key) pairs. Its values are boolean (1: masked) unless `mask_input="additive"`,
+      where they are added to the scores (0 or −∞ as PyTorch's float masks). A boolean input
+      adds $-10^{30}\,m_{tu}$ to each score, which gives a masked key exactly weight 0; a
+      query whose keys are all masked gets the mean of every value where PyTorch gives NaN.
+
+    Every query must keep at least one key of the fixed masks (else a ShapeError names it).
     """
 
     kind = "attention"
 
-    def __init__(self, heads: int = 1, causal: bool = False, name=None):
+    def __init__(
+        self,
+        heads: int = 1,
+        causal: bool = False,
+        name=None,
+        *,
+        mask=None,
+        mask_input: str = "boolean",
+    ):
         super().__init__(name)
         self.heads, self.causal = int(heads), bool(causal)
+        self.mask = None if mask is None else np.asarray(mask)
+        if mask_input not in ("boolean", "additive"):
+            raise ValueError(
+                f"SelfAttention: mask_input is 'boolean' or 'additive', not {mask_input!r}"
+            )
+        self.mask_input = mask_input
+        self.mask_shape = None  # of a per-example mask input, when called with one
+
+    def build_many(self, shapes):
+        """Built on a sequence and a per-example mask (a graph model's second input)."""
+        if len(shapes) != 2:
+            raise ShapeError(
+                f"SelfAttention: takes a sequence and a mask, got {len(shapes)} inputs"
+            )
+        out = self.build(shapes[0])
+        T, mask = self.steps, tuple(shapes[1])
+        if mask not in ((T,), (T, T)):
+            raise ShapeError(
+                f"SelfAttention: a mask input of shape {mask} for {T} tokens; give (T,) = "
+                f"({T},) to mask keys (padding) or (T, T) = ({T}, {T}) per (query, key)"
+            )
+        self.input_shape, self.mask_shape = (tuple(shapes[0]), mask), mask
+        return out
 
     def _sequence_shape(self, T, d):
         if d % self.heads:
             raise ShapeError(f"SelfAttention: {d} features do not split into {self.heads} heads")
+        self.added, self.visible = self._fixed_mask(T)
         return (T, d)
+
+    def _fixed_mask(self, T):
+        """The additive constants of the fixed masks, and the keys each query sees."""
+        added = np.zeros((T, T))
+        if self.mask is not None:
+            if self.mask.shape != (T, T):
+                raise ShapeError(
+                    f"SelfAttention: mask of shape {self.mask.shape}, expected ({T}, {T})"
+                )
+            if self.mask.dtype == bool:
+                added[self.mask] = -np.inf
+            elif self.mask.dtype.kind != "f":
+                raise TypeError(
+                    f"SelfAttention: a mask of {self.mask.dtype} is ambiguous; give booleans "
+                    "(True: masked) or additive floats (-inf: masked), as PyTorch's attn_mask"
+                )
+            else:
+                added = self.mask.astype(float)
+                if np.isnan(added).any() or (added == np.inf).any():
+                    raise ValueError("SelfAttention: an additive mask holds NaN or +inf")
+        if self.causal:
+            added[np.triu_indices(T, 1)] = -np.inf
+        visible = [[u for u in range(T) if added[t, u] != -np.inf] for t in range(T)]
+        for t, keys in enumerate(visible):
+            if not keys:
+                raise ShapeError(
+                    f"SelfAttention: query {t} may attend to no key (its row of the mask is all "
+                    "masked), which PyTorch turns into NaN; keep at least one key per row"
+                )
+        return added, visible
 
     def natural_shapes(self):
         d = self.features
@@ -217,6 +298,7 @@ class SelfAttention(_Sequence):
 
     def forward(self, A, params, context):
         T, d, H = self.steps, self.features, self.heads
+        A, M = A if self.mask_shape is not None else (A, None)
         dk, ones = d // H, OneMatrix(1, context.batch)
         x = _tokens(self, A, T, d)
         scale_k = 1 / sympy.sqrt(dk)
@@ -233,16 +315,25 @@ class SelfAttention(_Sequence):
             context.names.setdefault(expr, f"{name}^{{({context.index})}}")
             return expr
 
+        def score(q, k, t, u):
+            s = scale(scale_k, matmul(OneMatrix(1, dk), hadamard(q, k)))
+            terms = [s]
+            if self.added[t, u] != 0:
+                terms.append(scale(sympy.Float(self.added[t, u]), ones))
+            if M is not None:
+                row = u if self.mask_shape == (T,) else t * T + u
+                m = row_block(M, row, row + 1)
+                terms.append(m if self.mask_input == "additive" else scale(MASKED, m))
+            return matadd(*terms) if len(terms) > 1 else s
+
         heads = [[None] * H for _ in range(T)]
         for h in range(H):
             q = [named(project("q", h, t), f"q_{{{t + 1},{h + 1}}}") for t in range(T)]
             k = [named(project("k", h, t), f"k_{{{t + 1},{h + 1}}}") for t in range(T)]
             v = [named(project("v", h, t), f"v_{{{t + 1},{h + 1}}}") for t in range(T)]
             for t in range(T):
-                visible = range(t + 1) if self.causal else range(T)
-                scores = [
-                    scale(scale_k, matmul(OneMatrix(1, dk), hadamard(q[t], k[u]))) for u in visible
-                ]
+                visible = self.visible[t]
+                scores = [score(q[t], k[u], t, u) for u in visible]
                 S = named(
                     vstack(*scores) if len(scores) > 1 else scores[0], f"s_{{{t + 1},{h + 1}}}"
                 )
@@ -295,6 +386,7 @@ def transformer_block(dim: int, heads: int, hidden: int, causal: bool = False) -
 __all__ = [
     "Embedding",
     "PositionalEncoding",
+    "MASKED",
     "SelfAttention",
     "Token",
     "TokenDense",

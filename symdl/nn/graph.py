@@ -26,7 +26,13 @@ from symdl.core.matrices import hadamard
 from symdl.core.program import build_program
 from symdl.nn.layers import Context, Layer, Owned, Shape, ShapeError, _features, walk
 from symdl.nn.losses import Loss, get_loss
-from symdl.nn.model import CompiledModel, Sequential, _float_dtype, forget_built_expressions
+from symdl.nn.model import (
+    Argument,
+    CompiledModel,
+    Sequential,
+    _float_dtype,
+    forget_built_expressions,
+)
 from symdl.ops import vstack
 
 
@@ -309,22 +315,24 @@ class GraphCompiledModel(CompiledModel):
         predictions = [item.predictions(Z) for item, Z in zip(model.losses, outs, strict=True)]
         self._predict = self._with_plan(CompiledProgram(build_program(predictions)), context)
 
-    def _plan(self, compiled_args, context):
+    def _plan(self, compiled_args, context) -> list[Argument]:
+        """As CompiledModel._plan, with the batch and the targets one matrix per input and
+        per output: a "batch" or "targets" Argument names which (its index)."""
         plan, rest = [], []
         inputs = ["X"] if len(self.model.inputs) == 1 else self._names("X", self.model.inputs)
         targets = ["Y"] if len(self.model.outputs_) == 1 else self._names("Y", self.model.outputs_)
         for arg in compiled_args:
             if arg.name in inputs:
-                plan.append(_item(0, inputs.index(arg.name)))
+                index = inputs.index(arg.name)
+                plan.append(Argument("batch", index, _item(0, index)))
             elif arg.name in targets:
-                plan.append(_item(1, targets.index(arg.name)))
-            elif arg.name in context.inputs:
-                plan.append(self._extra_input(context.inputs[arg.name], context))
+                index = targets.index(arg.name)
+                plan.append(Argument("targets", index, _item(1, index)))
             else:
                 plan.append(None)
                 rest.append(arg)
-        own = iter(super()._plan(rest, context))
-        return [step if step is not None else _first_matrix(next(own).value_of) for step in plan]
+        own = iter(super()._plan(rest, context))  # parameters, constants, extra inputs
+        return [step if step is not None else next(own) for step in plan]
 
     @staticmethod
     def _names(letter, items):
@@ -333,9 +341,6 @@ class GraphCompiledModel(CompiledModel):
     def _extra_input(self, wanted: Owned, context):
         parent = super()._extra_input(wanted, context)
         return lambda params, X, Y: parent(params, X[0], Y)
-
-    def _inputs(self, plan, params, X, Y):
-        return [value_of(params, X, Y) for value_of in plan]
 
     def _batch(self, X, dtype=np.float64):
         widths = [_features(t.shape) for t in self.model.inputs]
@@ -406,11 +411,6 @@ class GraphCompiledModel(CompiledModel):
 
 def _item(which: int, index: int):
     return lambda params, X, Y: (X, Y)[which][index]
-
-
-def _first_matrix(value_of):
-    """A parent plan step (which reads X as one matrix) given the list of input matrices."""
-    return lambda params, X, Y: value_of(params, X[0] if isinstance(X, list) else X, Y)
 
 
 __all__ = ["Add", "Concat", "Input", "Model", "Multiply", "Tensor", "add", "concat", "multiply"]
