@@ -554,13 +554,52 @@ def _source(args, dimensions, body: list[Assignment], outputs: list[Basic], prin
     rename = {s: _renamed(s, names[s], dims) for s in symbols if s not in dims} | dims
     params = [names[a] for a in args] + [names[d] for d in dimensions]
     lines = [f"def value_and_grad({', '.join(params)}):"]
-    for a in body:
+    for a, released in released_after(body, outputs):
         lines.append(f"    {names[a.target]} = {printer.doprint(a.rhs.xreplace(rename))}")
+        if released:
+            lines.append(f"    del {', '.join(names[t] for t in released)}")
     returned = ", ".join(_printed_output(printer, o, rename) for o in outputs)
     lines.append(f"    return ({returned},)")
     modules = sorted(m for m in printer.module_imports if m != "numpy")
     header = ["import numpy", *(f"import {m}" for m in modules)]
     return "\n".join(header + ["", ""] + lines) + "\n"
+
+
+def released_after(body: list[Assignment], outputs: Sequence[Basic]) -> list[tuple]:
+    """The assignments of `body`, each with the arrays no later step or output reads: those
+    are deleted right after it, as a person writing the step rebinds a name, so that a
+    training step's peak memory is the values the backward pass needs, not every temporary
+    (fresh pages cost a fault each: 2.4x the faults of the hand-written batch-norm step).
+    A step no other step reads (a parameter's gradient) is placed right after the last step
+    it reads, so that what it reads can go early too."""
+    body = _sinks_placed_early(body)
+    kept = set().union(*(sympy.sympify(o).free_symbols for o in outputs))
+    last_read: dict = {}
+    for i, a in enumerate(body):
+        for s in a.rhs.free_symbols:
+            last_read[s] = i
+    released: list[list] = [[] for _ in body]
+    for i, a in enumerate(body):
+        if isinstance(a.target, MatrixSymbol) and a.target not in kept:
+            released[last_read.get(a.target, i)].append(a.target)
+    return list(zip(body, released, strict=True))
+
+
+def _sinks_placed_early(body: list[Assignment]) -> list[Assignment]:
+    read = set().union(*(a.rhs.free_symbols for a in body)) if body else set()
+    position = {a.target: i for i, a in enumerate(body)}
+    after: dict[int, list[Assignment]] = {}
+    for a in body:
+        if a.target in read:
+            continue
+        sources = [position[s] for s in a.rhs.free_symbols if s in position]
+        after.setdefault(max(sources, default=-1), []).append(a)
+    ordered = list(after.get(-1, []))
+    for i, a in enumerate(body):
+        if a.target in read:
+            ordered.append(a)
+        ordered += after.get(i, [])
+    return ordered
 
 
 def _renamed(symbol, name, dims):
