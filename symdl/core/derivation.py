@@ -28,9 +28,9 @@ from sympy import (
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from symdl.core.matrices import hadamard
-from symdl.core.sums import tidy_sums
 from symdl.core.program import Program, Step, TextPrinter
 from symdl.core.rules import total
+from symdl.core.sums import tidy_sums
 
 
 class Adjoint(Symbol):
