@@ -18,6 +18,7 @@ from sympy.printing.numpy import SciPyPrinter
 from sympy.printing.precedence import PRECEDENCE
 
 from symdl.core.derivation import Derivation
+from symdl.core.sums import sums_through_steps
 from symdl.ops.runtime import ShapeError
 
 
@@ -281,6 +282,14 @@ def inline_broadcasts(assignments: list[Assignment], keep: set) -> list[Assignme
     ]
 
 
+def fused_sums(assignments: list[Assignment]) -> list[Assignment]:
+    """Each row or column sum rewritten through the steps it reads where that costs no more
+    array passes (symdl.core.sums): batch norm's adjoints of σ and γ then sum one product
+    Ḡ ∘ C between them, as the textbook's fused backward does."""
+    steps = {a.target: a.rhs for a in assignments if isinstance(a.target, MatrixSymbol)}
+    return [Assignment(a.target, sums_through_steps(a.rhs, steps)) for a in assignments]
+
+
 def _is_spread(rhs) -> bool:
     """c u 1ᵀ with u a column (or c 1 r with r a row): a broadcast, nothing computed."""
     if not isinstance(rhs, MatMul):
@@ -366,7 +375,18 @@ def _worth_a_temporary(node) -> bool:
         return False
     if isinstance(node, Transpose) and isinstance(node.arg, _FREE):
         return False
-    return not (isinstance(node, MatMul) and any(isinstance(a, OneMatrix) for a in node.args))
+    if isinstance(node, MatMul) and any(isinstance(a, OneMatrix) for a in node.args):
+        return _is_full_sum(node)
+    return True
+
+
+def _is_full_sum(node: MatMul) -> bool:
+    """A sum of the rows or columns of a full-size matrix (an array pass, unlike a spread)."""
+    return any(
+        not isinstance(a, OneMatrix) and all(sympy.sympify(d) != 1 for d in a.shape)
+        for a in node.args
+        if isinstance(a, sympy.MatrixExpr)
+    )
 
 
 def eliminate_common_matrices(assignments: list[Assignment]) -> list[Assignment]:
@@ -433,6 +453,7 @@ class CompiledDerivation:
         if self.matrices:
             kept = {derivation.output, *derivation.gradient_entries, *extra}
             backward = inline_broadcasts(backward, kept)
+            backward = fused_sums(forward + backward)[len(forward) :]
         if not cse:
             body = forward + backward
         elif self.matrices:

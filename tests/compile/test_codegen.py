@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import sympy
@@ -92,7 +94,7 @@ def test_wrong_number_of_inputs_names_them():
         compiled(x=1.0)
 
 
-def test_batch_norm_step_reads_x_hat_and_builds_no_full_size_broadcast():
+def test_batch_norm_step_is_the_fused_backward_and_builds_no_full_size_broadcast():
     """The normalisation's backward pass in the textbook's shape: x̂ and σ⁻¹ computed once and
     read by the adjoints, the adjoint of the variance's mean spread by broadcasting (no
     broadcast_to of a full-size array), ReLU' a comparison; gradients checked against
@@ -107,7 +109,13 @@ def test_batch_norm_step_reads_x_hat_and_builds_no_full_size_broadcast():
     assert "numpy.sign" not in source  # 1[Z > 0] printed as the comparison beside its factor
     assert source.count("**(-1/2)") == 1  # σ⁻¹ once, in the forward pass
     assert "_hat_X_2_ = ((C_2_)*(s_2_))" in source
-    assert "bar_gamma_2_ = ((((bar_Z_2_)*(_hat_X_2_)))).sum(axis=1, keepdims=True)" in source
+    # the fused backward: Σ Ḡ∘C summed once for the adjoints of γ (σ⁻¹ Σ Ḡ∘C = Σ Ḡ∘x̂) and of
+    # σ⁻¹ (γ Σ Ḡ∘C), and Σ C̄ = γ σ⁻¹ Σ Ḡ read from β's gradient (C sums to 0): no pass of its own
+    shared = re.search(r"(m_\d+) = \(\(\(\(bar_Z_2_\)\*\(C_2_\)\)\)\)\.sum\(axis=1", source)
+    assert shared, source
+    assert f"bar_gamma_2_ = ((s_2_)*({shared[1]}))" in source
+    assert f"bar_s_2_ = ((gamma_2_)*({shared[1]}))" in source
+    assert "bar_mu_2_ = (-1)*((((gamma_2_)*(s_2_)*(bar_beta_2_))))" in source
 
 
 def test_a_piecewise_whose_condition_holds_a_piecewise_compiles():
