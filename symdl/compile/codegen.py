@@ -13,12 +13,23 @@ from dataclasses import dataclass
 
 import numpy as np
 import sympy
-from sympy import Basic, Identity, MatMul, MatrixSymbol, OneMatrix, S, Symbol, Transpose
+from sympy import (
+    Basic,
+    HadamardProduct,
+    Identity,
+    MatMul,
+    MatrixSymbol,
+    OneMatrix,
+    S,
+    Symbol,
+    Transpose,
+)
 from sympy.printing.numpy import SciPyPrinter
 from sympy.printing.precedence import PRECEDENCE
 
 from symdl.core.derivation import Derivation
-from symdl.core.sums import sums_through_steps
+from symdl.core.matrices import hadamard, matmul
+from symdl.core.sums import _spread_of, sums_through_steps
 from symdl.ops.runtime import ShapeError
 
 
@@ -290,6 +301,83 @@ def fused_sums(assignments: list[Assignment]) -> list[Assignment]:
     return [Assignment(a.target, sums_through_steps(a.rhs, steps)) for a in assignments]
 
 
+def folded_spreads(assignments: list[Assignment], kept: set) -> list[Assignment]:
+    """A step that is one array times spread columns (x̂ = C ∘ s 1ᵀ), read by a product that
+    spreads columns too, written into it with the columns multiplied first: γ 1ᵀ ∘ x̂ becomes
+    C ∘ (γ ∘ s) 1ᵀ, one array pass instead of two (rows 1 r alike). A step no longer read,
+    and not in `kept` (returned), is dropped."""
+    scaled = {a.target: a.rhs for a in assignments if _scaled_array(a.rhs)}
+    if not scaled:
+        return assignments
+    memo: dict = {}
+
+    def fold(node):
+        if node not in memo:
+            if node.is_Atom or isinstance(node, MatrixSymbol):
+                memo[node] = node
+            else:
+                args = [fold(a) for a in node.args]
+                new = node.func(*args) if args != list(node.args) else node
+                memo[node] = _folded(new, scaled) if isinstance(new, HadamardProduct) else new
+        return memo[node]
+
+    folded = [Assignment(a.target, fold(a.rhs)) for a in assignments]
+    return _without_unread(folded, kept)
+
+
+def _spread_side(node) -> str | None:
+    """ "right" for c u 1ᵀ, "left" for c 1 r, None for anything else."""
+    for side in ("right", "left"):
+        if _spread_of(node, side) is not None:
+            return side
+    return None
+
+
+def _scaled_array(rhs) -> bool:
+    """A Hadamard product of one matrix symbol and spreads of one orientation."""
+    if not isinstance(rhs, HadamardProduct):
+        return False
+    sides = [_spread_side(f) for f in rhs.args]
+    arrays = [f for f, side in zip(rhs.args, sides, strict=True) if side is None]
+    return len(arrays) == 1 and isinstance(arrays[0], MatrixSymbol) and len(set(sides)) == 2
+
+
+def _folded(product, scaled: dict):
+    sides = {_spread_side(f) for f in product.args} - {None}
+    if len(sides) != 1:
+        return product
+    (side,) = sides
+    factors = []
+    for f in product.args:
+        inner = scaled.get(f)
+        same = inner is not None and {_spread_side(g) for g in inner.args} - {None} == sides
+        factors += list(inner.args) if same else [f]
+    if len(factors) == len(product.args):
+        return product
+    spreads = [_spread_of(f, side) for f in factors]
+    arrays = [f for f, u in zip(factors, spreads, strict=True) if u is None]
+    combined = hadamard(*(u for u in spreads if u is not None))
+    n = product.shape[1] if side == "right" else product.shape[0]
+    spread = (
+        matmul(combined, OneMatrix(1, n)) if side == "right" else matmul(OneMatrix(n, 1), combined)
+    )
+    return hadamard(*arrays, spread)
+
+
+def _without_unread(assignments: list[Assignment], kept: set) -> list[Assignment]:
+    """The assignments without the matrix steps nothing reads (and not in `kept`)."""
+    while True:
+        read = set().union(*(a.rhs.free_symbols for a in assignments))
+        unread = [
+            a
+            for a in assignments
+            if isinstance(a.target, MatrixSymbol) and a.target not in read and a.target not in kept
+        ]
+        if not unread:
+            return assignments
+        assignments = [a for a in assignments if a not in unread]
+
+
 def _is_spread(rhs) -> bool:
     """c u 1ᵀ with u a column (or c 1 r with r a row): a broadcast, nothing computed."""
     if not isinstance(rhs, MatMul):
@@ -453,13 +541,15 @@ class CompiledDerivation:
         if self.matrices:
             kept = {derivation.output, *derivation.gradient_entries, *extra}
             backward = inline_broadcasts(backward, kept)
-            backward = fused_sums(forward + backward)[len(forward) :]
-        if not cse:
-            body = forward + backward
-        elif self.matrices:
-            body = eliminate_common_matrices(forward + backward)
+            steps = folded_spreads(fused_sums(forward + backward), kept)
         else:
-            body = eliminate_common(forward + backward)
+            steps = forward + backward
+        if not cse:
+            body = steps
+        elif self.matrices:
+            body = eliminate_common_matrices(steps)
+        else:
+            body = eliminate_common(steps)
         self.op_count = op_count(body)
         self.body = body  # the assignments, for the printers of other backends
         outputs = [derivation.output, *derivation.gradient_entries, *extra]

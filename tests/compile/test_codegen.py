@@ -95,10 +95,10 @@ def test_wrong_number_of_inputs_names_them():
 
 
 def test_batch_norm_step_is_the_fused_backward_and_builds_no_full_size_broadcast():
-    """The normalisation's backward pass in the textbook's shape: x̂ and σ⁻¹ computed once and
-    read by the adjoints, the adjoint of the variance's mean spread by broadcasting (no
-    broadcast_to of a full-size array), ReLU' a comparison; gradients checked against
-    PyTorch in tests/nn."""
+    """The normalisation's backward pass in the textbook's fused shape: σ⁻¹ and γ ∘ σ⁻¹ computed
+    once and read by the forward and the adjoints (x̂ = C ∘ σ⁻¹ is never an array of its own),
+    the adjoint of the variance's mean spread by broadcasting (no broadcast_to of a full-size
+    array), ReLU' a comparison; gradients checked against PyTorch in tests/nn."""
     from symdl import nn
 
     model = nn.Sequential(
@@ -108,7 +108,11 @@ def test_batch_norm_step_is_the_fused_backward_and_builds_no_full_size_broadcast
     assert "broadcast_to" not in source
     assert "numpy.sign" not in source  # 1[Z > 0] printed as the comparison beside its factor
     assert source.count("**(-1/2)") == 1  # σ⁻¹ once, in the forward pass
-    assert "_hat_X_2_ = ((C_2_)*(s_2_))" in source
+    assert "_hat_X" not in source  # γ 1ᵀ ∘ x̂ = C ∘ (γ ∘ σ⁻¹) 1ᵀ: the columns multiplied first
+    scale = re.search(r"(m_\d+) = \(\(gamma_2_\)\*\(s_2_\)\)", source)
+    assert scale, source
+    assert f"Z_2_ = ((((C_2_)*({scale[1]}))) + (beta_2_))" in source
+    assert f"((bar_Z_2_)*({scale[1]}))" in source  # C̄'s term Ḡ ∘ γ ∘ σ⁻¹
     # the fused backward: Σ Ḡ∘C summed once for the adjoints of γ (σ⁻¹ Σ Ḡ∘C = Σ Ḡ∘x̂) and of
     # σ⁻¹ (γ Σ Ḡ∘C), and Σ C̄ = γ σ⁻¹ Σ Ḡ read from β's gradient (C sums to 0): no pass of its own
     shared = re.search(r"(m_\d+) = \(\(\(\(bar_Z_2_\)\*\(C_2_\)\)\)\)\.sum\(axis=1", source)
