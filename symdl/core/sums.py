@@ -31,6 +31,8 @@ def tidy_sums(expr: Basic) -> Basic:
     """`expr` with each product by the all-ones matrix ($M \\mathbf{1}$, $\\mathbf{1}^T M$)
     rewritten by the rules above where that makes the expression smaller; a Hadamard
     product's scalar factors brought in front ($(cA) \\circ B = c (A \\circ B)$)."""
+    if not isinstance(expr, MatrixExpr):  # a scalar closed form has no matrix sums
+        return expr
     return _Sums({}, lambda new, old: _size(new) < _size(old)).rebuild(expr)
 
 
