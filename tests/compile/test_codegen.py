@@ -135,3 +135,38 @@ def test_a_piecewise_whose_condition_holds_a_piecewise_compiles():
         exact = float(f.subs(x, x0).evalf(30))
         slope = float((f.subs(x, x0 + h) - f.subs(x, x0 - h)).evalf(30)) / (2 * h)
         assert abs(value[i] - exact) < 1e-12 and abs(dx[i] - slope) < 1e-6
+
+
+def test_arrays_are_deleted_after_their_last_read():
+    """The generated step frees each array it no longer needs (every temporary had lived until
+    the function returned): a deleted name is never read again, and what remains at the return
+    is what the step returns and its inputs."""
+    import ast
+
+    from symdl import nn
+
+    for layers in (
+        [nn.Dense(8), nn.BatchNorm(), nn.Activation("relu"), nn.Dense(3)],
+        [nn.Dense(8, "tanh"), nn.LayerNorm(), nn.Dense(3)],
+    ):
+        source = nn.Sequential(*layers, input_shape=5).compile().source
+        function = ast.parse(source).body[-1]
+        live: set[str] = set()
+        for statement in function.body:
+            if isinstance(statement, ast.Delete):
+                deleted = {t.id for t in statement.targets}
+                assert deleted <= live, source
+                live -= deleted
+                continue
+            read = {
+                n.id
+                for n in ast.walk(statement)
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+            }
+            assert not (
+                read - live - {a.arg for a in function.args.args} - {"numpy", "scipy", "symdl"}
+            )
+            if isinstance(statement, ast.Assign):
+                live |= {t.id for t in statement.targets}
+        returned = {n.id for n in ast.walk(function.body[-1]) if isinstance(n, ast.Name)}
+        assert live == returned, live - returned
