@@ -26,14 +26,15 @@ def _claims(entry_name: str) -> list[Claim]:
 
 @pytest.mark.parametrize("entry_name", ["batch_norm", "layer_norm"])
 def test_normalisation_gradients_are_as_short_as_the_textbook(entry_name):
-    """Each gradient symdl derives has at most 1.5x the operations (and tree nodes) of the
-    published form written out in the same symbols (57 against 34 operations for ∂L/∂X
-    before the sums were simplified: the adjoint of μ repeated the whole of C̄)."""
+    """Each gradient symdl derives has at most 1.1x the operations (and tree nodes) of the
+    published form written out in the same symbols (∂L/∂X had 57 operations against 34 and
+    281 nodes against 190 before the sums were simplified: the adjoint of μ repeated the
+    whole of C̄; now 32-34 and 182-190)."""
     for claim in _claims(entry_name):
         derived = sd.grad(claim.f, claim.wrt)
         by_hand = substitute(claim.rhs, claim.where)
-        assert sympy.count_ops(derived) <= 1.5 * sympy.count_ops(by_hand), (claim.wrt, derived)
-        assert _size(derived) <= 1.5 * _size(by_hand), (claim.wrt, derived)
+        assert sympy.count_ops(derived) <= 1.1 * sympy.count_ops(by_hand), (claim.wrt, derived)
+        assert _size(derived) <= 1.1 * _size(by_hand), (claim.wrt, derived)
 
 
 @pytest.mark.parametrize("entry_name", ["batch_norm", "layer_norm"])
