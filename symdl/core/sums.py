@@ -111,12 +111,12 @@ class _Sums:
         coeff, M = _coeff_matrix(A)
         if coeff != 1:
             return {t: coeff * c for t, c in self.sums(M, side).items()}
-        spread = _spread_of(A, side)
+        spread = spread_of(A, side)
         if spread is not None:  # u 1_nᵀ 1_n = n u: u itself may be a mean, a sum again
             return {t: n * c for t, c in self.expanded(spread, side).items()}
         if isinstance(A, HadamardProduct):
             factors = [g for f in A.args for g in self.factors(f, side)]
-            spreads = [_spread_of(f, side) for f in factors]
+            spreads = [spread_of(f, side) for f in factors]
             if any(s is not None for s in spreads) and any(s is None for s in spreads):
                 rest = hadamard(*(f for f, s in zip(factors, spreads, strict=True) if s is None))
                 pulled = [s for s in spreads if s is not None]
@@ -127,7 +127,7 @@ class _Sums:
         """f, or the factors of the step f when it is a Hadamard product with a spread."""
         definition = self.steps.get(f)
         if isinstance(definition, HadamardProduct) and any(
-            _spread_of(g, side) is not None for g in definition.args
+            spread_of(g, side) is not None for g in definition.args
         ):
             return list(definition.args)
         return [f]
@@ -163,7 +163,7 @@ def _plain(A, side: str) -> Terms:
     return {_plain_sum(A, side): S.One}
 
 
-def _spread_of(f, side: str):
+def spread_of(f, side: str):
     """u when f is u 1ᵀ (a column spread over the columns: side "right") or 1 u ("left"),
     with any scalar coefficient inside u; else None."""
     coeff, mats = _coeff_matrices(f)
