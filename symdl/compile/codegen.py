@@ -13,10 +13,20 @@ from dataclasses import dataclass
 
 import numpy as np
 import sympy
-from sympy import Basic, Identity, MatMul, MatrixSymbol, OneMatrix, S, Symbol, Transpose
+from sympy import (
+    Basic,
+    Identity,
+    MatMul,
+    MatrixSymbol,
+    OneMatrix,
+    S,
+    Symbol,
+    Transpose,
+)
 from sympy.printing.numpy import SciPyPrinter
 from sympy.printing.precedence import PRECEDENCE
 
+from symdl.compile.passes import folded_spreads, fused_sums, released_after
 from symdl.core.derivation import Derivation
 from symdl.ops.runtime import ShapeError
 
@@ -377,7 +387,18 @@ def _worth_a_temporary(node) -> bool:
         return False
     if isinstance(node, Transpose) and isinstance(node.arg, _FREE):
         return False
-    return not (isinstance(node, MatMul) and any(isinstance(a, OneMatrix) for a in node.args))
+    if isinstance(node, MatMul) and any(isinstance(a, OneMatrix) for a in node.args):
+        return _is_full_sum(node)
+    return True
+
+
+def _is_full_sum(node: MatMul) -> bool:
+    """A sum of the rows or columns of a full-size matrix (an array pass, unlike a spread)."""
+    return any(
+        not isinstance(a, OneMatrix) and all(sympy.sympify(d) != 1 for d in a.shape)
+        for a in node.args
+        if isinstance(a, sympy.MatrixExpr)
+    )
 
 
 def eliminate_common_matrices(assignments: list[Assignment]) -> list[Assignment]:
@@ -444,12 +465,15 @@ class CompiledDerivation:
         if self.matrices:
             kept = {derivation.output, *derivation.gradient_entries, *extra}
             backward = inline_broadcasts(backward, kept)
-        if not cse:
-            body = forward + backward
-        elif self.matrices:
-            body = eliminate_common_matrices(forward + backward)
+            steps = folded_spreads(fused_sums(forward + backward), kept)
         else:
-            body = eliminate_common(forward + backward)
+            steps = forward + backward
+        if not cse:
+            body = steps
+        elif self.matrices:
+            body = eliminate_common_matrices(steps)
+        else:
+            body = eliminate_common(steps)
         self.op_count = op_count(body)
         self.body = body  # the assignments, for the printers of other backends
         outputs = [derivation.output, *derivation.gradient_entries, *extra]
@@ -565,8 +589,10 @@ def _source(args, dimensions, body: list[Assignment], outputs: list[Basic], prin
     rename = {s: _renamed(s, names[s], dims) for s in symbols if s not in dims} | dims
     params = [names[a] for a in args] + [names[d] for d in dimensions]
     lines = [f"def value_and_grad({', '.join(params)}):"]
-    for a in body:
+    for a, released in released_after(body, outputs):
         lines.append(f"    {names[a.target]} = {printer.doprint(a.rhs.xreplace(rename))}")
+        if released:
+            lines.append(f"    del {', '.join(names[t] for t in released)}")
     returned = ", ".join(_printed_output(printer, o, rename) for o in outputs)
     lines.append(f"    return ({returned},)")
     modules = sorted(m for m in printer.module_imports if m != "numpy")

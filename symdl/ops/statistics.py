@@ -116,6 +116,19 @@ class mean(MatrixOp):
             return scale(1 / cols, G * OneMatrix(1, cols))
         return scale(1 / rows, OneMatrix(rows, 1) * G)
 
+    def as_product(self):
+        r"""The mean as the product it is: $\frac{1}{N} A \mathbf{1}$ (axis 1) or
+        $\frac{1}{d} \mathbf{1}^T A$ (axis 0), for the simplifier of sums."""
+        from sympy.matrices.expressions import OneMatrix
+
+        from symdl.core.matrices import matmul
+
+        A = self.args[0]
+        rows, cols = A.shape
+        if self.axis == 1:
+            return matmul(1 / cols, A, OneMatrix(cols, 1))
+        return matmul(1 / rows, OneMatrix(1, rows), A)
+
     def _latex_body(self, printer):
         over = r"\text{batch}" if self.axis == 1 else r"\text{features}"
         tex = rf"\operatorname{{mean}}_{{{over}}}\left({printer._print(self.args[0])}\right)"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import sympy
@@ -92,11 +94,11 @@ def test_wrong_number_of_inputs_names_them():
         compiled(x=1.0)
 
 
-def test_batch_norm_step_reads_x_hat_and_builds_no_full_size_broadcast():
-    """The normalisation's backward pass in the textbook's shape: x̂ and σ⁻¹ computed once and
-    read by the adjoints, the adjoint of the variance's mean spread by broadcasting (no
-    broadcast_to of a full-size array), ReLU' a comparison; gradients checked against
-    PyTorch in tests/nn."""
+def test_batch_norm_step_is_the_fused_backward_and_builds_no_full_size_broadcast():
+    """The normalisation's backward pass in the textbook's fused shape: σ⁻¹ and γ ∘ σ⁻¹ computed
+    once and read by the forward and the adjoints (x̂ = C ∘ σ⁻¹ is never an array of its own),
+    the adjoint of the variance's mean spread by broadcasting (no broadcast_to of a full-size
+    array), ReLU' a comparison; gradients checked against PyTorch in tests/nn."""
     from symdl import nn
 
     model = nn.Sequential(
@@ -106,8 +108,18 @@ def test_batch_norm_step_reads_x_hat_and_builds_no_full_size_broadcast():
     assert "broadcast_to" not in source
     assert "numpy.sign" not in source  # 1[Z > 0] printed as the comparison beside its factor
     assert source.count("**(-1/2)") == 1  # σ⁻¹ once, in the forward pass
-    assert "_hat_X_2_ = ((C_2_)*(s_2_))" in source
-    assert "bar_gamma_2_ = ((((bar_Z_2_)*(_hat_X_2_)))).sum(axis=1, keepdims=True)" in source
+    assert "_hat_X" not in source  # γ 1ᵀ ∘ x̂ = C ∘ (γ ∘ σ⁻¹) 1ᵀ: the columns multiplied first
+    scale = re.search(r"(m_\d+) = \(\(gamma_2_\)\*\(s_2_\)\)", source)
+    assert scale, source
+    assert f"Z_2_ = ((((C_2_)*({scale[1]}))) + (beta_2_))" in source
+    assert f"((bar_Z_2_)*({scale[1]}))" in source  # C̄'s term Ḡ ∘ γ ∘ σ⁻¹
+    # the fused backward: Σ Ḡ∘C summed once for the adjoints of γ (σ⁻¹ Σ Ḡ∘C = Σ Ḡ∘x̂) and of
+    # σ⁻¹ (γ Σ Ḡ∘C), and Σ C̄ = γ σ⁻¹ Σ Ḡ read from β's gradient (C sums to 0): no pass of its own
+    shared = re.search(r"(m_\d+) = \(\(\(\(bar_Z_2_\)\*\(C_2_\)\)\)\)\.sum\(axis=1", source)
+    assert shared, source
+    assert f"bar_gamma_2_ = ((s_2_)*({shared[1]}))" in source
+    assert f"bar_s_2_ = ((gamma_2_)*({shared[1]}))" in source
+    assert "bar_mu_2_ = (-1)*((((gamma_2_)*(s_2_)*(bar_beta_2_))))" in source
 
 
 def test_a_piecewise_whose_condition_holds_a_piecewise_compiles():
@@ -123,3 +135,38 @@ def test_a_piecewise_whose_condition_holds_a_piecewise_compiles():
         exact = float(f.subs(x, x0).evalf(30))
         slope = float((f.subs(x, x0 + h) - f.subs(x, x0 - h)).evalf(30)) / (2 * h)
         assert abs(value[i] - exact) < 1e-12 and abs(dx[i] - slope) < 1e-6
+
+
+def test_arrays_are_deleted_after_their_last_read():
+    """The generated step frees each array it no longer needs (every temporary had lived until
+    the function returned): a deleted name is never read again, and what remains at the return
+    is what the step returns and its inputs."""
+    import ast
+
+    from symdl import nn
+
+    for layers in (
+        [nn.Dense(8), nn.BatchNorm(), nn.Activation("relu"), nn.Dense(3)],
+        [nn.Dense(8, "tanh"), nn.LayerNorm(), nn.Dense(3)],
+    ):
+        source = nn.Sequential(*layers, input_shape=5).compile().source
+        function = ast.parse(source).body[-1]
+        live: set[str] = set()
+        for statement in function.body:
+            if isinstance(statement, ast.Delete):
+                deleted = {t.id for t in statement.targets}
+                assert deleted <= live, source
+                live -= deleted
+                continue
+            read = {
+                n.id
+                for n in ast.walk(statement)
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+            }
+            assert not (
+                read - live - {a.arg for a in function.args.args} - {"numpy", "scipy", "symdl"}
+            )
+            if isinstance(statement, ast.Assign):
+                live |= {t.id for t in statement.targets}
+        returned = {n.id for n in ast.walk(function.body[-1]) if isinstance(n, ast.Name)}
+        assert live == returned, live - returned
