@@ -204,7 +204,10 @@ class Builder:
             if isinstance(base, MatrixBase) and (
                 base.shape[0] > 6 and exponent < 0 or base.shape[0] ** 3 * k > 20 * MAX_ENTRIES
             ):
-                self.fail(f"the power {exponent} of a {_shape(base)} matrix written out is too costly", position)
+                self.fail(
+                    f"the power {exponent} of a {_shape(base)} matrix written out is too costly",
+                    position,
+                )
             if exponent < 0:  # X^{-k} = (X^{-1})^k
                 base = self._sympy(lambda: _inverse(base), position)
             return base if k == 1 else self._sympy(lambda: base**k, position)
