@@ -30,6 +30,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 from symdl.core.matrices import hadamard
 from symdl.core.program import Program, Step, TextPrinter
 from symdl.core.rules import total
+from symdl.core.tidy import cancel_constants
 
 
 class Adjoint(Symbol):
@@ -164,7 +165,7 @@ class Derivation:
         `simplify=True` runs `sympy.simplify` on each entry (slow on large expressions).
         """
         values = self.substituted()
-        entries = [_tidy(values.get(g, g)) for g in self.gradient_entries]
+        entries = [cancel_constants(_tidy(values.get(g, g))) for g in self.gradient_entries]
         if simplify:
             entries = [sympy.simplify(e) for e in entries]
         return self.shape(entries)

@@ -49,7 +49,8 @@ def test_a_missing_term_is_named():
     assert diagnosis(f, w, claim) == (
         "Diagnosis: a missing term: the claim is the derivative without 2*lambda*w."
     )
-    assert "without 2*b" in diagnosis(sd.mse(w * x + bias, y), w, "2*x*(w*x - y)")  # the bias
+    # the bias, named inside the residual of the gradient 2 x (w x + b - y)
+    assert "without b (in b + w*x - y)" in diagnosis(sd.mse(w * x + bias, y), w, "2*x*(w*x - y)")
     r = X * u - t
     f = (r.T * r)[0, 0] / n + lam * sympy.Trace(X.T * X)
     assert "a missing term" in diagnosis(f, X, "2/n*(X*u - t)*u.T")

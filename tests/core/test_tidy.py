@@ -1,0 +1,79 @@
+"""Closed forms in their textbook form: numeric constants cancelled ((μ−x)/σ², not
+(2μ−2x)/(2σ²)), a scale common to a matrix sum written once ((softmax(Z)−Y)/N), never more
+operations than the hand-written form; each still equal to an independent derivative."""
+
+import sympy
+from sympy import MatMul, MatrixSymbol, OneMatrix, Trace
+
+import symdl as sd
+from symdl.core.tidy import cancel_constants
+from symdl.prob.distributions import Gaussian
+
+mu, x, b, w = sympy.symbols("mu x b w", real=True)
+sigma = sympy.Symbol("sigma", positive=True)
+k, N = sympy.symbols("k N", integer=True, positive=True)
+Z, Y = MatrixSymbol("Z", k, N), MatrixSymbol("Y", k, N)
+
+
+def test_gaussian_nll_gradient_in_mu_has_its_twos_cancelled():
+    nll = sympy.log(sigma) + (mu - x) ** 2 / (2 * sigma**2) + sympy.log(2 * sympy.pi) / 2
+    for f in (nll, Gaussian(mu, sigma**2).nll(x)):
+        gradient = sd.grad(f, mu)
+        assert gradient == (mu - x) / sigma**2
+        assert str(gradient) == "(mu - x)/sigma**2"
+        assert sympy.simplify(gradient - sympy.diff(f, mu)) == 0
+
+
+def test_softmax_cross_entropy_in_matrix_form_is_softmax_minus_targets_over_n():
+    """(1/N) Σ_j logsumexp(Z_j) − Y_jᵀ Z_j, the cross-entropy for targets that sum to 1,
+    written by hand: its gradient is (softmax(Z) − Y)/N, the 1/N once."""
+    f = (Trace(sd.logsumexp(Z) * OneMatrix(N, 1)) - Trace(Y.T * Z)) / N
+    gradient = sd.grad(f, Z)
+    textbook = MatMul(1 / N, sd.softmax(Z) - Y)
+    assert gradient == textbook
+    assert sympy.count_ops(gradient) <= sympy.count_ops(textbook)
+    assert sd.verify(f, Z, "(softmax(Z) - Y)/N")
+
+
+def test_pytorch_cross_entropy_by_hand_writes_its_one_over_n_once():
+    """−tr(Yᵀ log softmax(Z))/N: (softmax(Z) ∘ (1 1ᵀ Y) − Y)/N, the 1/N factored out of
+    both terms (before: (−1/N) Y + ((1/N) 1 1ᵀ Y) ∘ softmax(Z))."""
+    f = -Trace(Y.T * sd.log_softmax(Z)) / N
+    gradient = sd.grad(f, Z)
+    assert isinstance(gradient, MatMul) and gradient.args[0] == 1 / N
+    totals = OneMatrix(k, 1) * OneMatrix(1, k) * Y
+    by_hand = (sympy.HadamardProduct(sd.softmax(Z), totals) - Y) / N
+    assert sympy.count_ops(gradient) <= sympy.count_ops(by_hand)
+    assert sd.verify(f, Z, "(hadamard(softmax(Z), ones(k, k)*Y) - Y)/N")
+
+
+def test_mse_of_a_linear_layer_keeps_its_two_thirds_out_of_each_residual():
+    xs, ys = sympy.symbols("x1:4", real=True), sympy.symbols("y1:4", real=True)
+    f = sd.mse([w * xi + b for xi in xs], list(ys))
+    by_hand = sum(2 * xi * (w * xi + b - yi) / 3 for xi, yi in zip(xs, ys, strict=True))
+    gradient = sd.grad(f, w)
+    assert gradient == by_hand  # before: x1*(2*b/3 + 2*w*x1/3 - 2*y1/3) + ...
+    assert sympy.count_ops(gradient) <= sympy.count_ops(by_hand)
+    reference = sympy.diff(
+        sum((w * xi + b - yi) ** 2 for xi, yi in zip(xs, ys, strict=True)) / 3, w
+    )
+    assert sympy.expand(gradient - reference) == 0
+
+
+def test_mse_of_a_linear_layer_in_matrix_form_is_the_textbook_form():
+    n = sympy.Symbol("n", integer=True, positive=True)
+    W, X, c = MatrixSymbol("W", k, n), MatrixSymbol("X", n, N), MatrixSymbol("c", k, 1)
+    residual = W * X + c * OneMatrix(1, N) - Y
+    gradient = sd.grad(sd.mse(W * X + c * OneMatrix(1, N), Y), W)
+    textbook = MatMul(2 / (k * N), residual, X.T)
+    assert sympy.count_ops(gradient) <= sympy.count_ops(textbook)
+    assert sd.verify(
+        sd.mse(W * X + c * OneMatrix(1, N), Y), W, "2/(k*N)*(W*X + c*ones(1, N) - Y)*X.T"
+    )
+
+
+def test_cancel_constants_leaves_what_has_nothing_to_cancel():
+    for expr in (2 * w * x, w**2, (w + x) / 2, sympy.sin(2 * w + 2) / 2, mu - x):
+        assert cancel_constants(expr) == expr
+    assert cancel_constants((4 * w + 4) ** 2 / 8) == 2 * (w + 1) ** 2
+    assert cancel_constants(3 / (3 * w + 3)) == 1 / (w + 1)
