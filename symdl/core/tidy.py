@@ -8,19 +8,24 @@ from __future__ import annotations
 import sympy
 from sympy import Add, Basic, Dummy, Lambda, Mul, Pow, S
 from sympy.matrices.expressions import (
+    HadamardPower,
     HadamardProduct,
     MatAdd,
     MatMul,
     MatrixExpr,
     MatrixSymbol,
+    OneMatrix,
 )
 from sympy.matrices.expressions.matexpr import MatrixElement
 
+from symdl.core.matrices import hadamard, matmul
+
 
 def cancel_constants(expr: Basic) -> Basic:
-    """`expr` with numeric contents of sums moved into the products that hold them (where they
-    cancel or combine with the product's coefficient), and a scalar factor common to every
-    term of a matrix sum written once in front of it.
+    r"""`expr` with numeric contents of sums moved into the products that hold them (where they
+    cancel or combine with the product's coefficient), a scalar factor common to every term of
+    a matrix sum written once in front of it, and a Hadamard product without a factor and its
+    reciprocal ($P \circ P^{\circ -1}$), distributed over a sum when that makes it shorter.
 
     >>> import sympy
     >>> mu, x, s = sympy.symbols("mu x sigma")
@@ -39,16 +44,24 @@ def cancel_constants(expr: Basic) -> Basic:
                 # MatrixElement's func would evaluate the entry of a product into an index sum
                 build = MatrixElement if isinstance(node, MatrixElement) else node.func
                 result = build(*args)
-            if isinstance(result, Mul | Pow) and not isinstance(result, MatrixExpr):
-                result = _absorb_contents(result)
-            elif isinstance(result, HadamardProduct):
-                result = _scalars_in_front(result)
-            elif isinstance(result, MatAdd):
-                result = _common_scale(result)
+            result = _tidied(result)
         memo[node] = result
         return result
 
     return rebuild(expr)
+
+
+def _tidied(node: Basic) -> Basic:
+    """`node`, whose arguments are tidy, with the rule for its kind applied."""
+    if isinstance(node, Mul | Pow) and not isinstance(node, MatrixExpr):
+        return _absorb_contents(node)
+    if isinstance(node, MatMul):
+        return matmul(*node.args)  # c (d A) B as (c d) A B
+    if isinstance(node, HadamardProduct):
+        return _hadamard(node)
+    if isinstance(node, MatAdd):
+        return _common_scale(node)
+    return node
 
 
 def _absorb_contents(product: Basic) -> Basic:
@@ -67,24 +80,58 @@ def _absorb_contents(product: Basic) -> Basic:
     return Mul(coeff, *factors)
 
 
-def _scalars_in_front(product: HadamardProduct) -> Basic:
-    """(c A) ∘ B as c (A ∘ B): the scalar written once, in front."""
+def _hadamard(product: HadamardProduct) -> Basic:
+    """(c A) ∘ B as c (A ∘ B), without a factor and its reciprocal (P ∘ P^{∘-1} = 1), and
+    distributed over a sum factor when the terms then shorten: ((Y ∘ P^{∘-1}) - S) ∘ P as
+    Y - S ∘ P."""
     coeff, factors = S.One, []
     for factor in product.args:
         c, M = _split_scalar(factor) if isinstance(factor, MatMul) else (S.One, factor)
-        coeff *= c
-        factors.append(M)
-    if coeff == 1:
-        return product
-    return MatMul(coeff, HadamardProduct(*factors))
+        coeff, factors = (
+            coeff * c,
+            factors + list(M.args if isinstance(M, HadamardProduct) else [M]),
+        )
+    factors = _without_reciprocals(factors)
+    tidy = _scaled(coeff, hadamard(*factors) if factors else OneMatrix(*product.shape))
+    sums = [i for i, f in enumerate(factors) if isinstance(f, MatAdd)]
+    if len(sums) != 1:
+        return tidy
+    i = sums[0]
+    others = factors[:i] + factors[i + 1 :]
+    terms = [_hadamard(HadamardProduct(term, *others)) for term in factors[i].args]
+    distributed = _scaled(coeff, _common_scale(MatAdd(*terms)))
+    return distributed if sympy.count_ops(distributed) < sympy.count_ops(tidy) else tidy
+
+
+def _without_reciprocals(factors: list[Basic]) -> list[Basic]:
+    """`factors` of a Hadamard product without each pair P, P^{∘-1} (written 1/x of P)."""
+    left = list(factors)
+    for f in factors:
+        inverse = _reciprocal_of(f)
+        if inverse is not None and f in left and inverse in left:
+            left.remove(f)
+            left.remove(inverse)
+    return left
+
+
+def _reciprocal_of(factor: Basic) -> Basic | None:
+    """P when `factor` is the entrywise reciprocal of P, else None."""
+    if isinstance(factor, HadamardPower) and factor.exp == -1:
+        return factor.base
+    function = getattr(factor, "function", None)
+    if isinstance(function, Lambda) and function.expr == 1 / function.variables[0]:
+        return factor.args[1]
+    return None
 
 
 def _split_scalar(term: MatMul) -> tuple[Basic, Basic]:
     """(c, M) with term = c M, M a matrix expression without a scalar factor."""
-    scalars = [a for a in term.args if not isinstance(a, MatrixExpr)]
-    mats = [a for a in term.args if isinstance(a, MatrixExpr)]
-    coeff = Mul(*scalars)
-    return coeff, (mats[0] if len(mats) == 1 else MatMul(*mats))
+    flat = matmul(term)
+    if not isinstance(flat, MatMul):
+        return S.One, flat
+    scalars = [a for a in flat.args if not isinstance(a, MatrixExpr)]
+    mats = [a for a in flat.args if isinstance(a, MatrixExpr)]
+    return Mul(*scalars), (mats[0] if len(mats) == 1 else MatMul(*mats))
 
 
 def _common_scale(total: MatAdd) -> Basic:

@@ -77,3 +77,26 @@ def test_cancel_constants_leaves_what_has_nothing_to_cancel():
         assert cancel_constants(expr) == expr
     assert cancel_constants((4 * w + 4) ** 2 / 8) == 2 * (w + 1) ** 2
     assert cancel_constants(3 / (3 * w + 3)) == 1 / (w + 1)
+
+
+def _reciprocals(expr) -> list:
+    """Entrywise reciprocals 1/x of a matrix inside `expr`."""
+    return [
+        node
+        for node in sympy.preorder_traversal(expr)
+        if isinstance(node, sd.elementwise) and node.body == 1 / node.function.variables[0]
+    ]
+
+
+def test_the_gallery_cross_entropy_loses_the_reciprocal_of_softmax():
+    """-(1/N) 1ᵀ (Y ∘ log softmax(Z)) 1, as in the gallery: log's derivative 1/P meets the
+    softmax Jacobian's P, and they cancel: (1/N)((1 1ᵀ Y) ∘ softmax(Z) - Y), the hand-written
+    form (before: ((-1/N)(Y ∘ P^{∘-1}) - 1 1ᵀ ((-1/N)(Y ∘ P ∘ P^{∘-1}))) ∘ P, 10 operations)."""
+    loss = -(1 / N) * OneMatrix(1, k) * sd.hadamard(Y, sd.elementwise(sympy.log, sd.softmax(Z)))
+    loss = loss * OneMatrix(N, 1)
+    gradient = sd.grad(loss, Z)
+    assert not _reciprocals(gradient), gradient
+    by_hand = MatMul(1 / N, sympy.HadamardProduct(OneMatrix(k, k) * Y, sd.softmax(Z)) - Y)
+    assert sympy.count_ops(gradient) <= sympy.count_ops(by_hand)
+    assert str(gradient) == "1/N*(HadamardProduct(1*Y, softmax(Z)) - Y)"
+    assert sd.check_grad(loss, Z, grad=gradient)
