@@ -60,7 +60,8 @@ def _tidied(node: Basic) -> Basic:
     if isinstance(node, HadamardProduct):
         return _hadamard(node)
     if isinstance(node, MatAdd):
-        return _common_scale(node)
+        grouped = _common_factor(node)
+        return _common_scale(grouped) if isinstance(grouped, MatAdd) else grouped
     return node
 
 
@@ -144,6 +145,33 @@ def _common_scale(total: MatAdd) -> Basic:
         return total
     terms = [_scaled(c / common, M) for c, M in parts]
     return MatMul(common, MatAdd(*terms))
+
+
+def _common_factor(total: MatAdd) -> Basic:
+    """A w + B w as (A + B) w, and w A + w B as w (A + B), for the factor shared by the most
+    terms: the Matrix Cookbook's (A + Aᵀ) x."""
+    parts = [_split_scalar(t) if isinstance(t, MatMul) else (S.One, t) for t in total.args]
+    factors = [list(M.args) if isinstance(M, MatMul) else [M] for _, M in parts]
+    best = None
+    for side in (-1, 0):
+        groups: dict[Basic, list[int]] = {}
+        for i, mats in enumerate(factors):
+            if len(mats) > 1:
+                groups.setdefault(mats[side], []).append(i)
+        for factor, members in groups.items():
+            if len(members) > 1 and (best is None or len(members) > len(best[2])):
+                best = (side, factor, members)
+    if best is None:
+        return total
+    side, factor, members = best
+    rests = [
+        _scaled(parts[i][0], matmul(*(factors[i][:-1] if side == -1 else factors[i][1:])))
+        for i in members
+    ]
+    inner = _tidied(MatAdd(*rests))
+    grouped = matmul(inner, factor) if side == -1 else matmul(factor, inner)
+    others = [t for i, t in enumerate(total.args) if i not in members]
+    return _tidied(MatAdd(grouped, *others)) if others else grouped
 
 
 def _scaled(c: Basic, M: Basic) -> Basic:

@@ -100,3 +100,20 @@ def test_the_gallery_cross_entropy_loses_the_reciprocal_of_softmax():
     assert sympy.count_ops(gradient) <= sympy.count_ops(by_hand)
     assert str(gradient) == "1/N*(HadamardProduct(1*Y, softmax(Z)) - Y)"
     assert sd.check_grad(loss, Z, grad=gradient)
+
+
+def test_a_matrix_shared_by_terms_is_factored_out_as_in_the_cookbook():
+    """d xᵀAx/dx = (A + Aᵀ)x (Matrix Cookbook eq. 81), not Ax + Aᵀx; the PCA Lagrangian's
+    gradient (Σ + Σᵀ)w - 2λw."""
+    n = sympy.Symbol("n", integer=True, positive=True)
+    x, A = MatrixSymbol("x", n, 1), MatrixSymbol("A", n, n)
+    gradient = sd.grad(x.T * A * x, x)
+    assert gradient == (A + A.T) * x
+    assert sd.hessian(x.T * A * x, x) == A + A.T
+    S, lam = MatrixSymbol("Sigma", n, n), sympy.Symbol("lam", real=True)
+    lagrangian = x.T * S * x - lam * (x.T * x - sympy.Identity(1))
+    gradient = sd.grad(lagrangian, x)
+    by_hand = (S + S.T) * x - 2 * lam * x
+    assert sympy.count_ops(gradient) <= sympy.count_ops(by_hand)
+    assert sd.verify(lagrangian, x, "(Sigma + Sigma.T)*x - 2*lam*x")
+    assert sd.check_grad(lagrangian, x, grad=gradient)
