@@ -1,7 +1,9 @@
-r"""Closed forms with their constants as a textbook writes them: a numeric factor common to a
-sum's terms cancels against the product around it, $(2\mu - 2x)/(2\sigma^2) = (\mu - x)/\sigma^2$,
-and a scalar common to a matrix sum's terms is factored out, $(\operatorname{softmax}(Z) - Y)/N$.
-Nothing is expanded or simplified beyond that, and shared subexpressions are visited once."""
+r"""Closed forms as a textbook writes them: a numeric factor common to a sum's terms cancels
+against the product around it, $(2\mu - 2x)/(2\sigma^2) = (\mu - x)/\sigma^2$; a scalar common
+to a matrix sum's terms is written once, $(\operatorname{softmax}(Z) - Y)/N$; a matrix shared
+by terms is factored out, $(A + A^T)x$; and an entrywise reciprocal meeting its own factor in a
+Hadamard product cancels. Nothing is expanded or simplified beyond that, and shared
+subexpressions are visited once."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 from symdl.core.matrices import hadamard, matmul
 
 
-def cancel_constants(expr: Basic) -> Basic:
+def textbook_form(expr: Basic) -> Basic:
     r"""`expr` with numeric contents of sums moved into the products that hold them (where they
     cancel or combine with the product's coefficient), a scalar factor common to every term of
     a matrix sum written once in front of it, and a Hadamard product without a factor and its
@@ -29,7 +31,7 @@ def cancel_constants(expr: Basic) -> Basic:
 
     >>> import sympy
     >>> mu, x, s = sympy.symbols("mu x sigma")
-    >>> cancel_constants((2*mu - 2*x) / (2*s**2))
+    >>> textbook_form((2*mu - 2*x) / (2*s**2))
     (mu - x)/sigma**2
     """
     memo: dict[Basic, Basic] = {}

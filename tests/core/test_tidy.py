@@ -6,7 +6,7 @@ import sympy
 from sympy import MatMul, MatrixSymbol, OneMatrix, Trace
 
 import symdl as sd
-from symdl.core.tidy import cancel_constants
+from symdl.core.tidy import textbook_form
 from symdl.prob.distributions import Gaussian
 
 mu, x, b, w = sympy.symbols("mu x b w", real=True)
@@ -72,11 +72,11 @@ def test_mse_of_a_linear_layer_in_matrix_form_is_the_textbook_form():
     )
 
 
-def test_cancel_constants_leaves_what_has_nothing_to_cancel():
+def test_textbook_form_leaves_what_has_nothing_to_cancel():
     for expr in (2 * w * x, w**2, (w + x) / 2, sympy.sin(2 * w + 2) / 2, mu - x):
-        assert cancel_constants(expr) == expr
-    assert cancel_constants((4 * w + 4) ** 2 / 8) == 2 * (w + 1) ** 2
-    assert cancel_constants(3 / (3 * w + 3)) == 1 / (w + 1)
+        assert textbook_form(expr) == expr
+    assert textbook_form((4 * w + 4) ** 2 / 8) == 2 * (w + 1) ** 2
+    assert textbook_form(3 / (3 * w + 3)) == 1 / (w + 1)
 
 
 def _reciprocals(expr) -> list:
