@@ -31,6 +31,7 @@ from symdl.core.matrices import hadamard
 from symdl.core.program import Program, Step, TextPrinter
 from symdl.core.rules import total
 from symdl.core.sums import tidy_sums
+from symdl.core.tidy import textbook_form
 
 
 class Adjoint(Symbol):
@@ -161,11 +162,13 @@ class Derivation:
     def closed_form(self, simplify: bool = False):
         """The gradient in the user's symbols, shaped like `wrt`.
 
-        Intermediates are substituted back; shared subexpressions stay shared objects.
+        Intermediates are substituted back; shared subexpressions stay shared objects. The
+        result is in textbook form (`symdl.core.tidy`): numeric constants cancelled, a scale
+        or a matrix shared by the terms of a matrix sum written once, P ∘ P^{∘-1} cancelled.
         `simplify=True` runs `sympy.simplify` on each entry (slow on large expressions).
         """
         values = self.substituted()
-        entries = [tidy_sums(_tidy(values.get(g, g))) for g in self.gradient_entries]
+        entries = [textbook_form(tidy_sums(_tidy(values.get(g, g)))) for g in self.gradient_entries]
         if simplify:
             entries = [sympy.simplify(e) for e in entries]
         return self.shape(entries)

@@ -245,6 +245,12 @@ class mish(Op):
         t = tanh(softplus(x))
         return t + x * sigmoid(x) * (1 - t**2)
 
+    def numeric_form(self):
+        r"""$x \tanh(\operatorname{softplus}(x))$: compiled code computes
+        $\tanh(\operatorname{softplus}(x))$ once for mish and its derivative."""
+        x = self.args[0]
+        return x * tanh(softplus(x))
+
     def _numpycode(self, printer):  # softplus by logaddexp: finite for |x| large
         x = printer._print(self.args[0])
         tanh_, logaddexp = (printer._module_format(f"numpy.{f}") for f in ("tanh", "logaddexp"))

@@ -32,6 +32,9 @@ class Namespace:
     # when set, a transposed scalar name (x.T, x^T, x') is an error ending in this hint, with
     # {name} its name; else it is the scalar itself (a claim's 1x1 factors act as scalars)
     scalar_transpose: str | None = None
+    # names that would denote more than one thing (I with square matrices of several sizes):
+    # the message saying how to write what is meant
+    ambiguous: dict[str, str] = field(default_factory=dict)
 
     def transposable(self, value, text: str, position: int) -> None:
         """Raise ParseError when `value`, about to be transposed, is a scalar name that
@@ -54,6 +57,8 @@ class Namespace:
             raise ParseError(f"name {name!r} is not allowed", text, position)
         if name in self.values:
             return self.values[name]
+        if name in self.ambiguous:
+            raise ParseError(self.ambiguous[name], text, position)
         if self.new_symbols and name not in self.functions:
             return self.created.setdefault(name, Symbol(name, real=True))
         hint = "it is a function: call it, e.g. " + name + "(x)" if name in self.functions else ""
@@ -126,13 +131,23 @@ def namespace_of(*exprs, new_symbols: bool = False, where: Mapping | None = None
         for part in _flat(e):
             if isinstance(part, Basic):
                 sizes |= {i.shape[0] for i in part.atoms(sympy.Identity)}
+    ambiguous = {}
     if len(sizes) == 1:
         values.setdefault("I", sympy.Identity(sizes.pop()))
+    elif sizes:
+        shown = sorted(map(str, sizes))
+        ambiguous["I"] = (
+            f"I is ambiguous here: the square matrices of the formula have the sizes "
+            f"{', '.join(shown)}; write the identity with its size: eye({shown[0]}) or "
+            f"Identity({shown[0]}) for the {shown[0]}x{shown[0]} one"
+        )
     for name, value in (where or {}).items():
         if not (isinstance(name, str) and name.isidentifier() and not name.startswith("__")):
             raise ValueError(f"where: {name!r} is not a name (a Python identifier)")
         values[name] = ImmutableMatrix(value) if isinstance(value, MatrixBase) else value
-    return Namespace(values, _functions(), new_symbols)  # with ops declared since import
+    namespace = Namespace(values, _functions(), new_symbols)  # with ops declared since import
+    namespace.ambiguous = ambiguous
+    return namespace
 
 
 def _flat(obj) -> Iterable:
@@ -330,6 +345,12 @@ def _matrix_helpers() -> dict[str, Callable]:
             return 1 / a
         return ImmutableMatrix(a.inv()) if isinstance(a, MatrixBase) else sympy.Inverse(a)
 
+    def identity(build, n):  # of a symbolic size (eye(n)), or written out (eye(3))
+        size = _size(n)
+        return (
+            sympy.Identity(size) if isinstance(size, Symbol) else ImmutableMatrix(sympy.eye(size))
+        )
+
     return {
         "Matrix": matrix,
         "matrix": matrix,
@@ -345,7 +366,8 @@ def _matrix_helpers() -> dict[str, Callable]:
         "Tr": trace,
         "det": determinant,
         "inv": inverse,
-        "eye": lambda build, n: ImmutableMatrix(sympy.eye(_sized(n))),
+        "eye": identity,
+        "Identity": identity,
         "ones": lambda build, r, c=sympy.S.One: ones(_size(r), _size(c)),
         "kron": _kron,
         "KroneckerProduct": _kron,

@@ -49,11 +49,13 @@ def test_a_missing_term_is_named():
     assert diagnosis(f, w, claim) == (
         "Diagnosis: a missing term: the claim is the derivative without 2*lambda*w."
     )
-    assert "without 2*b" in diagnosis(sd.mse(w * x + bias, y), w, "2*x*(w*x - y)")  # the bias
+    # the bias, named inside the residual of the gradient 2 x (w x + b - y)
+    assert "without b (in b + w*x - y)" in diagnosis(sd.mse(w * x + bias, y), w, "2*x*(w*x - y)")
     r = X * u - t
     f = (r.T * r)[0, 0] / n + lam * sympy.Trace(X.T * X)
     assert "a missing term" in diagnosis(f, X, "2/n*(X*u - t)*u.T")
-    assert "without A.T*u" in diagnosis((u.T * A * u)[0, 0], u, "A*u")
+    # the gradient is (A + Aᵀ)u, the Cookbook form: the term left out is named inside the sum
+    assert "without A.T (in A + A.T)" in diagnosis((u.T * A * u)[0, 0], u, "A*u")
 
 
 def test_an_extra_term_is_named():

@@ -303,3 +303,21 @@ def test_a_symbol_of_the_function_hides_phi_and_H():
     assert sd.verify(phi * _x**2, _x, r"2\phi(x)").status == "EQUAL"  # phi times (x)
     with pytest.raises(ParseError, match="H is a symbol, not a function"):
         sd.verify(H * _x**2, _x, "2*H(x)")  # in Python syntax a call is a call: said so
+
+
+def test_I_with_square_matrices_of_several_sizes_is_an_error_naming_them():
+    """I is the identity only when the formula's square matrices share one size; with several
+    it would be a guess, so it is refused with the sizes and how to write the one meant."""
+
+    n, m = sympy.symbols("n m", integer=True, positive=True)
+    X, A = sympy.MatrixSymbol("X", n, n), sympy.MatrixSymbol("A", m, m)
+    B = sympy.MatrixSymbol("B", n, m)
+    f = sympy.Trace(X) + sympy.Trace(A * B.T * B)
+    for claim in ("I", r"\mathbf{I}", "2*I"):
+        with pytest.raises(ParseError, match=r"I is ambiguous.*sizes m, n.*eye\(m\) or Identity"):
+            sd.verify(f, X, claim)
+    assert sd.verify(f, X, "eye(n)")
+    assert sd.verify(f, X, "Identity(n)")
+    assert not sd.verify(f, X, "2*eye(n)").agrees
+    assert sd.verify(f, X, "I", where={"I": sympy.Identity(n)})  # defined by the user: no guess
+    assert sd.verify(sympy.Trace(X), X, "eye(n)")  # one size: eye(n) and I are the same
