@@ -53,12 +53,24 @@ def textbook_form(expr: Basic) -> Basic:
     return rebuild(expr)
 
 
+# rewrites the ops register (core knows no op): each takes a node and returns its textbook
+# form, or None; sigmoid's turns exp(u)/(exp(u) + 1) into sigmoid(u)
+REWRITES: list = []
+_EXPAND_AT_MOST = 40  # operations of a scalar sum that is tried expanded
+
+
 def _tidied(node: Basic) -> Basic:
     """`node`, whose arguments are tidy, with the rule for its kind applied."""
+    for rewrite in REWRITES:
+        found = rewrite(node)
+        if found is not None:
+            return found
     if isinstance(node, Mul | Pow) and not isinstance(node, MatrixExpr):
         return _absorb_contents(node)
+    if isinstance(node, Add) and not isinstance(node, MatrixExpr):
+        return _expanded_if_shorter(node)
     if isinstance(node, MatMul):
-        return matmul(*node.args)  # c (d A) B as (c d) A B
+        return _positive_lead(matmul(*node.args))  # c (d A) B as (c d) A B
     if isinstance(node, HadamardProduct):
         return _hadamard(node)
     if isinstance(node, MatAdd):
@@ -178,3 +190,36 @@ def _common_factor(total: MatAdd) -> Basic:
 
 def _scaled(c: Basic, M: Basic) -> Basic:
     return M if c == 1 else MatMul(c, M)
+
+
+def _expanded_if_shorter(total: Add) -> Basic:
+    """A small scalar sum expanded when that has fewer operations: the terms of a softmax's
+    gradient -p_0 (1 - s_0) + p_1 s_0 + (1 - p_0 - p_1) s_0 collapse to s_0 - p_0."""
+    ops = sympy.count_ops(total)
+    if ops > _EXPAND_AT_MOST:
+        return total
+    expanded = Add(*(sympy.expand_mul(term, deep=False) for term in total.args))
+    return expanded if sympy.count_ops(expanded) < ops else total
+
+
+def _positive_lead(product: Basic) -> Basic:
+    """-c A (b - a) as c A (a - b): a negative coefficient moved into a sum factor whose terms
+    are then mostly positive."""
+    if not isinstance(product, MatMul):
+        return product
+    coeff, mats = product.as_coeff_matrices()
+    if not (coeff.is_number and coeff.is_negative):
+        return product
+    for i, M in enumerate(mats):
+        paired = any(other.T.doit() == M.doit() for other in mats if other is not M)
+        if isinstance(M, MatAdd) and not paired:  # (x - mu)(x - mu)^T stays as a pair
+            negative = sum(
+                _split_scalar(t)[0].could_extract_minus_sign() if isinstance(t, MatMul) else False
+                for t in M.args
+            )
+            if 2 * negative > len(M.args) or negative and len(M.args) == 2 * negative:
+                flipped = MatAdd(*(-t for t in M.args)).doit(deep=False)
+                return MatMul(
+                    *([-coeff] if coeff != -1 else []), *mats[:i], flipped, *mats[i + 1 :]
+                )
+    return product

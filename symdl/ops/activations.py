@@ -10,6 +10,7 @@ import sympy
 from sympy import Function, Heaviside, Piecewise, Rational, erf, exp, log, pi, sqrt, tanh
 from sympy.core.function import ArgumentIndexError
 
+from symdl.core.tidy import REWRITES as textbook_rewrites
 from symdl.ops.base import Op, on_matrices
 
 _ONE_PERCENT = Rational(1, 100)
@@ -93,6 +94,38 @@ class sigmoid(Op):
     def composed(self, outer):
         """log(sigmoid(z)) as one step, finite for z = -1000 (the program asks this)."""
         return _log_sigmoid(self.args[0]) if outer is log else None
+
+
+def _sigmoid_in_textbook_form(node):
+    """exp(u)/(exp(u) + 1), exp(u)/(1 + exp(u)) and 1/(1 + exp(-u)) as sigmoid(u) (what the
+    derivative of log(1 + e^u) comes out as), for closed forms; else None."""
+    if not isinstance(node, sympy.Mul | sympy.Pow) or isinstance(node, sympy.MatrixExpr):
+        return None
+    factors = list(sympy.Mul.make_args(node))
+    for k, f in enumerate(factors):  # exp(u) sigmoid(-u) = sigmoid(u)
+        if isinstance(f, sigmoid) and exp(-f.args[0]) in factors:
+            rest = factors[:k] + factors[k + 1 :]
+            rest.remove(exp(-f.args[0]))
+            return sympy.Mul(sigmoid(-f.args[0]), *rest)
+    for k, f in enumerate(factors):
+        if not (isinstance(f, sympy.Pow) and f.exp == -1 and isinstance(f.base, sympy.Add)):
+            continue
+        terms = f.base.args
+        if len(terms) != 2 or sympy.S.One not in terms:
+            continue
+        e = terms[0] if terms[1] == 1 else terms[1]
+        if not isinstance(e, exp):
+            continue
+        u = e.args[0]
+        rest = factors[:k] + factors[k + 1 :]
+        if e in rest:  # exp(u)/(1 + exp(u))
+            rest.remove(e)
+            return sympy.Mul(sigmoid(u), *rest)
+        return sympy.Mul(sigmoid(-u), *rest)  # 1/(1 + exp(-u))
+    return None
+
+
+textbook_rewrites.append(_sigmoid_in_textbook_form)
 
 
 class _log_sigmoid(Op):

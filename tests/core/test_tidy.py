@@ -117,3 +117,24 @@ def test_a_matrix_shared_by_terms_is_factored_out_as_in_the_cookbook():
     assert sympy.count_ops(gradient) <= sympy.count_ops(by_hand)
     assert sd.verify(lagrangian, x, "(Sigma + Sigma.T)*x - 2*lam*x")
     assert sd.check_grad(lagrangian, x, grad=gradient)
+
+
+def test_sigmoid_softmax_and_signs_come_out_as_textbooks_write_them():
+    z, y = sympy.symbols("z y", real=True)
+    assert sd.grad(sympy.log(1 + sympy.exp(z)) - y * z, z) == sd.sigmoid(z) - y
+    assert sd.grad(sympy.log(1 + sympy.exp(-z)), z) == -sd.sigmoid(-z)
+    p0, p1, z0, z1, z2 = sympy.symbols("p_0 p_1 z0 z1 z2", real=True)
+    s = [sd.softmax(k, z0, z1, z2) for k in range(3)]
+    p = [p0, p1, 1 - p0 - p1]
+    kl = sum(pk * sympy.log(pk / sk) for pk, sk in zip(p, s, strict=True))
+    assert sd.grad(kl, z0) == s[0] - p0  # p - softmax's terms collapse
+    k = sympy.Symbol("k", integer=True, positive=True)
+    mu_p, mu_q = sympy.MatrixSymbol("mu_p", k, 1), sympy.MatrixSymbol("mu_q", k, 1)
+    Sq = sympy.MatrixSymbol("Sigma_q", k, k)
+    quad = sympy.Trace((mu_q - mu_p).T * Sq.I * (mu_q - mu_p)) / 2
+    assert str(sd.grad(quad, mu_p)) == "(1/2)*(Sigma_q**(-1) + Sigma_q.T**(-1))*(mu_p - mu_q)"
+    x, m = sympy.MatrixSymbol("x", k, 1), sympy.MatrixSymbol("mu", k, 1)
+    pair = sd.grad((x - m).T * Sq.I * (x - m), Sq)  # (x - mu)(x - mu)^T keeps its pair
+    assert str(pair) == "-Sigma_q.T**(-1)*(-mu + x)*(-mu.T + x.T)*Sigma_q.T**(-1)"
+    for f, w in ((sympy.log(1 + sympy.exp(z)) - y * z, z), (kl, z0)):
+        assert sd.verify(f, w, sd.grad(f, w))
