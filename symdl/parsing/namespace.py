@@ -17,6 +17,8 @@ from sympy.matrices.expressions import MatrixExpr
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from symdl.ops import declared
+from symdl.ops.base import MatrixOp
+from symdl.ops.statistics import mean as mean_op
 from symdl.parsing.builder import Builder, _is_scalar, _shape, ones
 from symdl.parsing.errors import MAX_VECTOR, ParseError
 
@@ -359,7 +361,7 @@ def _matrix_helpers() -> dict[str, Callable]:
         "dot": dot,
         "outer": lambda build, a, b: _vector(build, a) * _vector(build, b).T,
         "sum": lambda build, v: sympy.Add(*_vector(build, v)),
-        "mean": lambda build, v: sympy.Add(*_vector(build, v)) / len(_vector(build, v)),
+        "mean": _mean,
         "diag": lambda build, v: ImmutableMatrix(sympy.diag(*_vector(build, v))),
         "trace": trace,
         "tr": trace,
@@ -402,6 +404,17 @@ def _hadamard_power(build, base, exponent):
         return build.pow(base, exponent, None)
     finally:
         build.entrywise -= 1
+
+
+def _mean(build, v, axis=None):
+    """mean(v): the mean of all entries of an explicit vector or matrix; mean(X, axis=1) the
+    mean of each row (symdl's op, as it prints), axis=0 of each column."""
+    if axis is not None:
+        return mean_op(build.as_value(v, None), Integer(axis))
+    entries = _vector(build, v)
+    if not isinstance(entries, MatrixBase):
+        raise ValueError("mean of a matrix expression needs an axis: mean(X, axis=1) for its rows")
+    return sympy.Add(*entries) / len(entries)
 
 
 def _piecewise(build, *pieces):
@@ -468,7 +481,31 @@ def _functions() -> dict[str, Callable]:
     for name, cls in declared().items():  # the op's other names, declared on its class
         functions.update({alias: functions[name] for alias in cls.aliases})
     functions.update(_matrix_helpers())
+    for name, cls in _matrix_ops().items():  # conv2d(X, K, b, (1, 5, 5, ...)) as str() prints
+        functions.setdefault(name, _matrix_op(cls))
     return functions
+
+
+def _matrix_ops() -> dict[str, type]:
+    """symdl's matrix ops (convolution, pooling, spectral, ...) by name."""
+    found, stack = {}, list(MatrixOp.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        name = getattr(cls, "name", "") or cls.__name__
+        if not name.startswith("_") and name == cls.__name__:
+            found[name] = cls
+    return found
+
+
+def _matrix_op(cls):
+    def build_op(build, *args):
+        args = [sympy.Tuple(*a) if isinstance(a, list | tuple) else a for a in args]
+        if not any(isinstance(a, MatrixExpr) for a in args):
+            raise ValueError(f"{cls.__name__} takes matrices (and the numbers of its geometry)")
+        return cls(*args)
+
+    return build_op
 
 
 FUNCTIONS: dict[str, Callable] = _functions()

@@ -53,7 +53,9 @@ def parse_python(text: str, namespace: Namespace):
     """
     if "⊙" in text:
         raise ParseError("write hadamard(a, b) for the entrywise product", text, text.index("⊙"))
-    source, origin = _python_source(text)
+    plain, renamed, moved = _plain_names(text, namespace)
+    source, origin = _python_source(plain)
+    origin = [moved[k] for k in origin]
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as error:
@@ -63,7 +65,36 @@ def parse_python(text: str, namespace: Namespace):
         raise ParseError(
             "the formula is nested too deeply or too long for Python's parser", text, 0
         ) from None
-    return _Evaluator(text, source, origin, namespace).run(tree.body)
+    evaluator = _Evaluator(text, source, origin, namespace)
+    evaluator.renamed = renamed
+    return evaluator.run(tree.body)
+
+
+def _plain_names(text: str, namespace: Namespace) -> tuple[str, dict[str, str], list[int]]:
+    """`text` with each name of `namespace` that is not a Python identifier (W^{(1)},
+    sigma^2, bar_Z^{(2)}, as `str()` prints symdl's step names) as one that is; the
+    placeholders' names; and the position in `text` of each character (and of the end)."""
+    names = [
+        n
+        for n in namespace.values
+        if not n.isidentifier() and any(c in n for c in "^{}()'") and n in text
+    ]
+    renamed: dict[str, str] = {}
+    moved = list(range(len(text) + 1))
+    for name in sorted(names, key=len, reverse=True):
+        start = text.find(name)
+        while start >= 0:
+            end = start + len(name)
+            before = text[start - 1 : start]
+            after = text[end : end + 1]
+            if (before.isalnum() or before == "_") or (after.isalnum() or after == "_"):
+                start = text.find(name, start + 1)
+                continue
+            placeholder = renamed.setdefault(name, f"symdlname{len(renamed)}")
+            text = text[:start] + placeholder + text[end:]
+            moved = moved[:start] + [moved[start]] * len(placeholder) + moved[end:]
+            start = text.find(name, start + len(placeholder))
+    return text, {v: k for k, v in renamed.items()}, moved
 
 
 def _python_source(text: str) -> tuple[str, list[int]]:
@@ -107,6 +138,7 @@ class _Evaluator:
 
     def __init__(self, text: str, source: str, origin: list[int], namespace: Namespace):
         self.text, self.source, self.origin, self.namespace = text, source, origin, namespace
+        self.renamed: dict[str, str] = {}  # placeholder -> a name that is not an identifier
         self.build = Builder(text)
 
     def pos(self, node, end: bool = False) -> int:
@@ -229,6 +261,7 @@ class _Evaluator:
             return b.index(values[0], self.indices(node.slice), p)
         if isinstance(node, ast.Name):
             name = _KEYWORD_NAMES.get(node.id, node.id) if "lambda_" not in self.text else node.id
+            name = self.renamed.get(name, name)
             return self.namespace.value(name, self.text, p)
         return self.constant(node, p)
 

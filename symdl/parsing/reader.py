@@ -109,9 +109,17 @@ def _whole(result, text: str, shape: tuple | None):
 
 def _read(text: str, namespace):
     if looks_like_latex(text):
-        return check_finite(parse_latex(text, namespace), text)
+        try:
+            return check_finite(parse_latex(text, namespace), text)
+        except ParseError as latex_error:
+            if _looks_like_code(text):
+                raise
+            try:  # W^{(2)}.T*bar_Z^{(2)}: names with braces, as str() prints them, in Python
+                return check_finite(parse_python(text, namespace), text)
+            except ParseError:
+                raise latex_error from None
     try:
-        python_text = _PYTHON_T.sub(".T", text)  # A^T in Python syntax
+        python_text = _outside_names(text, namespace, lambda t: _PYTHON_T.sub(".T", t))
         return check_finite(parse_python(python_text, namespace), python_text)
     except ParseError as python_error:
         if not python_error.reason.startswith("not valid Python syntax") or _looks_like_code(text):
@@ -128,6 +136,20 @@ def _read(text: str, namespace):
             if not latex_error.reason.startswith(_SYNTAX):  # read, but wrong (a shape): say so
                 raise latex_error from None
             raise python_error from None
+
+
+def _outside_names(text: str, namespace, rewrite) -> str:
+    """`text` rewritten by `rewrite` except inside the names of `namespace` that are not plain
+    identifiers (a step named K_1^T keeps its ^T)."""
+    names = sorted(
+        (n for n in getattr(namespace, "values", {}) if not n.isidentifier() and n in text),
+        key=len,
+        reverse=True,
+    )
+    if not names:
+        return rewrite(text)
+    parts = re.split("(" + "|".join(map(re.escape, names)) + ")", text)
+    return "".join(p if k % 2 else rewrite(p) for k, p in enumerate(parts))
 
 
 def _right_side(text: str) -> str:
