@@ -169,6 +169,106 @@ def to_torch(derivation: Derivation, dtype=None) -> TorchFunction:
     return TorchFunction(derivation, dtype=dtype)
 
 
+def _model_function(plan: ModelPlan, function, dtype, parameter_shapes: list[tuple]):
+    """The torch.autograd.Function of a model's loss: `apply(X, Y, *parameters)` with X, Y as
+    the generated function takes them ((features, N) and (outputs, N)) and the parameters
+    in `plan.names` order and in their own shapes.
+
+    Built once per export, so that a step does no planning: each argument of the generated
+    function is taken from a precomputed slot; a parameter whose shape there differs (a
+    bias, a column there) is viewed in that shape inside forward, where autograd does not
+    record it, and its gradient comes back in the parameter's shape. Backward hands the
+    gradients computed with the value to autograd as they are when the upstream gradient is
+    1 (autograd then takes them as `.grad` without a copy); a second backward through a
+    retained graph computes them again from the saved inputs."""
+    import torch
+    from torch.autograd.function import once_differentiable
+
+    from symdl.compile import torch_numpy
+
+    names = plan.names
+    count = len(names)
+    index = {name: i for i, name in enumerate(names)}
+    # each argument of the generated function: ("parameter", i, shape there or None),
+    # ("batch",), ("targets",), ("constant", tensor), ("extra", what)
+    slots = []
+    for argument in plan.plan:
+        kind, what = argument.kind, argument.what
+        if kind == "parameter":
+            i = index[what]
+            wanted = plan.shape_in_function[what]
+            slots.append((kind, i, wanted if wanted != parameter_shapes[i] else None))
+        elif kind == "constant":
+            slots.append((kind, torch.as_tensor(what, dtype=dtype)))
+        else:
+            slots.append((kind, what))
+    shapes = [torch.Size(shape) for shape in parameter_shapes]
+    in_function = [torch.Size(plan.shape_in_function[name]) for name in names]
+    Tensor, as_tensor, DTYPE = torch.Tensor, torch.as_tensor, torch_numpy._DTYPE
+
+    def run(X, Y, parameters):
+        N = X.shape[1]
+        arguments = []
+        for slot in slots:
+            kind = slot[0]
+            if kind == "parameter":
+                value = parameters[slot[1]]
+                arguments.append(value if slot[2] is None else value.reshape(slot[2]))
+            elif kind == "batch":
+                arguments.append(X)
+            elif kind == "targets":
+                arguments.append(Y)
+            elif kind == "constant":
+                arguments.append(slot[1])
+            else:  # a layer's extra input (a running statistic), read at each call
+                arguments.append(as_tensor(plan._extra(slot[1], N), dtype=dtype))
+        token = DTYPE.set(dtype)  # ones, zeros and eye in the export's dtype
+        try:
+            value, *grads = function(*arguments, N)
+        finally:
+            DTYPE.reset(token)
+        out = []
+        for g, shape, there in zip(grads[:count], shapes, in_function, strict=True):
+            if type(g) is not Tensor or g.dtype != dtype:
+                g = as_tensor(g, dtype=dtype)
+            if g.shape != there:
+                g = g.expand(there) if g.numel() == 1 else g.sum_to_size(there)
+            out.append(g.reshape(shape) if there != shape else g)
+        if type(value) is not Tensor or value.dtype != dtype:
+            value = as_tensor(value, dtype=dtype)
+        return value.reshape(()), out
+
+    inputs = ["X", "Y", *names]
+
+    class SymdlModelLoss(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, X, Y, *parameters):
+            needs = ctx.needs_input_grad
+            if needs[0] or needs[1]:
+                which = inputs[0] if needs[0] else inputs[1]
+                raise InputNotDifferentiated(
+                    f"SymdlModelLoss: input {which} requires grad but symdl's model loss is "
+                    "differentiated by the parameters only; detach it"
+                )
+            value, grads = run(X, Y, parameters)
+            ctx.save_for_backward(X, Y, *parameters)
+            ctx.grads = grads
+            return value
+
+        @staticmethod
+        @once_differentiable
+        def backward(ctx, upstream):
+            grads, ctx.grads = ctx.grads, None
+            if grads is None:  # a second backward (retain_graph): the first handed them over
+                X, Y, *parameters = ctx.saved_tensors
+                grads = run(X, Y, parameters)[1]
+            if upstream.numel() != 1 or float(upstream) != 1.0:
+                grads = [upstream * g for g in grads]
+            return None, None, *grads
+
+    return SymdlModelLoss
+
+
 def export_module(compiled_model, params: Mapping | None = None, dtype=None, train=True):
     """A compiled model as a `torch.nn.Module` holding its parameters: `module(X, Y)` is the
     loss, and `loss.backward()` fills each parameter's `.grad` with symdl's gradient.
@@ -180,6 +280,7 @@ def export_module(compiled_model, params: Mapping | None = None, dtype=None, tra
         train: the training loss (batch statistics) or the inference one.
 
     The module's `.targets(y)` makes Y from labels; `.params()` gives {name: Parameter}.
+    Gradients accumulate in `.grad` over backward calls, as with any PyTorch module.
     """
     torch = require("torch")
     plan = ModelPlan(compiled_model, train=train)
@@ -187,19 +288,10 @@ def export_module(compiled_model, params: Mapping | None = None, dtype=None, tra
     forward, _ = forward_source(plan.compiled, TorchPrinter())
     dtype = dtype or torch.float64
     params = params if params is not None else compiled_model.model.init(0)
-    names, kinds = plan.names, [a.kind for a in plan.plan]
-
-    def run(*tensors):
-        with torch.no_grad(), floats(dtype):
-            value, *grads = function(*tensors)
-        grads = [torch.as_tensor(g, dtype=dtype) for g in grads[: len(names)]]
-        by_name = dict(zip(names, grads, strict=True))
-        ordered = [by_name[a.what] for a in plan.plan if a.kind == "parameter"]
-        return torch.as_tensor(value, dtype=dtype).reshape(()), ordered
-
-    differentiated = [kind == "parameter" for kind in kinds] + [False]
-    inputs = [str(a) for a in plan.compiled.args] + ["N"]
-    Function = _autograd_function("SymdlModelLoss", run, differentiated, inputs)
+    names = plan.names
+    shapes = [tuple(map(int, plan.shapes[name])) for name in names]
+    Function = _model_function(plan, function, dtype, shapes)
+    as_tensor = torch.as_tensor
 
     class SymdlModule(torch.nn.Module):
         """A symdl model: its parameters, and its loss with symdl's backward pass."""
@@ -214,20 +306,38 @@ def export_module(compiled_model, params: Mapping | None = None, dtype=None, tra
                 value = torch.as_tensor(params[name], dtype=dtype).clone()
                 self.layers[layer][key] = torch.nn.Parameter(value)
             self.source = source
+            # where each parameter lives: its ParameterDict's own dict and key, read at each
+            # call (a parameter replaced by assignment is seen)
+            self._slots = [
+                (self.layers[name.rsplit(".", 1)[0]]._parameters, name.rsplit(".", 1)[1])
+                for name in names
+            ]
 
         def params(self) -> dict:
-            return {n: self.layers[n.rsplit(".", 1)[0]][n.rsplit(".", 1)[1]] for n in names}
+            return {name: where[key] for name, (where, key) in zip(names, self._slots, strict=True)}
 
         def targets(self, y):
             return torch.as_tensor(plan.targets(y), dtype=dtype)
 
         def forward(self, X, Y):
-            X, Y = torch.as_tensor(X, dtype=dtype), torch.as_tensor(Y, dtype=dtype)
-            arguments = plan.arguments(
-                self.params(), X, Y, lambda a: torch.as_tensor(a, dtype=dtype)
-            )
-            *tensors, N = arguments
-            return Function.apply(*tensors, N)
+            X, Y = as_tensor(X, dtype=dtype), as_tensor(Y, dtype=dtype)
+            X = X.reshape(X.shape[0], -1).T
+            return Function.apply(X, Y.T, *[where[key] for where, key in self._slots])
+
+        def zero_grad(self, set_to_none: bool = True) -> None:
+            """As torch.nn.Module.zero_grad, over the parameters' list kept at export."""
+            for where, key in self._slots:
+                p = where[key]
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    if p.grad.grad_fn is not None:
+                        p.grad.detach_()
+                    else:
+                        p.grad.requires_grad_(False)
+                    p.grad.zero_()
 
         def reference_loss(self, X, Y):
             """The loss by torch's own operations alone, so that torch.autograd, not symdl,

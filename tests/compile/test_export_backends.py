@@ -389,6 +389,71 @@ def test_torch_backward_scales_and_can_run_twice(torch):
         close(p.grad, 3 * grads[n], what=n)
 
 
+def test_torch_module_trains_as_a_pytorch_module(torch):
+    """PyTorch's semantics around symdl's backward: gradients accumulate over two backward
+    calls until zero_grad (in place with set_to_none=False), an optimizer's step updates the
+    parameters the next forward reads, and a parameter replaced by assignment is used."""
+    from symdl.compile.torch_backend import export_module
+
+    model, shape = LAYERS["conv"]
+    compiled, params = model.compile(), model.init(seed=4)
+    X, y = _batch(model, shape, np.random.default_rng(6))
+    _, grads = compiled.loss_and_grads(params, X, y)
+    module = export_module(compiled, params)
+    Y = module.targets(y)
+    module(X, Y).backward()
+    module(X, Y).backward()
+    for n, p in module.params().items():
+        assert p.grad.shape == p.shape == grads[n].shape
+        close(p.grad, 2 * grads[n], what=f"accumulated {n}")
+    kept = {n: p.grad for n, p in module.params().items()}
+    module.zero_grad(set_to_none=False)
+    for n, p in module.params().items():
+        assert p.grad is kept[n] and not p.grad.any()
+    module.zero_grad()
+    assert all(p.grad is None for p in module.params().values())
+
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
+    assert len(optimizer.param_groups[0]["params"]) == len(grads)
+    module(X, Y).backward()
+    optimizer.step()
+    stepped = {n: params[n] - 0.1 * grads[n] for n in grads}
+    for n, p in module.params().items():
+        close(p.detach(), stepped[n], what=f"after optimizer.step {n}")
+    loss, grads = compiled.loss_and_grads(stepped, X, y)
+    module.zero_grad()
+    t_loss = module(X, Y)
+    t_loss.backward()
+    close(t_loss.detach(), loss, what="loss after the step")
+    for n, p in module.params().items():
+        close(p.grad, grads[n], what=f"gradient after the step {n}")
+
+    name = next(iter(grads))
+    layer, key = name.rsplit(".", 1)
+    module.layers[layer][key] = torch.nn.Parameter(torch.zeros_like(module.params()[name]))
+    zeroed = dict(stepped) | {name: np.zeros_like(stepped[name])}
+    close(module(X, Y).detach(), compiled.loss(zeroed, X, y), what="a replaced parameter")
+
+
+def test_torch_module_gradient_is_differentiable_once(torch):
+    """symdl's gradient is computed without a graph: differentiating it again (create_graph)
+    is an error, not a silent zero."""
+    from symdl.compile.torch_backend import export_module
+
+    model, shape = LAYERS["dense_tanh"]
+    module = export_module(model.compile(), model.init(seed=2))
+    X, y = _batch(model, shape, np.random.default_rng(5))
+    parameters = list(module.params().values())
+    loss = module(X, module.targets(y))
+    grads = torch.autograd.grad(loss, parameters, create_graph=True, retain_graph=True)
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        torch.autograd.grad(grads[0].sum(), parameters)
+    upstream = torch.ones((), dtype=loss.dtype, requires_grad=True)
+    grads = torch.autograd.grad(loss, parameters, upstream, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice"):
+        grads[0].sum().backward()
+
+
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_kernels_module_not_yet_imported_is_found(backend, monkeypatch, jax, torch):
     """A conv model exported first in a fresh process: the kernels module is not yet an
