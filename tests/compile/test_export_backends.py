@@ -199,6 +199,33 @@ def test_max_pool_kernels_route_ties_as_numpy(image, window, stride, jax, torch)
         np.testing.assert_array_equal(np.asarray(got), expected)
 
 
+def test_torch_max_pool_gradient_reuses_indices_of_the_same_input_only(torch):
+    """torch's max-pooling gradient takes the forward pass's indices only when called on the
+    very tensor pooled, unchanged since: a tensor changed in place, or another tensor of the
+    same shape, is pooled again."""
+    from symdl.compile import torch_kernels
+    from symdl.ops import runtime
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(2, 3, 2, 6, 6))
+    g = rng.normal(size=(3, 2, 3, 3))
+    x = torch.tensor(a)
+    torch_kernels.max_pool2d(x, 2)
+    close(torch_kernels.max_pool2d_grad(torch.tensor(g), x, 2), runtime.max_pool2d_grad(g, a, 2))
+    close(
+        torch_kernels.max_pool2d_grad(torch.tensor(g), torch.tensor(b), 2),
+        runtime.max_pool2d_grad(g, b, 2),
+        what="another tensor",
+    )
+    torch_kernels.max_pool2d(x, 2)
+    x.copy_(torch.tensor(b))  # changed in place after pooling
+    close(
+        torch_kernels.max_pool2d_grad(torch.tensor(g), x, 2),
+        runtime.max_pool2d_grad(g, b, 2),
+        what="changed in place",
+    )
+
+
 def _printer(backend) -> BackendPrinter:
     if backend == "jax":
         from symdl.compile.jax_backend import JaxPrinter
