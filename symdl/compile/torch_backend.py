@@ -202,8 +202,11 @@ def _model_function(plan: ModelPlan, function, dtype, parameter_shapes: list[tup
             slots.append((kind, torch.as_tensor(what, dtype=dtype)))
         else:
             slots.append((kind, what))
-    shapes = [torch.Size(shape) for shape in parameter_shapes]
-    in_function = [torch.Size(plan.shape_in_function[name]) for name in names]
+    # each gradient: the parameter's shape, the generated function's, whether they differ
+    gradient_shapes = []
+    for name, shape in zip(names, parameter_shapes, strict=True):
+        there = plan.shape_in_function[name]
+        gradient_shapes.append((torch.Size(shape), torch.Size(there), there != shape))
     Tensor, as_tensor, DTYPE = torch.Tensor, torch.as_tensor, torch_numpy._DTYPE
 
     def run(X, Y, parameters):
@@ -228,12 +231,12 @@ def _model_function(plan: ModelPlan, function, dtype, parameter_shapes: list[tup
         finally:
             DTYPE.reset(token)
         out = []
-        for g, shape, there in zip(grads[:count], shapes, in_function, strict=True):
+        for g, (shape, there, reshape) in zip(grads[:count], gradient_shapes, strict=True):
             if type(g) is not Tensor or g.dtype != dtype:
                 g = as_tensor(g, dtype=dtype)
             if g.shape != there:
                 g = g.expand(there) if g.numel() == 1 else g.sum_to_size(there)
-            out.append(g.reshape(shape) if there != shape else g)
+            out.append(g.reshape(shape) if reshape else g)
         if type(value) is not Tensor or value.dtype != dtype:
             value = as_tensor(value, dtype=dtype)
         return value.reshape(()), out
