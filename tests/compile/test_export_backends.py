@@ -506,6 +506,17 @@ def test_input_outside_wrt_that_requires_grad_is_an_error(torch):
         f(*tensors)
 
 
+def test_module_batch_that_requires_grad_is_an_error(torch):
+    from symdl.compile.torch_backend import InputNotDifferentiated, export_module
+
+    model, shape = LAYERS["dense_tanh"]
+    module = export_module(model.compile(), model.init(seed=2))
+    X, y = _batch(model, shape, np.random.default_rng(5))
+    X = torch.tensor(X, requires_grad=True)
+    with pytest.raises(InputNotDifferentiated, match="input X requires grad.*detach it"):
+        module(X, module.targets(y))
+
+
 def test_missing_backend_names_the_extra(monkeypatch):
     import sys
 
