@@ -506,6 +506,25 @@ def test_input_outside_wrt_that_requires_grad_is_an_error(torch):
         f(*tensors)
 
 
+def test_torch_module_inference_loss_reads_running_statistics(torch):
+    """train=False: batch normalisation's running statistics (extra inputs) and a constant
+    reach the generated function; loss and gradients equal symdl's and torch.autograd's."""
+    from symdl.compile.torch_backend import export_module
+
+    model, shape = LAYERS["batch_norm"]
+    compiled, params = model.compile(), model.init(seed=1)
+    X, y = _batch(model, shape, np.random.default_rng(8))
+    module = export_module(compiled, params, train=False)
+    loss = module(X, module.targets(y))
+    loss.backward()
+    close(loss.detach(), compiled.loss(params, X, y), what="inference loss")
+    ours = {n: p.grad.clone() for n, p in module.params().items()}
+    module.zero_grad()
+    module.reference_loss(X, module.targets(y)).backward()
+    for n, p in module.params().items():
+        close(ours[n], p.grad, rel=1e-9, what=f"torch.autograd {n}")
+
+
 def test_module_batch_that_requires_grad_is_an_error(torch):
     from symdl.compile.torch_backend import InputNotDifferentiated, export_module
 
