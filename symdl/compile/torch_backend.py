@@ -170,6 +170,110 @@ def to_torch(derivation: Derivation, dtype=None) -> TorchFunction:
     return TorchFunction(derivation, dtype=dtype)
 
 
+def _model_function(plan: ModelPlan, function, dtype, parameter_shapes: list[tuple]):
+    """The torch.autograd.Function of a model's loss: `apply(Xs, Ys, *parameters)` with Xs, Ys
+    tuples of the inputs and targets as the generated function takes them ((features, N) and
+    (outputs, N); one each for Sequential, one per input and output for a graph model) and
+    the parameters in `plan.names` order and in their own shapes.
+
+    Built once per export, so that a step does no planning: each argument of the generated
+    function is taken from a precomputed slot; a parameter whose shape there differs (a
+    bias, a column there) is viewed in that shape inside forward, where autograd does not
+    record it, and its gradient comes back in the parameter's shape. Backward hands the
+    gradients computed with the value to autograd as they are when the upstream gradient is
+    1 (autograd then takes them as `.grad` without a copy); a second backward through a
+    retained graph computes them again from the saved inputs."""
+    import torch
+    from torch.autograd.function import once_differentiable
+
+    from symdl.compile import torch_numpy
+
+    names = plan.names
+    count = len(names)
+    index = {name: i for i, name in enumerate(names)}
+    # each argument of the generated function: ("parameter", i, shape there or None),
+    # ("batch",), ("targets",), ("constant", tensor), ("extra", what)
+    slots = []
+    for argument in plan.plan:
+        kind, what = argument.kind, argument.what
+        if kind == "parameter":
+            i = index[what]
+            wanted = plan.shape_in_function[what]
+            slots.append((kind, i, wanted if wanted != parameter_shapes[i] else None))
+        elif kind == "constant":
+            slots.append((kind, torch.as_tensor(what, dtype=dtype)))
+        else:
+            slots.append((kind, what))
+    # each gradient: the parameter's shape, the generated function's, whether they differ
+    gradient_shapes = []
+    for name, shape in zip(names, parameter_shapes, strict=True):
+        there = plan.shape_in_function[name]
+        gradient_shapes.append((torch.Size(shape), torch.Size(there), there != shape))
+    Tensor, as_tensor, DTYPE = torch.Tensor, torch.as_tensor, torch_numpy._DTYPE
+
+    def run(Xs, Ys, parameters):
+        N = Xs[0].shape[1]
+        arguments = []
+        for slot in slots:
+            kind = slot[0]
+            if kind == "parameter":
+                value = parameters[slot[1]]
+                arguments.append(value if slot[2] is None else value.reshape(slot[2]))
+            elif kind == "batch":
+                arguments.append(Xs[slot[1] or 0])
+            elif kind == "targets":
+                arguments.append(Ys[slot[1] or 0])
+            elif kind == "constant":
+                arguments.append(slot[1])
+            else:  # a layer's extra input (a running statistic), read at each call
+                arguments.append(as_tensor(plan._extra(slot[1], N), dtype=dtype))
+        token = DTYPE.set(dtype)  # ones, zeros and eye in the export's dtype
+        try:
+            value, *grads = function(*arguments, N)
+        finally:
+            DTYPE.reset(token)
+        out = []
+        for g, (shape, there, reshape) in zip(grads[:count], gradient_shapes, strict=True):
+            if type(g) is not Tensor or g.dtype != dtype:
+                g = as_tensor(g, dtype=dtype)
+            if g.shape != there:
+                g = g.expand(there) if g.numel() == 1 else g.sum_to_size(there)
+            out.append(g.reshape(shape) if reshape else g)
+        if type(value) is not Tensor or value.dtype != dtype:
+            value = as_tensor(value, dtype=dtype)
+        return value.reshape(()), out
+
+    class SymdlModelLoss(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, Xs, Ys, *parameters):
+            given = [(name, t) for name, ts in zip(("X", "Y"), (Xs, Ys), strict=True) for t in ts]
+            needs = [name for name, t in given if t.requires_grad]
+            if needs:
+                which = needs[0]
+                raise InputNotDifferentiated(
+                    f"SymdlModelLoss: input {which} requires grad but symdl's model loss is "
+                    "differentiated by the parameters only; detach it"
+                )
+            value, grads = run(Xs, Ys, parameters)
+            ctx.save_for_backward(*parameters)
+            ctx.inputs = (Xs, Ys)
+            ctx.grads = grads
+            return value
+
+        @staticmethod
+        @once_differentiable
+        def backward(ctx, upstream):
+            grads, ctx.grads = ctx.grads, None
+            if grads is None:  # a second backward (retain_graph): the first handed them over
+                parameters = ctx.saved_tensors
+                grads = run(*ctx.inputs, parameters)[1]
+            if upstream.numel() != 1 or float(upstream) != 1.0:
+                grads = [upstream * g for g in grads]
+            return None, None, *grads
+
+    return SymdlModelLoss
+
+
 def export_module(compiled_model, params: Mapping | None = None, dtype=None, train=True):
     """A compiled model as a `torch.nn.Module` holding its parameters: `module(X, Y)` is the
     loss, and `loss.backward()` fills each parameter's `.grad` with symdl's gradient.
@@ -183,6 +287,7 @@ def export_module(compiled_model, params: Mapping | None = None, dtype=None, tra
     The module's `.targets(y)` makes Y from labels; `.params()` gives {name: Parameter}.
     A graph model (`nn.Model`) takes one X per input (a list or tuple, or `model.pack(...)`)
     and one Y per output (a tuple, as `.targets(y)` gives).
+    Gradients accumulate in `.grad` over backward calls, as with any PyTorch module.
     """
     torch = require("torch")
     plan = ModelPlan(compiled_model, train=train)
@@ -190,19 +295,10 @@ def export_module(compiled_model, params: Mapping | None = None, dtype=None, tra
     forward, _ = forward_source(plan.compiled, TorchPrinter())
     dtype = dtype or torch.float64
     params = params if params is not None else compiled_model.model.init(0)
-    names, kinds = plan.names, [a.kind for a in plan.plan]
-
-    def run(*tensors):
-        with torch.no_grad(), floats(dtype):
-            value, *grads = function(*tensors)
-        grads = [torch.as_tensor(g, dtype=dtype) for g in grads[: len(names)]]
-        by_name = dict(zip(names, grads, strict=True))
-        ordered = [by_name[a.what] for a in plan.plan if a.kind == "parameter"]
-        return torch.as_tensor(value, dtype=dtype).reshape(()), ordered
-
-    differentiated = [kind == "parameter" for kind in kinds] + [False]
-    inputs = [str(a) for a in plan.compiled.args] + ["N"]
-    Function = _autograd_function("SymdlModelLoss", run, differentiated, inputs)
+    names = plan.names
+    shapes = [tuple(map(int, plan.shapes[name])) for name in names]
+    Function = _model_function(plan, function, dtype, shapes)
+    as_tensor = torch.as_tensor
 
     class SymdlModule(torch.nn.Module):
         """A symdl model: its parameters, and its loss with symdl's backward pass."""
@@ -217,19 +313,40 @@ def export_module(compiled_model, params: Mapping | None = None, dtype=None, tra
                 value = torch.as_tensor(params[name], dtype=dtype).clone()
                 self.layers[layer][key] = torch.nn.Parameter(value)
             self.source = source
+            # where each parameter lives: its ParameterDict's own dict and key, read at each
+            # call (a parameter replaced by assignment is seen)
+            self._slots = [
+                (self.layers[name.rsplit(".", 1)[0]]._parameters, name.rsplit(".", 1)[1])
+                for name in names
+            ]
 
         def params(self) -> dict:
-            return {n: self.layers[n.rsplit(".", 1)[0]][n.rsplit(".", 1)[1]] for n in names}
+            return {name: where[key] for name, (where, key) in zip(names, self._slots, strict=True)}
 
         def targets(self, y):
             return each(plan.targets(y), lambda a: torch.as_tensor(a, dtype=dtype))
 
         def forward(self, X, Y):
-            arguments = plan.arguments(
-                self.params(), X, Y, lambda a: torch.as_tensor(a, dtype=dtype)
+            Xs = tuple(plan._matrices(X, lambda a: as_tensor(a, dtype=dtype)))
+            Ys = tuple(
+                as_tensor(y, dtype=dtype).T for y in (Y if type(Y) in (list, tuple) else [Y])
             )
-            *tensors, N = arguments
-            return Function.apply(*tensors, N)
+            return Function.apply(Xs, Ys, *[where[key] for where, key in self._slots])
+
+        def zero_grad(self, set_to_none: bool = True) -> None:
+            """As torch.nn.Module.zero_grad, over the parameters' list kept at export."""
+            for where, key in self._slots:
+                p = where[key]
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    if p.grad.grad_fn is not None:
+                        p.grad.detach_()
+                    else:
+                        p.grad.requires_grad_(False)
+                    p.grad.zero_()
 
         def reference_loss(self, X, Y):
             """The loss by torch's own operations alone, so that torch.autograd, not symdl,

@@ -51,7 +51,9 @@ def __getattr__(name: str):
     function = getattr(torch, name, None)
     if not callable(function):
         raise AttributeError(f"torch has no function {name} for numpy.{name}")
-    return numpy_like(function)
+    # kept, so that generated code's next call finds it without wrapping it again
+    globals()[name] = wrapped = numpy_like(function)
+    return wrapped
 
 
 power = numpy_like(torch.pow)

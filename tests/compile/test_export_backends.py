@@ -199,6 +199,33 @@ def test_max_pool_kernels_route_ties_as_numpy(image, window, stride, jax, torch)
         np.testing.assert_array_equal(np.asarray(got), expected)
 
 
+def test_torch_max_pool_gradient_reuses_indices_of_the_same_input_only(torch):
+    """torch's max-pooling gradient takes the forward pass's indices only when called on the
+    very tensor pooled, unchanged since: a tensor changed in place, or another tensor of the
+    same shape, is pooled again."""
+    from symdl.compile import torch_kernels
+    from symdl.ops import runtime
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(2, 3, 2, 6, 6))
+    g = rng.normal(size=(3, 2, 3, 3))
+    x = torch.tensor(a)
+    torch_kernels.max_pool2d(x, 2)
+    close(torch_kernels.max_pool2d_grad(torch.tensor(g), x, 2), runtime.max_pool2d_grad(g, a, 2))
+    close(
+        torch_kernels.max_pool2d_grad(torch.tensor(g), torch.tensor(b), 2),
+        runtime.max_pool2d_grad(g, b, 2),
+        what="another tensor",
+    )
+    torch_kernels.max_pool2d(x, 2)
+    x.copy_(torch.tensor(b))  # changed in place after pooling
+    close(
+        torch_kernels.max_pool2d_grad(torch.tensor(g), x, 2),
+        runtime.max_pool2d_grad(g, b, 2),
+        what="changed in place",
+    )
+
+
 def _printer(backend) -> BackendPrinter:
     if backend == "jax":
         from symdl.compile.jax_backend import JaxPrinter
@@ -389,6 +416,71 @@ def test_torch_backward_scales_and_can_run_twice(torch):
         close(p.grad, 3 * grads[n], what=n)
 
 
+def test_torch_module_trains_as_a_pytorch_module(torch):
+    """PyTorch's semantics around symdl's backward: gradients accumulate over two backward
+    calls until zero_grad (in place with set_to_none=False), an optimizer's step updates the
+    parameters the next forward reads, and a parameter replaced by assignment is used."""
+    from symdl.compile.torch_backend import export_module
+
+    model, shape = LAYERS["conv"]
+    compiled, params = model.compile(), model.init(seed=4)
+    X, y = _batch(model, shape, np.random.default_rng(6))
+    _, grads = compiled.loss_and_grads(params, X, y)
+    module = export_module(compiled, params)
+    Y = module.targets(y)
+    module(X, Y).backward()
+    module(X, Y).backward()
+    for n, p in module.params().items():
+        assert p.grad.shape == p.shape == grads[n].shape
+        close(p.grad, 2 * grads[n], what=f"accumulated {n}")
+    kept = {n: p.grad for n, p in module.params().items()}
+    module.zero_grad(set_to_none=False)
+    for n, p in module.params().items():
+        assert p.grad is kept[n] and not p.grad.any()
+    module.zero_grad()
+    assert all(p.grad is None for p in module.params().values())
+
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
+    assert len(optimizer.param_groups[0]["params"]) == len(grads)
+    module(X, Y).backward()
+    optimizer.step()
+    stepped = {n: params[n] - 0.1 * grads[n] for n in grads}
+    for n, p in module.params().items():
+        close(p.detach(), stepped[n], what=f"after optimizer.step {n}")
+    loss, grads = compiled.loss_and_grads(stepped, X, y)
+    module.zero_grad()
+    t_loss = module(X, Y)
+    t_loss.backward()
+    close(t_loss.detach(), loss, what="loss after the step")
+    for n, p in module.params().items():
+        close(p.grad, grads[n], what=f"gradient after the step {n}")
+
+    name = next(iter(grads))
+    layer, key = name.rsplit(".", 1)
+    module.layers[layer][key] = torch.nn.Parameter(torch.zeros_like(module.params()[name]))
+    zeroed = dict(stepped) | {name: np.zeros_like(stepped[name])}
+    close(module(X, Y).detach(), compiled.loss(zeroed, X, y), what="a replaced parameter")
+
+
+def test_torch_module_gradient_is_differentiable_once(torch):
+    """symdl's gradient is computed without a graph: differentiating it again (create_graph)
+    is an error, not a silent zero."""
+    from symdl.compile.torch_backend import export_module
+
+    model, shape = LAYERS["dense_tanh"]
+    module = export_module(model.compile(), model.init(seed=2))
+    X, y = _batch(model, shape, np.random.default_rng(5))
+    parameters = list(module.params().values())
+    loss = module(X, module.targets(y))
+    grads = torch.autograd.grad(loss, parameters, create_graph=True, retain_graph=True)
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        torch.autograd.grad(grads[0].sum(), parameters)
+    upstream = torch.ones((), dtype=loss.dtype, requires_grad=True)
+    grads = torch.autograd.grad(loss, parameters, upstream, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice"):
+        grads[0].sum().backward()
+
+
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_kernels_module_not_yet_imported_is_found(backend, monkeypatch, jax, torch):
     """A conv model exported first in a fresh process: the kernels module is not yet an
@@ -412,6 +504,36 @@ def test_input_outside_wrt_that_requires_grad_is_an_error(torch):
     tensors = [torch.ones(s, dtype=torch.float64, requires_grad=True) for s in ((2, 3), (3, 4))]
     with pytest.raises(InputNotDifferentiated, match="X requires grad"):
         f(*tensors)
+
+
+def test_torch_module_inference_loss_reads_running_statistics(torch):
+    """train=False: batch normalisation's running statistics (extra inputs) and a constant
+    reach the generated function; loss and gradients equal symdl's and torch.autograd's."""
+    from symdl.compile.torch_backend import export_module
+
+    model, shape = LAYERS["batch_norm"]
+    compiled, params = model.compile(), model.init(seed=1)
+    X, y = _batch(model, shape, np.random.default_rng(8))
+    module = export_module(compiled, params, train=False)
+    loss = module(X, module.targets(y))
+    loss.backward()
+    close(loss.detach(), compiled.loss(params, X, y), what="inference loss")
+    ours = {n: p.grad.clone() for n, p in module.params().items()}
+    module.zero_grad()
+    module.reference_loss(X, module.targets(y)).backward()
+    for n, p in module.params().items():
+        close(ours[n], p.grad, rel=1e-9, what=f"torch.autograd {n}")
+
+
+def test_module_batch_that_requires_grad_is_an_error(torch):
+    from symdl.compile.torch_backend import InputNotDifferentiated, export_module
+
+    model, shape = LAYERS["dense_tanh"]
+    module = export_module(model.compile(), model.init(seed=2))
+    X, y = _batch(model, shape, np.random.default_rng(5))
+    X = torch.tensor(X, requires_grad=True)
+    with pytest.raises(InputNotDifferentiated, match="input X requires grad.*detach it"):
+        module(X, module.targets(y))
 
 
 def test_missing_backend_names_the_extra(monkeypatch):
