@@ -50,7 +50,7 @@ def test_grad_and_check_from_the_installed_command():
     latex = run("grad", "log(1 + exp(z))", "--wrt", "z", "--latex")
     assert (
         latex.returncode == 0
-        and r"\frac{\partial f}{\partial z} = \frac{e^{z}}{e^{z} + 1}" in latex.stdout
+        and r"\frac{\partial f}{\partial z} = \sigma\left(z\right)" in latex.stdout
     )
     check = run("check", "relu(w*x + b)*y", "--wrt", "w", "b", "--method", "complex")
     assert check.returncode == 0, check.stdout + check.stderr
