@@ -693,6 +693,15 @@ class _Parser:
             return None
         if name.lower() == "relu":
             name = "relu"
+        over = "".join(self.peek(k) for k in range(4, 14)).split("}")[0]  # _{\text{over}}
+        axis = _MEAN_AXES.get(over) if self.peek(2) == r"\operatorname" else None
+        if name == "mean" and self.peek() == "_" and axis is not None:
+            start = self.i
+            self.i = self.closing(self.i + 1) + 1  # mean_{\text{batch}}(X): over the batch
+            if self.call_follows():
+                self.parameter = Integer(axis)
+                return name
+            self.i = start
         if name in self.namespace.functions and self.peek() == "_" and self.peek(1) == "{":
             start, self.i = self.i, self.closing(self.i + 1) + 1
             if self.call_follows():  # LeakyReLU_{\alpha}(x): the op's last argument
@@ -865,6 +874,7 @@ _RELATIONS = {
     r"\geqslant": ">=", r"\le": "<=", r"\leq": "<=", r"\leqslant": "<=", r"\neq": "!=",
     r"\ne": "!=",
 }  # fmt: skip
+_MEAN_AXES = {"batch": 1, "features": 0}  # symdl's mean_{\text{batch}}: of each row
 _ENTRYWISE_MARK = ("_", "{", r"\odot", "}")
 _CONNECTIVES = {r"\wedge", r"\land", r"\vee", r"\lor"}
 _CONDITION_WORDS = {"if", "for", "when", "where", "and", "or", "otherwise", "else", "elsewhere"}

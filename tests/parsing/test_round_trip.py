@@ -48,8 +48,8 @@ _GRADIENT_LINE = re.compile(
 # Not read yet: the notation of the matrix ops convolution, correlation, channel sum and
 # pooling route (conv_{full,s=2,p=1}, ...), and names defined only in the published forms
 # after a derivation (\hat{G}, \hat{X}, the s of the Gaussian NLL).
-_READ_AT_LEAST = 93
-_STEPS_READ_AT_LEAST = 201
+_READ_AT_LEAST = 105
+_STEPS_READ_AT_LEAST = 241
 # str() prints an all-ones matrix as 1 and a 1x1 identity as I (SymPy's printer), which no
 # reader can tell from the number: the bias b 1ᵀ of a layer reads as "b*1"
 _STR_STEPS_READ_AT_LEAST = 235
