@@ -20,6 +20,7 @@ KINK_MARGIN = 1e-6  # |quantity| below this counts as sitting on the kink
 MAGNITUDE = 3  # points reach |x| = 10**MAGNITUDE, not only the neighbourhood of 0
 _SOLVE_BUDGET = 0.25  # seconds to solve one kink condition for one symbol
 _SOLVED_KINKS = 24  # kink conditions solved at most
+_REPEAT = 0.05  # seconds between repeats of a time limit's interrupt
 
 
 class _OutOfTime(BaseException):  # not an Exception: SymPy's `except Exception` must not eat it
@@ -43,7 +44,9 @@ def _time_limit(seconds: float):
         raise _OutOfTime
 
     previous = signal.signal(signal.SIGALRM, interrupt)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    # then again every 50 ms until cancelled: an exception raised while a garbage-collector
+    # callback runs is printed and dropped by Python, and the work would go on unbounded
+    signal.setitimer(signal.ITIMER_REAL, seconds, _REPEAT)
     try:
         yield
     finally:

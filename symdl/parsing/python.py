@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 
 import sympy
 from sympy import Integer
@@ -57,7 +58,9 @@ def parse_python(text: str, namespace: Namespace):
     source, origin = _python_source(plain)
     origin = [moved[k] for k in origin]
     try:
-        tree = ast.parse(source, mode="eval")
+        with warnings.catch_warnings():  # "\[" in a string literal: refused below anyway
+            warnings.simplefilter("ignore", (SyntaxWarning, DeprecationWarning))
+            tree = ast.parse(source, mode="eval")
     except SyntaxError as error:
         at = origin[min(_offset(source, error.lineno, error.offset), len(source))]
         raise ParseError(f"not valid Python syntax: {error.msg}", text, at) from None

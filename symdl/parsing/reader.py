@@ -80,7 +80,9 @@ def _time_limit(text: str):
 
     previous = signal.signal(signal.SIGALRM, expire)
     start = time.monotonic()
-    remaining, interval = signal.setitimer(signal.ITIMER_REAL, HARD_TIME_LIMIT)
+    # repeated every 50 ms until cancelled: an exception raised while a garbage-collector
+    # callback runs is dropped by Python, and parsing would go on unbounded
+    remaining, interval = signal.setitimer(signal.ITIMER_REAL, HARD_TIME_LIMIT, 0.05)
     try:
         yield
     finally:
