@@ -96,6 +96,13 @@ def unique_top_eigenvector(A):
     return jnp.linalg.eigh((A + A.T) / 2)[1][:, -1:]
 
 
+def eigenvalue_adjoint(A, G):
+    """symdl.ops.linalg.eigenvalue_adjoint: V diag(g) Vᵀ (a repeated eigenvalue with unequal
+    weights is not refused here, as NumPy's kernel does: this code cannot raise on values)."""
+    V = jnp.linalg.eigh((A + A.T) / 2)[1]
+    return (V * G.reshape(1, -1)) @ V.T
+
+
 def eigenvector_adjoint(A, G):
     """symdl.ops.linalg.eigenvector_adjoint: V (F ∘ VᵀG) Vᵀ symmetrised, F_ij = 1/(λ_j − λ_i),
     F_ii = 0 (a division by an infinite gap, traceable: no in-place fill)."""

@@ -141,8 +141,7 @@ class eigvalsh(_Spectral):
         return ImmutableMatrix(_eigh(self.name, A)[0][:, None])
 
     def vjp(self, index, G, out):
-        V = eigh_vectors(self.args[0])
-        return _diag_between(V, G, V)
+        return _EigenvalueAdjoint(self.args[0], G)
 
     @classmethod
     def example(cls):
@@ -177,6 +176,57 @@ class eigh_vectors(_Spectral):
 
     def _numpycode(self, printer):
         return _numpy(printer, "{linalg}.eigh({A})[1]", *self.args)
+
+
+class _EigenvalueAdjoint(_Spectral):
+    r"""The adjoint of A given the adjoint g of its eigenvalues, $V \operatorname{diag}(g)
+    V^\top$; refused at a repeated eigenvalue whose entries of g differ (NumPy only)."""
+
+    name = "eigenvalue_adjoint"
+
+    @property
+    def shape(self):
+        return self.args[0].shape
+
+    def explicit(self, A, G):
+        return ImmutableMatrix(eigenvalue_adjoint(_numeric(self.name, A), _numeric(self.name, G)))
+
+    def _latex(self, printer, exp=None):
+        V = eigh_vectors(self.args[0])
+        tex = printer._print(_diag_between(V, self.args[1], V))
+        return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
+
+    def _sympystr(self, printer):
+        V = eigh_vectors(self.args[0])
+        return printer._print(_diag_between(V, self.args[1], V))
+
+    def _numpycode(self, printer):
+        return _numpy(printer, "{ops}.eigenvalue_adjoint({A}, {rest})", *self.args)
+
+
+def eigenvalue_adjoint(A: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """$V \\operatorname{diag}(g) V^\top$, the pullback of the ascending eigenvalues of symmetric
+    `A` with adjoint `G` (a column).
+
+    Raises:
+        RepeatedEigenvalueError: a repeated eigenvalue whose entries of `G` differ: a weighted
+            sum of eigenvalues that are equal, with unequal weights, has a kink there (the
+            sorted eigenvalues swap), not a gradient; equal weights (a trace) are fine.
+    """
+    w, V = np.linalg.eigh((A + A.T) / 2)
+    g = np.asarray(G, dtype=float).reshape(-1)
+    repeated = _repeated(w)
+    scale = max(1.0, float(np.abs(g).max(initial=0.0)))
+    unequal = repeated & (np.abs(np.diff(g)) > 1e-12 * scale)
+    if unequal.any():
+        k = int(np.flatnonzero(unequal)[0])
+        raise RepeatedEigenvalueError(
+            f"eigvalsh: eigenvalues {k} and {k + 1} ({w[k]:.6g}) of the {A.shape[0]}x"
+            f"{A.shape[1]} matrix are equal and the loss weighs them differently ({g[k]:.6g} "
+            f"and {g[k + 1]:.6g}): sorted eigenvalues have a kink where they meet, not a "
+            "derivative; move the point, or weigh repeated eigenvalues alike (their sum, a trace)"
+        )
+    return (V * g[None, :]) @ V.T
 
 
 class _EigenvectorAdjoint(_Spectral):

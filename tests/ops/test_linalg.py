@@ -170,3 +170,29 @@ def test_check_grad_takes_a_gaussian_nll_with_a_full_covariance():
     S = L * L.T + sympy.Rational(1, 10) * sympy.Identity(3)
     nll = (sympy.Trace((x - mu).T * S.I * (x - mu)) + sympy.log(sympy.Determinant(S))) / 2
     assert sd.check_grad(nll, [L, mu])
+
+
+def test_eigenvalues_weighted_unequally_at_a_repeated_eigenvalue_are_refused():
+    from symdl.ops.linalg import RepeatedEigenvalueError, eigvalsh
+
+    X, c = sympy.MatrixSymbol("X", 3, 3), sympy.MatrixSymbol("c", 3, 1)
+    step = sd.derive((c.T * eigvalsh(X))[0, 0], X).compile()
+    diag = np.diag([1.0, 1.0, 3.0])  # eigenvalue 1 twice
+    with pytest.raises(RepeatedEigenvalueError, match="weighs them differently"):
+        step({"X": diag, "c": np.array([[1.0], [2.0], [3.0]])})
+    _, grad = step({"X": diag, "c": np.array([[2.0], [2.0], [5.0]])})  # alike: a derivative
+    assert np.allclose(grad, np.diag([2.0, 2.0, 5.0]))
+    A = np.random.default_rng(3).normal(size=(3, 3))
+    A = A + A.T  # distinct eigenvalues: V diag(c) V^T, as finite differences say
+    weights = np.array([[1.0], [-2.0], [0.5]])
+    _, grad = step({"X": A, "c": weights})
+    h, numeric = 1e-6, np.zeros((3, 3))
+    for i in range(3):
+        for j in range(3):
+            E = np.zeros((3, 3))
+            E[i, j] += h / 2  # a symmetric move: eigvalsh reads one triangle only
+            E[j, i] += h / 2
+            up = step({"X": A + E, "c": weights})[0]
+            down = step({"X": A - E, "c": weights})[0]
+            numeric[i, j] = (up - down) / (2 * h)
+    assert np.allclose(grad, numeric, atol=1e-6)
