@@ -125,6 +125,13 @@ def eigenvalue_adjoint(A, G):
     return (V * G.reshape(1, -1)) @ V.T
 
 
+def singular_value_adjoint(A, G):
+    """symdl.ops.linalg.singular_value_adjoint: U diag(g) Vᵀ, U Vᵀ when G is None (a zero or
+    repeated singular value is not refused here: this code cannot raise on values)."""
+    U, _, Vt = torch.linalg.svd(A, full_matrices=False)
+    return U @ Vt if G is None else (U * G.reshape(1, -1)) @ Vt
+
+
 def eigenvector_adjoint(A, G):
     """symdl.ops.linalg.eigenvector_adjoint: V (F ∘ VᵀG) Vᵀ symmetrised, F_ij = 1/(λ_j − λ_i),
     F_ii = 0 (a division by an infinite gap)."""

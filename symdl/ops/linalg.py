@@ -326,8 +326,7 @@ class singular_values(_Spectral):
         return ImmutableMatrix(_svd(self.name, A)[1][:, None])
 
     def vjp(self, index, G, out):
-        A = self.args[0]
-        return _diag_between(svd_factor(A, Integer(0)), G, svd_factor(A, Integer(1)))
+        return _SingularValueAdjoint(self.args[0], G)
 
     @classmethod
     def example(cls):
@@ -336,6 +335,71 @@ class singular_values(_Spectral):
 
     def _numpycode(self, printer):
         return _numpy(printer, "{linalg}.svd({A}, compute_uv=False)[:, None]", *self.args)
+
+
+class _SingularValueAdjoint(_Spectral):
+    r"""The adjoint of A given the adjoint g of its singular values, $U \operatorname{diag}(g)
+    V^\top$ ($U V^\top$ when g is all ones); refused where that is no derivative (NumPy only)."""
+
+    name = "singular_value_adjoint"
+
+    @property
+    def shape(self):
+        return self.args[0].shape
+
+    def explicit(self, A, G):
+        A, G = _numeric(self.name, A), _numeric(self.name, G)
+        return ImmutableMatrix(singular_value_adjoint(A, G))
+
+    def _shown(self):
+        A, G = self.args
+        U, V = svd_factor(A, Integer(0)), svd_factor(A, Integer(1))
+        return U * V.T if isinstance(G, OneMatrix) else _diag_between(U, G, V)
+
+    def _latex(self, printer, exp=None):
+        tex = printer._print(self._shown())
+        return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
+
+    def _sympystr(self, printer):
+        return printer._print(self._shown())
+
+    def _numpycode(self, printer):
+        A, G = self.args
+        weights = "None" if isinstance(G, OneMatrix) else printer._print(G)
+        return _numpy(printer, "{ops}.singular_value_adjoint({A}, " + weights + ")", A)
+
+
+def singular_value_adjoint(A: np.ndarray, G: np.ndarray | None) -> np.ndarray:
+    """$U \\operatorname{diag}(g) V^\top$ for the thin SVD of `A` (g all ones when `G` is None:
+    the nuclear norm's $U V^\top$).
+
+    Raises:
+        RepeatedEigenvalueError: a singular value of 0 with a nonzero weight (|x| at 0: no
+            derivative), or equal singular values weighed differently (they swap there).
+    """
+    U, s, Vt = np.linalg.svd(A, full_matrices=False)
+    g = np.ones_like(s) if G is None else np.asarray(G, dtype=float).reshape(-1)
+    tolerance = GAP_TOLERANCE * max(1.0, float(s.max(initial=0.0)))
+    scale = max(1.0, float(np.abs(g).max(initial=0.0)))
+    zero = (s <= tolerance) & (np.abs(g) > 1e-12 * scale)
+    unequal = (np.abs(np.diff(s)) <= tolerance) & (np.abs(np.diff(g)) > 1e-12 * scale)
+    op = "nuclear_norm" if G is None else "singular_values"
+    if zero.any():
+        raise RepeatedEigenvalueError(
+            f"{op}: the {A.shape[0]}x{A.shape[1]} matrix has a singular value 0 (singular "
+            f"values {np.array2string(s, precision=4)}) that the loss depends on: a singular "
+            "value is |.| of a direction there, with no derivative; move the point (a matrix of "
+            "full rank), or smooth the loss (sqrt(s**2 + eps))"
+        )
+    if unequal.any():
+        k = int(np.flatnonzero(unequal)[0])
+        raise RepeatedEigenvalueError(
+            f"{op}: singular values {k} and {k + 1} ({s[k]:.6g}) of the {A.shape[0]}x"
+            f"{A.shape[1]} matrix are equal and the loss weighs them differently ({g[k]:.6g} "
+            f"and {g[k + 1]:.6g}): sorted singular values have a kink where they meet; move the "
+            "point, or weigh repeated singular values alike"
+        )
+    return (U * g[None, :]) @ Vt
 
 
 class svd_factor(_Spectral):
@@ -380,7 +444,7 @@ class nuclear_norm(MatrixLoss):
 
     def vjp(self, index, G, out):
         A = self.args[0]
-        return G * (svd_factor(A, Integer(0)) * svd_factor(A, Integer(1)).T)
+        return G * _SingularValueAdjoint(A, OneMatrix(sympy.Min(*A.shape), 1))
 
     @classmethod
     def example(cls):

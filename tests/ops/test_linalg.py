@@ -196,3 +196,21 @@ def test_eigenvalues_weighted_unequally_at_a_repeated_eigenvalue_are_refused():
             down = step({"X": A - E, "c": weights})[0]
             numeric[i, j] = (up - down) / (2 * h)
     assert np.allclose(grad, numeric, atol=1e-6)
+
+
+def test_singular_values_at_zero_or_weighed_unequally_when_equal_are_refused():
+    from symdl.ops.linalg import nuclear_norm, singular_values
+
+    X, c = sympy.MatrixSymbol("X", 3, 2), sympy.MatrixSymbol("c", 2, 1)
+    weighted = sd.derive((c.T * singular_values(X))[0, 0], X).compile()
+    nuclear = sd.derive(nuclear_norm(X), X).compile()
+    rank_one = np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    with pytest.raises(RepeatedEigenvalueError, match="singular value 0"):
+        nuclear({"X": rank_one})
+    with pytest.raises(RepeatedEigenvalueError, match="singular value 0"):
+        weighted({"X": rank_one, "c": np.array([[1.0], [1.0]])})
+    equal = np.array([[2.0, 0.0], [0.0, 2.0], [0.0, 0.0]])  # sigma = (2, 2)
+    with pytest.raises(RepeatedEigenvalueError, match="weighs them differently"):
+        weighted({"X": equal, "c": np.array([[1.0], [3.0]])})
+    _, grad = nuclear({"X": equal})  # alike: U V^T, the identity's top 3x2 block
+    assert np.allclose(grad, np.eye(3, 2))
