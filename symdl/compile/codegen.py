@@ -13,14 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import sympy
-from sympy import Basic, Identity, Lambda, MatMul, MatrixSymbol, OneMatrix, S, Symbol, Transpose
+from sympy import Basic, Identity, MatMul, MatrixSymbol, OneMatrix, S, Symbol, Transpose
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction as _Elementwise
 from sympy.printing.numpy import SciPyPrinter
 from sympy.printing.precedence import PRECEDENCE
 
 from symdl.compile.passes import folded_spreads, fused_sums, released_after
 from symdl.core.derivation import Derivation
-from symdl.core.matrices import ENTRY, elementwise, hadamard
+from symdl.core.matrices import ENTRY, as_elementwise
 from symdl.ops.runtime import ShapeError
 
 
@@ -321,40 +321,13 @@ def _split(node: Basic, memo: dict) -> Basic:
     if node not in memo:
         if isinstance(node, _Elementwise):
             body = node.function.expr.xreplace({node.function.variables[0]: ENTRY})
-            memo[node] = _parts(body, _split(node.expr, memo))
+            memo[node] = as_elementwise(body, _split(node.expr, memo), nested=True)
         elif node.is_Atom or not isinstance(node, sympy.MatrixExpr) or isinstance(node, _FREE):
             memo[node] = node
         else:
             args = [_split(a, memo) for a in node.args]
             memo[node] = node.func(*args) if args != list(node.args) else node
     return memo[node]
-
-
-def _parts(body: Basic, arg: Basic) -> Basic:
-    """The scalar `body` (in ENTRY) applied to each entry of `arg`, with sums, products and
-    powers as matrix sums, Hadamard products and powers, and a function of a function as an
-    elementwise function of an elementwise function."""
-    if body == ENTRY:
-        return arg
-    if not body.has(ENTRY):
-        return body * OneMatrix(*arg.shape)
-    if isinstance(body, sympy.Add):  # constants first: 1 - A, as written by hand
-        terms = sorted(body.args, key=lambda t: t.has(ENTRY))
-        return sympy.MatAdd(*(_parts(t, arg) for t in terms))
-    if isinstance(body, sympy.Mul):
-        coeff, rest = body.as_independent(ENTRY, as_Add=False)
-        product = hadamard(*(_parts(f, arg) for f in sympy.Mul.make_args(rest)))
-        return product if coeff == 1 else coeff * product
-    if isinstance(body, sympy.Pow) and body.exp.is_Integer and body.exp > 0:
-        return sympy.HadamardPower(_parts(body.base, arg), body.exp)
-    inner = [a for a in body.args if a.has(ENTRY)]
-    splittable = isinstance(body, sympy.Pow | sympy.Function) and not isinstance(
-        body, sympy.Piecewise
-    )
-    if splittable and len(inner) == 1 and inner[0] != ENTRY:  # f(g(x)): f of the matrix g(Z)
-        outer = body.func(*(ENTRY if a is inner[0] else a for a in body.args))
-        return elementwise(Lambda(ENTRY, outer), _parts(inner[0], arg))
-    return elementwise(Lambda(ENTRY, body), arg)
 
 
 def numeric_form(expr: Basic) -> Basic:

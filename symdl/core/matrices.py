@@ -147,9 +147,11 @@ def _occurrences(text: str, part: str) -> list[int]:
     return found
 
 
-def as_elementwise(expr: Expr, arg) -> object:
+def as_elementwise(expr: Expr, arg, nested: bool = False) -> object:
     """Scalar `expr` in ENTRY as a matrix expression in `arg`, with Hadamard products and
-    powers where the scalar has products and powers: $y(1 - y) \\mapsto A \\circ (\\mathbb{1} - A)$."""
+    powers where the scalar has products and powers: $y(1 - y) \\mapsto A \\circ (\\mathbb{1} - A)$.
+    `nested`: a function of a function, f(g(x)), also as f applied to the matrix g(A), so that
+    g(A) is a value of its own (the compiler's common-subexpression elimination shares it)."""
     shape = arg.shape
     if expr == ENTRY:
         return arg
@@ -157,14 +159,22 @@ def as_elementwise(expr: Expr, arg) -> object:
         return expr * OneMatrix(*shape)
     if isinstance(expr, sympy.Add):  # constants first: 1 - A, as written by hand
         terms = sorted(expr.args, key=lambda t: t.has(ENTRY))
-        return sympy.MatAdd(*(as_elementwise(t, arg) for t in terms))
+        return sympy.MatAdd(*(as_elementwise(t, arg, nested) for t in terms))
     if isinstance(expr, sympy.Mul):
         coeff, rest = expr.as_independent(ENTRY, as_Add=False)
-        product = hadamard(*(as_elementwise(f, arg) for f in sympy.Mul.make_args(rest)))
+        parts = (as_elementwise(f, arg, nested) for f in sympy.Mul.make_args(rest))
+        product = hadamard(*parts)
         return product if coeff == 1 else coeff * product
     if isinstance(expr, sympy.Pow) and expr.exp.is_Integer and expr.exp > 0:
         # f(x)^k as f(Z)^{∘k}: f(Z) is then one value however often the derivative uses it
-        return sympy.HadamardPower(as_elementwise(expr.base, arg), expr.exp)
+        return sympy.HadamardPower(as_elementwise(expr.base, arg, nested), expr.exp)
+    inner = [a for a in expr.args if a.has(ENTRY)]
+    splittable = isinstance(expr, sympy.Pow | sympy.Function) and not isinstance(
+        expr, sympy.Piecewise
+    )
+    if nested and splittable and len(inner) == 1 and inner[0] != ENTRY:
+        outer = expr.func(*(ENTRY if a is inner[0] else a for a in expr.args))
+        return elementwise(Lambda(ENTRY, outer), as_elementwise(inner[0], arg, nested))
     return elementwise(Lambda(ENTRY, expr), arg)
 
 
