@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from symdl.compile.column_layout import ColumnLayout
+from symdl.compile.spectral_kernels import spectral_kernels
 
 
 def heaviside(x, at_zero):
@@ -111,35 +112,8 @@ def avg_pool2d_grad(g, input_shape, size, stride=None):
     return dx
 
 
-def unique_top_eigenvector(A):
-    """symdl.ops.linalg.unique_top_eigenvector: the last column of eigh's eigenvectors (a
-    repeated largest eigenvalue is not refused here, as NumPy's kernel does: traced code
-    cannot raise on values)."""
-    return torch.linalg.eigh((A + A.T) / 2)[1][:, -1:]
-
-
-def eigenvalue_adjoint(A, G):
-    """symdl.ops.linalg.eigenvalue_adjoint: V diag(g) Vᵀ (a repeated eigenvalue with unequal
-    weights is not refused here, as NumPy's kernel does: this code cannot raise on values)."""
-    V = torch.linalg.eigh((A + A.T) / 2)[1]
-    return (V * G.reshape(1, -1)) @ V.T
-
-
-def singular_value_adjoint(A, G):
-    """symdl.ops.linalg.singular_value_adjoint: U diag(g) Vᵀ, U Vᵀ when G is None (a zero or
-    repeated singular value is not refused here: this code cannot raise on values)."""
-    U, _, Vt = torch.linalg.svd(A, full_matrices=False)
-    return U @ Vt if G is None else (U * G.reshape(1, -1)) @ Vt
-
-
-def eigenvector_adjoint(A, G):
-    """symdl.ops.linalg.eigenvector_adjoint: V (F ∘ VᵀG) Vᵀ symmetrised, F_ij = 1/(λ_j − λ_i),
-    F_ii = 0 (a division by an infinite gap)."""
-    w, V = torch.linalg.eigh((A + A.T) / 2)
-    eye = torch.eye(w.shape[0], dtype=torch.bool)
-    gap = torch.where(eye, torch.inf, w[None, :] - w[:, None])
-    inner = V @ ((V.T @ G) / gap) @ V.T
-    return (inner + inner.T) / 2
+# symdl/ops/linalg.py's spectral kernels, defined once for every array library
+globals().update(spectral_kernels(torch, torch.bool))
 
 
 # the column layout (C·H·W, N) that symdl's generated code uses, on the image kernels above
