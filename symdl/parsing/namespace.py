@@ -49,6 +49,12 @@ class Namespace:
                 position,
             )
 
+    def unusual_names_in(self, text: str) -> list[str]:
+        """The names of values that are not Python identifiers (W^{(1)}, sigma^2, K_1^T, as
+        symdl's step names print) and occur in `text`, longest first."""
+        found = (n for n in self.values if not n.isidentifier() and n in text)
+        return sorted(found, key=len, reverse=True)
+
     def shadowed(self, name: str) -> bool:
         """Whether a symbol of the function hides the function of that name (Phi, phi, H)."""
         return name in SHADOWED and name in self.values

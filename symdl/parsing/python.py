@@ -77,14 +77,10 @@ def _plain_names(text: str, namespace: Namespace) -> tuple[str, dict[str, str], 
     """`text` with each name of `namespace` that is not a Python identifier (W^{(1)},
     sigma^2, bar_Z^{(2)}, as `str()` prints symdl's step names) as one that is; the
     placeholders' names; and the position in `text` of each character (and of the end)."""
-    names = [
-        n
-        for n in namespace.values
-        if not n.isidentifier() and any(c in n for c in "^{}()'") and n in text
-    ]
+    names = namespace.unusual_names_in(text)
     renamed: dict[str, str] = {}
     moved = list(range(len(text) + 1))
-    for name in sorted(names, key=len, reverse=True):
+    for name in names:
         start = text.find(name)
         while start >= 0:
             end = start + len(name)

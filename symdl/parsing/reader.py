@@ -143,11 +143,7 @@ def _read(text: str, namespace):
 def _outside_names(text: str, namespace, rewrite) -> str:
     """`text` rewritten by `rewrite` except inside the names of `namespace` that are not plain
     identifiers (a step named K_1^T keeps its ^T)."""
-    names = sorted(
-        (n for n in getattr(namespace, "values", {}) if not n.isidentifier() and n in text),
-        key=len,
-        reverse=True,
-    )
+    names = namespace.unusual_names_in(text)
     if not names:
         return rewrite(text)
     parts = re.split("(" + "|".join(map(re.escape, names)) + ")", text)
