@@ -180,3 +180,11 @@ def test_an_activation_derivative_written_wrong_is_named():
         sympy.tanh(w * x + bias), w, f"x*(1 - {t_})"
     )
     assert "a missing square" in diagnosis(sympy.sin(w) ** 3, w, "3*sin(w)*cos(w)")
+
+
+def test_no_diagnosis_that_explains_nothing():
+    # relu(x - 40)' without x is Heaviside(-40) = 0, a constant: not "a missing term x"
+    assert sd.verify(sd.relu(x - 40), x, "0").diagnosis == ""
+    # equal where the derivative is not ~0 and wrong where it is: not "1x the derivative"
+    assert sd.verify(sd.relu(x - 40), x, "1").diagnosis == ""
+    assert "without -40" in sd.verify(sd.relu(x - 40), x, "Heaviside(x)").diagnosis
