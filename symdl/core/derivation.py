@@ -168,7 +168,10 @@ class Derivation:
         `simplify=True` runs `sympy.simplify` on each entry (slow on large expressions).
         """
         values = self.substituted()
-        entries = [textbook_form(tidy_sums(_tidy(values.get(g, g)))) for g in self.gradient_entries]
+        shared: dict = {}  # the entries share subexpressions: each is tidied once
+        entries = [
+            textbook_form(tidy_sums(_tidy(values.get(g, g))), shared) for g in self.gradient_entries
+        ]
         if simplify:
             entries = [sympy.simplify(e) for e in entries]
         return self.shape(entries)

@@ -23,7 +23,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 from symdl.core.matrices import hadamard, matmul
 
 
-def textbook_form(expr: Basic) -> Basic:
+def textbook_form(expr: Basic, memo: dict | None = None) -> Basic:
     r"""`expr` with numeric contents of sums moved into the products that hold them (where they
     cancel or combine with the product's coefficient), a scalar factor common to every term of
     a matrix sum written once in front of it, and a Hadamard product without a factor and its
@@ -33,8 +33,11 @@ def textbook_form(expr: Basic) -> Basic:
     >>> mu, x, s = sympy.symbols("mu x sigma")
     >>> textbook_form((2*mu - 2*x) / (2*s**2))
     (mu - x)/sigma**2
+
+    `memo` ({node: its form}) may be shared between calls: the entries of one gradient share
+    most of their subexpressions, each then tidied once.
     """
-    memo: dict[Basic, Basic] = {}
+    memo = {} if memo is None else memo
 
     def rebuild(node: Basic) -> Basic:
         if node in memo:
@@ -195,6 +198,8 @@ def _scaled(c: Basic, M: Basic) -> Basic:
 def _expanded_if_shorter(total: Add) -> Basic:
     """A small scalar sum expanded when that has fewer operations: the terms of a softmax's
     gradient -p_0 (1 - s_0) + p_1 s_0 + (1 - p_0 - p_1) s_0 collapse to s_0 - p_0."""
+    if not _at_most(total, 2 * _EXPAND_AT_MOST):  # a large sum: not counted (count_ops walks it)
+        return total
     ops = sympy.count_ops(total)
     if ops > _EXPAND_AT_MOST:
         return total
@@ -223,3 +228,11 @@ def _positive_lead(product: Basic) -> Basic:
                     *([-coeff] if coeff != -1 else []), *mats[:i], flipped, *mats[i + 1 :]
                 )
     return product
+
+
+def _at_most(expr: Basic, nodes: int) -> bool:
+    """Whether `expr` has at most `nodes` nodes, walking no further than that."""
+    for k, _ in enumerate(sympy.preorder_traversal(expr)):
+        if k >= nodes:
+            return False
+    return True
