@@ -216,17 +216,15 @@ def _positive_lead(product: Basic) -> Basic:
     if not (coeff.is_number and coeff.is_negative):
         return product
     for i, M in enumerate(mats):
-        paired = any(other.T.doit() == M.doit() for other in mats if other is not M)
-        if isinstance(M, MatAdd) and not paired:  # (x - mu)(x - mu)^T stays as a pair
-            negative = sum(
-                _split_scalar(t)[0].could_extract_minus_sign() if isinstance(t, MatMul) else False
-                for t in M.args
-            )
-            if 2 * negative > len(M.args) or negative and len(M.args) == 2 * negative:
-                flipped = MatAdd(*(-t for t in M.args)).doit(deep=False)
-                return MatMul(
-                    *([-coeff] if coeff != -1 else []), *mats[:i], flipped, *mats[i + 1 :]
-                )
+        if not isinstance(M, MatAdd) or any(o.T.doit() == M.doit() for o in mats if o is not M):
+            continue  # not a sum, or one of a pair (x - mu)(x - mu)^T that stays as written
+        negative = sum(
+            isinstance(t, MatMul) and _split_scalar(t)[0].could_extract_minus_sign() for t in M.args
+        )
+        if negative and 2 * negative >= len(M.args):  # at least half the terms negative
+            flipped = MatAdd(*(-t for t in M.args)).doit(deep=False)
+            lead = [-coeff] if coeff != -1 else []
+            return MatMul(*lead, *mats[:i], flipped, *mats[i + 1 :])
     return product
 
 
