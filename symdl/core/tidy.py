@@ -7,6 +7,8 @@ subexpressions are visited once."""
 
 from __future__ import annotations
 
+import functools
+
 import sympy
 from sympy import Add, Basic, Dummy, Lambda, Mul, Pow, S
 from sympy.matrices.expressions import (
@@ -89,13 +91,20 @@ def _absorb_contents(product: Basic) -> Basic:
     for factor in Mul.make_args(product):
         base, exp = factor.as_base_exp() if isinstance(factor, Pow) else (factor, S.One)
         if isinstance(base, Add) and exp.is_Integer:
-            content, primitive = base.primitive()
+            content, primitive = _primitive(base)
             if content != 1:
                 coeff, factor, changed = coeff * content**exp, primitive**exp, True
         factors.append(factor)
     if not changed:
         return product
     return Mul(coeff, *factors)
+
+
+@functools.lru_cache(maxsize=4096)
+def _primitive(total: Add) -> tuple[Basic, Basic]:
+    """`total.primitive()`, once per sum: a gradient's entries hold the same large sum (SymPy
+    writes 2(out - y) as 2 out - 2y) in thousands of products, and each call re-sorts its terms."""
+    return total.primitive()
 
 
 def _hadamard(product: HadamardProduct) -> Basic:
