@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import keyword
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -432,19 +433,22 @@ def eliminate_common_matrices(assignments: list[Assignment]) -> list[Assignment]
     read from the step; other repeats go to temporaries m_k, the largest first, so a repeated
     product of repeated factors becomes one temporary, not several."""
     out = list(assignments)
+    # the nodes of each right-hand side, kept up to date as steps are rewritten: a membership
+    # test per pair of steps, not a walk (`has`) per pair, which was most of a compile
+    inside = [set(sympy.preorder_traversal(a.rhs)) for a in out]
     for i in range(len(out)):
         step = out[i]  # as rewritten so far: earlier replacements are in its pattern too
-        if _worth_a_temporary(step.rhs):
-            out = [
-                b
-                if j == i or not b.rhs.has(step.rhs)
-                else Assignment(b.target, b.rhs.xreplace({step.rhs: step.target}))
-                for j, b in enumerate(out)
-            ]
+        if not _worth_a_temporary(step.rhs):
+            continue
+        for j, b in enumerate(out):
+            if j != i and step.rhs in inside[j]:
+                out[j] = Assignment(b.target, b.rhs.xreplace({step.rhs: step.target}))
+                inside[j] = set(sympy.preorder_traversal(out[j].rhs))
 
-    def occurrences(node) -> int:
-        return sum(n == node for b in out for n in sympy.preorder_traversal(b.rhs))
+    def counted() -> Counter:
+        return Counter(n for b in out for n in sympy.preorder_traversal(b.rhs))
 
+    count = counted()
     candidates = {
         node
         for a in out
@@ -452,11 +456,12 @@ def eliminate_common_matrices(assignments: list[Assignment]) -> list[Assignment]
         if node is not a.rhs and _worth_a_temporary(node)
     }
     for k, node in enumerate(sorted(candidates, key=lambda n: (-sympy.count_ops(n), str(n))), 1):
-        if occurrences(node) < 2:  # once, or only inside a larger repeat already computed
+        if count[node] < 2:  # once, or only inside a larger repeat already computed
             continue
         temp = MatrixSymbol(f"m_{k}", *node.shape)
         out = [Assignment(b.target, b.rhs.xreplace({node: temp})) for b in out]
         out.append(Assignment(temp, node))
+        count = counted()  # the repeats inside `node` now occur once, in its temporary
     return schedule(out)
 
 
