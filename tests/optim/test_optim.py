@@ -191,6 +191,22 @@ def test_optimizer_reads_its_schedule_per_step():
 # ---------------------------------------------------------------- errors
 
 
+@pytest.mark.parametrize("make", [optim.SGD, lambda: optim.SGD(momentum=0.9), optim.Adam])
+def test_a_bad_gradient_moves_no_parameter(make):
+    """Every gradient is checked (and converted) before the first parameter is updated."""
+    params = {"a": np.ones(2), "b": np.ones(2), "c": np.ones(2)}
+    for bad in (
+        {"a": np.ones(2), "b": np.ones(2), "c": np.ones(3)},
+        {"a": np.ones(2), "b": ["x", "y"], "c": np.ones(2)},
+    ):
+        with pytest.raises((optim.OptimizerError, ValueError)):
+            make().step(params, bad)
+        assert all((v == 1).all() for v in params.values())
+    mixed = {"a": np.ones(2, dtype=np.float32), "b": [1.0, 1.0], "c": np.ones(2)}
+    make().step(params, mixed)  # a float32 gradient and a list are taken in the parameter's dtype
+    assert all(v.dtype == np.float64 and (v < 1).all() for v in params.values())
+
+
 def test_bad_input_is_named():
     with pytest.raises(optim.OptimizerError, match=r"'b' has no gradient"):
         optim.SGD().step({"b": np.zeros(2)}, {})
