@@ -119,17 +119,38 @@ _KEYWORD_NAMES = {"lambda_": "lambda"}  # a name written as a Python keyword, re
 
 
 def _offset(text: str, lineno: int | None, col: int | None, byte_col: bool = False) -> int:
-    if not lineno:
-        return 0
-    lines = text.splitlines(keepends=True) or [""]
-    start = sum(len(line) for line in lines[: lineno - 1])
-    line = lines[min(lineno, len(lines)) - 1]
-    col = col or 0
-    if byte_col:
-        col = len(line.encode()[:col].decode(errors="ignore"))
-    else:
-        col = max(col - 1, 0)
-    return start + col
+    """The character offset in `text` of a (line, column) position (a syntax error's column
+    counts characters from 1; an AST node's counts UTF-8 bytes from 0)."""
+    return _Positions(text).offset(lineno, col, byte_col)
+
+
+class _Positions:
+    """Character offsets of (line, column) positions in one text, each found without
+    splitting the text again: a formula of 400 terms asks for thousands of them."""
+
+    def __init__(self, text: str):
+        self.lines = text.splitlines(keepends=True) or [""]
+        self.starts = [0]
+        for line in self.lines:
+            self.starts.append(self.starts[-1] + len(line))
+        self.chars: dict[int, list[int]] = {}  # per line with non-ASCII text: byte -> char
+
+    def offset(self, lineno: int | None, col: int | None, byte_col: bool = False) -> int:
+        if not lineno:
+            return 0
+        i = min(lineno, len(self.lines)) - 1
+        start = self.starts[min(lineno - 1, len(self.lines))]  # past the last line: its end
+        col = col or 0
+        if not byte_col:
+            return start + max(col - 1, 0)
+        line = self.lines[i]
+        if not line.isascii():  # the characters whose bytes all lie before the column
+            table = self.chars.get(i)
+            if table is None:
+                table = self.chars[i] = [k for k, ch in enumerate(line) for _ in ch.encode()]
+                table.append(len(line))
+            col = table[min(col, len(table) - 1)]
+        return start + min(col, len(line))
 
 
 class _Evaluator:
@@ -139,12 +160,17 @@ class _Evaluator:
         self.text, self.source, self.origin, self.namespace = text, source, origin, namespace
         self.renamed: dict[str, str] = {}  # placeholder -> a name that is not an identifier
         self.build = Builder(text)
+        self.positions = _Positions(source)
 
     def pos(self, node, end: bool = False) -> int:
+        return self.origin[min(self._at(node, end), len(self.source))]
+
+    def _at(self, node, end: bool = False) -> int:
+        """The character offset of `node`'s start (or end) in the source."""
         line, col = (
             (node.end_lineno, node.end_col_offset) if end else (node.lineno, node.col_offset)
         )
-        return self.origin[min(_offset(self.source, line, col, True), len(self.source))]
+        return self.positions.offset(line, col, True)
 
     def run(self, root):
         done: dict[int, object] = {}
@@ -295,7 +321,7 @@ class _Evaluator:
             return sympy.true if value else sympy.false
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.refuse(node, f"the constant {value!r:.30} is not a number")
-        literal = ast.get_source_segment(self.source, node) or repr(value)
+        literal = self.source[self._at(node) : self._at(node, end=True)] or repr(value)
         return self.build.number(literal, position)
 
     def indices(self, node) -> tuple[int, ...]:
