@@ -18,14 +18,18 @@ from sympy import MatrixSymbol, OneMatrix
 from symdl.core.matrices import hadamard, matadd, matmul, scale
 from symdl.nn.layers import Layer, ShapeError, get_activation
 from symdl.nn.residual import Residual
+from symdl.ops import bmm, row_block, tokens, untokens, vstack
 from symdl.ops import mean as feature_mean
-from symdl.ops import row_block, vstack
 from symdl.ops.vector import MatSoftmax
 
 
-def _tokens(layer, A, T, d):
+def _check_rows(layer, A, T, d):
     if A.shape[0] != T * d:
         raise ShapeError(f"{layer.name}: input has {A.shape[0]} rows, expected {T}x{d}")
+
+
+def _tokens(layer, A, T, d):
+    _check_rows(layer, A, T, d)
     return [row_block(A, t * d, (t + 1) * d) for t in range(T)]
 
 
@@ -299,56 +303,46 @@ class SelfAttention(_Sequence):
     def forward(self, A, params, context):
         T, d, H = self.steps, self.features, self.heads
         A, M = A if self.mask_shape is not None else (A, None)
-        dk, ones = d // H, OneMatrix(1, context.batch)
-        x = _tokens(self, A, T, d)
-        scale_k = 1 / sympy.sqrt(dk)
-
-        def project(key, head, t):  # rows of head `head` of W x_t + b
-            rows = slice(head * dk, (head + 1) * dk)
-            W, b = params[f"W_{key}"], params[f"b_{key}"]
-            return matadd(
-                matmul(row_block(W, rows.start, rows.stop), x[t]),
-                matmul(row_block(b, rows.start, rows.stop), ones),
-            )
+        _check_rows(self, A, T, d)
+        dk, index = d // H, context.index
+        ones = OneMatrix(1, T * context.batch)
 
         def named(expr, name):
-            context.names.setdefault(expr, f"{name}^{{({context.index})}}")
+            context.names.setdefault(expr, f"{name}^{{({index})}}")
             return expr
 
-        def score(q, k, t, u):
-            s = scale(scale_k, matmul(OneMatrix(1, dk), hadamard(q, k)))
-            terms = [s]
-            if self.added[t, u] != 0:
-                terms.append(scale(sympy.Float(self.added[t, u]), ones))
-            if M is not None:
-                row = u if self.mask_shape == (T,) else t * T + u
-                m = row_block(M, row, row + 1)
-                terms.append(m if self.mask_input == "additive" else scale(MASKED, m))
-            return matadd(*terms) if len(terms) > 1 else s
-
-        heads = [[None] * H for _ in range(T)]
+        X = named(tokens(A, T), r"\tilde{X}")
+        Q, K, V = (
+            named(matadd(matmul(params[f"W_{k}"], X), matmul(params[f"b_{k}"], ones)), k.upper())
+            for k in "qkv"
+        )
+        added = self._added_scores(M, context)
+        heads = []
         for h in range(H):
-            q = [named(project("q", h, t), f"q_{{{t + 1},{h + 1}}}") for t in range(T)]
-            k = [named(project("k", h, t), f"k_{{{t + 1},{h + 1}}}") for t in range(T)]
-            v = [named(project("v", h, t), f"v_{{{t + 1},{h + 1}}}") for t in range(T)]
-            for t in range(T):
-                visible = self.visible[t]
-                scores = [score(q[t], k[u], t, u) for u in visible]
-                S = named(
-                    vstack(*scores) if len(scores) > 1 else scores[0], f"s_{{{t + 1},{h + 1}}}"
-                )
-                a = named(MatSoftmax(S), f"a_{{{t + 1},{h + 1}}}")
-                terms = [
-                    hadamard(matmul(OneMatrix(dk, 1), row_block(a, j, j + 1)), v[u])
-                    for j, u in enumerate(visible)
-                ]
-                heads[t][h] = named(matadd(*terms), f"o_{{{t + 1},{h + 1}}}")
-        bias = matmul(params["b_o"], ones)
-        out = [
-            matadd(matmul(params["W_o"], vstack(*heads[t]) if H > 1 else heads[t][0]), bias)
-            for t in range(T)
-        ]
-        return None, vstack(*out)
+            q, k, v = (row_block(P, h * dk, (h + 1) * dk) if H > 1 else P for P in (Q, K, V))
+            mark = f"_{{{h + 1}}}" if H > 1 else ""
+            S = scale(1 / sympy.sqrt(dk), bmm(k, q, T, T, transpose_a=True))
+            S = named(matadd(S, added) if added is not None else S, f"S{mark}")
+            P = named(MatSoftmax(S), f"P{mark}")
+            heads.append(named(bmm(v, P, T, T), f"O{mark}"))
+        stacked = vstack(*heads) if H > 1 else heads[0]
+        return None, untokens(
+            matadd(matmul(params["W_o"], stacked), matmul(params["b_o"], ones)), T
+        )
+
+    def _added_scores(self, M, context):
+        """What the masks add to the scores, keys by rows and (query, example) by columns as
+        the scores are: the fixed masks' constants (−∞ where masked) and a mask input."""
+        T, terms = self.steps, []
+        if self.added.any():
+            fixed = MatrixSymbol(f"M_{{0}}^{{({context.index})}}", T * T, 1)
+            context.constants[fixed] = self.added.reshape(-1, 1)  # row tT + u: (query t, key u)
+            terms.append(tokens(matmul(fixed, OneMatrix(1, context.batch)), T))
+        if M is not None:
+            rows = vstack(*[M] * T) if self.mask_shape == (T,) else M  # a key mask: every query
+            m = tokens(rows, T)
+            terms.append(m if self.mask_input == "additive" else scale(MASKED, m))
+        return matadd(*terms) if terms else None
 
 
 class Token(_Sequence):
