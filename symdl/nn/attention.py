@@ -73,8 +73,8 @@ class Embedding(_Sequence):
         return {"E": rng.normal(size=(self.dim, self.vocabulary))}
 
     def forward(self, A, params, context):
-        x = _tokens(self, A, self.steps, self.features)
-        return None, vstack(*(matmul(params["E"], x_t) for x_t in x))
+        _check_rows(self, A, self.steps, self.features)
+        return None, untokens(matmul(params["E"], tokens(A, self.steps)), self.steps)
 
 
 def one_hot(tokens, vocabulary: int) -> np.ndarray:
@@ -135,9 +135,14 @@ class TokenDense(_Sequence):
         return {"W": W, "b": np.zeros(self.units)}
 
     def forward(self, A, params, context):
-        bias = matmul(params["b"], OneMatrix(1, context.batch))
-        x = _tokens(self, A, self.steps, self.features)
-        return None, vstack(*(self.activation(matadd(matmul(params["W"], t), bias)) for t in x))
+        T = self.steps
+        _check_rows(self, A, T, self.features)
+        bias = matmul(params["b"], OneMatrix(1, T * context.batch))
+        Z = matadd(matmul(params["W"], tokens(A, T)), bias)
+        out = self.activation(Z)
+        if out != Z:  # Z named, as a dense layer's: f'(Z) reads it
+            context.names.setdefault(Z, f"Z^{{({context.index})}}")
+        return None, untokens(out, T)
 
 
 class TokenLayerNorm(_Sequence):
@@ -164,20 +169,25 @@ class TokenLayerNorm(_Sequence):
         return {"gamma": np.ones(self.features), "beta": np.zeros(self.features)}
 
     def forward(self, A, params, context):
-        d, ones = self.features, OneMatrix(1, context.batch)
-        epsilon = sympy.Symbol(f"epsilon^{{({context.index})}}", positive=True)
+        T, d, index = self.steps, self.features, context.index
+        _check_rows(self, A, T, d)
+        epsilon = sympy.Symbol(f"epsilon^{{({index})}}", positive=True)
         context.constants[epsilon] = self.eps
-        column = OneMatrix(d, 1)
-        outputs = []
-        for x in _tokens(self, A, self.steps, d):
-            centred = sympy.MatAdd(x, scale(-1, matmul(column, feature_mean(x, 0))))
-            var = feature_mean(hadamard(centred, centred), 0)
-            shifted = matadd(var, scale(epsilon, OneMatrix(*var.shape)))
-            inverse = sympy.HadamardPower(shifted, sympy.Rational(-1, 2))
-            x_hat = hadamard(centred, matmul(column, inverse))
-            gamma, beta = matmul(params["gamma"], ones), matmul(params["beta"], ones)
-            outputs.append(matadd(hadamard(gamma, x_hat), beta))
-        return None, vstack(*outputs)
+        X, column, ones = tokens(A, T), OneMatrix(d, 1), OneMatrix(1, T * context.batch)
+        mean = feature_mean(X, 0)
+        centred = sympy.MatAdd(X, scale(-1, matmul(column, mean)))
+        var = feature_mean(hadamard(centred, centred), 0)
+        inverse = sympy.HadamardPower(
+            matadd(var, scale(epsilon, OneMatrix(*var.shape))), sympy.Rational(-1, 2)
+        )
+        x_hat = hadamard(centred, matmul(column, inverse))
+        names = {mean: "mu^{", centred: "C^{", var: "sigma^{2", inverse: "s^{", x_hat: r"\hat{X}^{"}
+        for expr, name in names.items():  # as LayerNorm names them: x̂ a step the adjoints read
+            context.names.setdefault(expr, f"{name}({index})}}")
+        gamma, beta = matmul(params["gamma"], ones), matmul(params["beta"], ones)
+        # γ ∘ x̂ kept as two factors (not flattened into x̂'s own product): x̂ stays a step
+        out = matadd(sympy.HadamardProduct(gamma, x_hat), beta)
+        return None, untokens(out, T)
 
 
 MASKED = sympy.Float(-1e30)

@@ -38,11 +38,6 @@ class tokens(MatrixOp):
 
     name = "tokens"
 
-    def __new__(cls, X, T):
-        if isinstance(X, untokens) and X.args[1] == T:
-            return X.args[0]
-        return super().__new__(cls, X, T)
-
     @property
     def shape(self):
         X, T = self.args
@@ -75,11 +70,6 @@ class untokens(MatrixOp):
     and its adjoint."""
 
     name = "untokens"
-
-    def __new__(cls, Y, T):
-        if isinstance(Y, tokens) and Y.args[1] == T:
-            return Y.args[0]
-        return super().__new__(cls, Y, T)
 
     @property
     def shape(self):
