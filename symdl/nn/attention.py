@@ -1,12 +1,15 @@
-r"""Attention over sequences of T tokens, unrolled per token: embedding, sinusoidal positions,
-multi-head self-attention with causal, fixed and per-example masks, position-wise dense layers
-and layer normalisation per token, and a transformer block built from them.
+r"""Attention over sequences of T tokens: embedding, sinusoidal positions, multi-head
+self-attention with causal, fixed and per-example masks, position-wise dense layers and layer
+normalisation per token, and a transformer block built from them.
 
 A sequence is stored as every sequence layer stores it (symdl.nn.recurrent): T tokens of d
-features, token t in rows $td .. (t+1)d - 1$ of each example's column. For query token t and
-head h, with $q_t = W_q x_t + b_q$, $k_u$, $v_u$ alike,
-$s_{tu} = q_t^\top k_u / \sqrt{d_k}$ (a row, one entry per example),
-$a_t = \operatorname{softmax}([s_{t1}; \dots; s_{tT}])$ and $o_t = \sum_u a_{tu} v_u$.
+features, token t in rows $td .. (t+1)d - 1$ of each example's column. The layers here work on
+the tokens as columns, $\tilde{X} = \operatorname{tokens}(X)$ (d x T·N), so that one product
+$W\tilde{X}$ projects every token of every example. For head h, with
+$Q = W_q \tilde{X} + b_q \mathbf{1}^\top$ ($K$, $V$ alike) and $Q_h$ its rows of the head,
+the scores of each example are $S_h = K_h^\top Q_h / \sqrt{d_k}$ (keys by rows, queries by
+columns), $P_h = \operatorname{softmax}(S_h)$ over the keys and $O_h = V_h P_h$: products of
+each example's own matrices (`symdl.ops.bmm`).
 """
 
 from __future__ import annotations
@@ -200,7 +203,9 @@ class SelfAttention(_Sequence):
     r"""Multi-head self-attention over the tokens (PyTorch's `nn.MultiheadAttention` with
     query = key = value): per head $h$ of size $d_k = d/H$, scores $q_t^\top k_u/\sqrt{d_k}$,
     softmax over u, $o_t = \sum_u a_{tu} v_u$; heads stacked, then $W_o [o^1_t; \dots] + b_o$.
-    With one head it is scaled dot-product attention of the projected tokens.
+    With one head it is scaled dot-product attention of the projected tokens. Each is one
+    matrix expression over the whole batch: $S_h = \operatorname{bmm}(K_h^\top, Q_h)/\sqrt{d_k}$
+    holds every example's T x T scores, $O_h = \operatorname{bmm}(V_h, P_h)$ its outputs.
 
     Masks, as PyTorch's `attn_mask` and `key_padding_mask` say them:
 
@@ -258,11 +263,11 @@ class SelfAttention(_Sequence):
     def _sequence_shape(self, T, d):
         if d % self.heads:
             raise ShapeError(f"SelfAttention: {d} features do not split into {self.heads} heads")
-        self.added, self.visible = self._fixed_mask(T)
+        self.added = self._fixed_mask(T)
         return (T, d)
 
     def _fixed_mask(self, T):
-        """The additive constants of the fixed masks, and the keys each query sees."""
+        """The (T, T) constants the fixed masks add to the scores, row t for query t."""
         added = np.zeros((T, T))
         if self.mask is not None:
             if self.mask.shape != (T, T):
@@ -282,14 +287,13 @@ class SelfAttention(_Sequence):
                     raise ValueError("SelfAttention: an additive mask holds NaN or +inf")
         if self.causal:
             added[np.triu_indices(T, 1)] = -np.inf
-        visible = [[u for u in range(T) if added[t, u] != -np.inf] for t in range(T)]
-        for t, keys in enumerate(visible):
-            if not keys:
+        for t in range(T):
+            if (added[t] == -np.inf).all():
                 raise ShapeError(
                     f"SelfAttention: query {t} may attend to no key (its row of the mask is all "
                     "masked), which PyTorch turns into NaN; keep at least one key per row"
                 )
-        return added, visible
+        return added
 
     def natural_shapes(self):
         d = self.features
@@ -329,30 +333,36 @@ class SelfAttention(_Sequence):
         added = self._added_scores(M, context)
         heads = []
         for h in range(H):
-            q, k, v = (row_block(P, h * dk, (h + 1) * dk) if H > 1 else P for P in (Q, K, V))
             mark = f"_{{{h + 1}}}" if H > 1 else ""
+            q, k, v = (
+                named(row_block(P, h * dk, (h + 1) * dk), f"{name}{mark}") if H > 1 else P
+                for P, name in ((Q, "Q"), (K, "K"), (V, "V"))
+            )
             S = scale(1 / sympy.sqrt(dk), bmm(k, q, T, T, transpose_a=True))
             S = named(matadd(S, added) if added is not None else S, f"S{mark}")
             P = named(MatSoftmax(S), f"P{mark}")
             heads.append(named(bmm(v, P, T, T), f"O{mark}"))
-        stacked = vstack(*heads) if H > 1 else heads[0]
-        return None, untokens(
-            matadd(matmul(params["W_o"], stacked), matmul(params["b_o"], ones)), T
-        )
+        stacked = named(vstack(*heads), "O") if H > 1 else heads[0]
+        Z = named(matadd(matmul(params["W_o"], stacked), matmul(params["b_o"], ones)), "Z")
+        return None, untokens(Z, T)
 
     def _added_scores(self, M, context):
         """What the masks add to the scores, keys by rows and (query, example) by columns as
         the scores are: the fixed masks' constants (−∞ where masked) and a mask input."""
         T, terms = self.steps, []
         if self.added.any():
-            fixed = MatrixSymbol(f"M_{{0}}^{{({context.index})}}", T * T, 1)
+            fixed = MatrixSymbol(f"m^{{({context.index})}}", T * T, 1)
             context.constants[fixed] = self.added.reshape(-1, 1)  # row tT + u: (query t, key u)
             terms.append(tokens(matmul(fixed, OneMatrix(1, context.batch)), T))
         if M is not None:
             rows = vstack(*[M] * T) if self.mask_shape == (T,) else M  # a key mask: every query
             m = tokens(rows, T)
             terms.append(m if self.mask_input == "additive" else scale(MASKED, m))
-        return matadd(*terms) if terms else None
+        if not terms:
+            return None
+        added = matadd(*terms)
+        context.names.setdefault(added, f"M^{{({context.index})}}")
+        return added
 
 
 class Token(_Sequence):
