@@ -263,37 +263,8 @@ class SelfAttention(_Sequence):
     def _sequence_shape(self, T, d):
         if d % self.heads:
             raise ShapeError(f"SelfAttention: {d} features do not split into {self.heads} heads")
-        self.added = self._fixed_mask(T)
+        self.added = _fixed_mask(self, T, T, self.causal)
         return (T, d)
-
-    def _fixed_mask(self, T):
-        """The (T, T) constants the fixed masks add to the scores, row t for query t."""
-        added = np.zeros((T, T))
-        if self.mask is not None:
-            if self.mask.shape != (T, T):
-                raise ShapeError(
-                    f"SelfAttention: mask of shape {self.mask.shape}, expected ({T}, {T})"
-                )
-            if self.mask.dtype == bool:
-                added[self.mask] = -np.inf
-            elif self.mask.dtype.kind != "f":
-                raise TypeError(
-                    f"SelfAttention: a mask of {self.mask.dtype} is ambiguous; give booleans "
-                    "(True: masked) or additive floats (-inf: masked), as PyTorch's attn_mask"
-                )
-            else:
-                added = self.mask.astype(float)
-                if np.isnan(added).any() or (added == np.inf).any():
-                    raise ValueError("SelfAttention: an additive mask holds NaN or +inf")
-        if self.causal:
-            added[np.triu_indices(T, 1)] = -np.inf
-        for t in range(T):
-            if (added[t] == -np.inf).all():
-                raise ShapeError(
-                    f"SelfAttention: query {t} may attend to no key (its row of the mask is all "
-                    "masked), which PyTorch turns into NaN; keep at least one key per row"
-                )
-        return added
 
     def natural_shapes(self):
         d = self.features
@@ -315,54 +286,94 @@ class SelfAttention(_Sequence):
         return weights | {f"b_{k}": np.zeros(d) for k in "qkvo"}
 
     def forward(self, A, params, context):
-        T, d, H = self.steps, self.features, self.heads
+        T = self.steps
         A, M = A if self.mask_shape is not None else (A, None)
-        _check_rows(self, A, T, d)
-        dk, index = d // H, context.index
-        ones = OneMatrix(1, T * context.batch)
+        _check_rows(self, A, T, self.features)
+        X = tokens(A, T)
+        context.names.setdefault(X, rf"\tilde{{X}}^{{({context.index})}}")
+        return None, untokens(_attend(self, X, X, (T, T), M, params, context), T)
 
-        def named(expr, name):
-            context.names.setdefault(expr, f"{name}^{{({index})}}")
-            return expr
 
-        X = named(tokens(A, T), r"\tilde{X}")
-        Q, K, V = (
-            named(matadd(matmul(params[f"W_{k}"], X), matmul(params[f"b_{k}"], ones)), k.upper())
-            for k in "qkv"
-        )
-        added = self._added_scores(M, context)
-        heads = []
-        for h in range(H):
-            mark = f"_{{{h + 1}}}" if H > 1 else ""
-            q, k, v = (
-                named(row_block(P, h * dk, (h + 1) * dk), f"{name}{mark}") if H > 1 else P
-                for P, name in ((Q, "Q"), (K, "K"), (V, "V"))
+def _fixed_mask(layer, T_q, T_k, causal=False):
+    """The (T_q, T_k) constants a layer's fixed masks add to the scores, row t for query t."""
+    kind, mask = type(layer).__name__, layer.mask
+    added = np.zeros((T_q, T_k))
+    if mask is not None:
+        if mask.shape != (T_q, T_k):
+            raise ShapeError(f"{kind}: mask of shape {mask.shape}, expected ({T_q}, {T_k})")
+        if mask.dtype == bool:
+            added[mask] = -np.inf
+        elif mask.dtype.kind != "f":
+            raise TypeError(
+                f"{kind}: a mask of {mask.dtype} is ambiguous; give booleans "
+                "(True: masked) or additive floats (-inf: masked), as PyTorch's attn_mask"
             )
-            S = scale(1 / sympy.sqrt(dk), bmm(k, q, T, T, transpose_a=True))
-            S = named(matadd(S, added) if added is not None else S, f"S{mark}")
-            P = named(MatSoftmax(S), f"P{mark}")
-            heads.append(named(bmm(v, P, T, T), f"O{mark}"))
-        stacked = named(vstack(*heads), "O") if H > 1 else heads[0]
-        Z = named(matadd(matmul(params["W_o"], stacked), matmul(params["b_o"], ones)), "Z")
-        return None, untokens(Z, T)
+        else:
+            added = mask.astype(float)
+            if np.isnan(added).any() or (added == np.inf).any():
+                raise ValueError(f"{kind}: an additive mask holds NaN or +inf")
+    if causal:
+        added[np.triu_indices(T_q, 1, T_k)] = -np.inf
+    for t in range(T_q):
+        if (added[t] == -np.inf).all():
+            raise ShapeError(
+                f"{kind}: query {t} may attend to no key (its row of the mask is all "
+                "masked), which PyTorch turns into NaN; keep at least one key per row"
+            )
+    return added
 
-    def _added_scores(self, M, context):
-        """What the masks add to the scores, keys by rows and (query, example) by columns as
-        the scores are: the fixed masks' constants (−∞ where masked) and a mask input."""
-        T, terms = self.steps, []
-        if self.added.any():
-            fixed = MatrixSymbol(f"m^{{({context.index})}}", T * T, 1)
-            context.constants[fixed] = self.added.reshape(-1, 1)  # row tT + u: (query t, key u)
-            terms.append(tokens(matmul(fixed, OneMatrix(1, context.batch)), T))
-        if M is not None:
-            rows = vstack(*[M] * T) if self.mask_shape == (T,) else M  # a key mask: every query
-            m = tokens(rows, T)
-            terms.append(m if self.mask_input == "additive" else scale(MASKED, m))
-        if not terms:
-            return None
-        added = matadd(*terms)
-        context.names.setdefault(added, f"M^{{({context.index})}}")
-        return added
+
+def _attend(layer, X, Y, steps, M, params, context):
+    r"""Multi-head attention of the queries $W_q X + b_q$ over the keys and values of $Y$ (X and
+    Y tokens as columns, `steps` their token counts), before the output's untokens: the
+    d x T_q·N matrix $W_o [O_1; \dots; O_H] + b_o \mathbf{1}^\top$."""
+    (T_q, T_k), H, index = steps, layer.heads, context.index
+    dk = layer.features // H
+
+    def named(expr, name):
+        context.names.setdefault(expr, f"{name}^{{({index})}}")
+        return expr
+
+    def projected(key, inputs, T):
+        ones = OneMatrix(1, T * context.batch)
+        Z = matadd(matmul(params[f"W_{key}"], inputs), matmul(params[f"b_{key}"], ones))
+        return named(Z, key.upper())
+
+    Q, K, V = projected("q", X, T_q), projected("k", Y, T_k), projected("v", Y, T_k)
+    added = _added_scores(layer, steps, M, context)
+    heads = []
+    for h in range(H):
+        mark = f"_{{{h + 1}}}" if H > 1 else ""
+        q, k, v = (
+            named(row_block(P, h * dk, (h + 1) * dk), f"{name}{mark}") if H > 1 else P
+            for P, name in ((Q, "Q"), (K, "K"), (V, "V"))
+        )
+        S = scale(1 / sympy.sqrt(dk), bmm(k, q, T_k, T_q, transpose_a=True))
+        S = named(matadd(S, added) if added is not None else S, f"S{mark}")
+        P = named(MatSoftmax(S), f"P{mark}")
+        heads.append(named(bmm(v, P, T_k, T_q), f"O{mark}"))
+    stacked = named(vstack(*heads), "O") if H > 1 else heads[0]
+    ones = OneMatrix(1, T_q * context.batch)
+    return named(matadd(matmul(params["W_o"], stacked), matmul(params["b_o"], ones)), "Z")
+
+
+def _added_scores(layer, steps, M, context):
+    """What the masks add to the scores, keys by rows and (query, example) by columns as the
+    scores are: the fixed masks' constants (−∞ where masked) and a mask input."""
+    (T_q, T_k), terms = steps, []
+    if layer.added.any():
+        fixed = MatrixSymbol(f"m^{{({context.index})}}", T_q * T_k, 1)
+        context.constants[fixed] = layer.added.reshape(-1, 1)  # row t T_k + u: query t, key u
+        terms.append(tokens(matmul(fixed, OneMatrix(1, context.batch)), T_q))
+    if M is not None:
+        rows = vstack(*[M] * T_q) if layer.mask_shape == (T_k,) else M  # keys: every query
+        m = tokens(rows, T_q)
+        terms.append(m if layer.mask_input == "additive" else scale(MASKED, m))
+    if not terms:
+        return None
+    added = matadd(*terms)
+    context.names.setdefault(added, f"M^{{({context.index})}}")
+    return added
 
 
 class Token(_Sequence):
