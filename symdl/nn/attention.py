@@ -349,7 +349,7 @@ def _attend(layer, X, Y, steps, M, params, context):
             for P, name in ((Q, "Q"), (K, "K"), (V, "V"))
         )
         S = scale(1 / sympy.sqrt(dk), bmm(k, q, T_k, T_q, transpose_a=True))
-        S = named(matadd(S, added) if added is not None else S, f"S{mark}")
+        S = named(sympy.MatAdd(S, added) if added is not None else S, f"S{mark}")  # M kept whole
         P = named(MatSoftmax(S), f"P{mark}")
         heads.append(named(bmm(v, P, T_k, T_q), f"O{mark}"))
     stacked = named(vstack(*heads), "O") if H > 1 else heads[0]
