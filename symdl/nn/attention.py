@@ -107,8 +107,20 @@ class PositionalEncoding(_Sequence):
 
     def forward(self, A, params, context):
         P = MatrixSymbol(f"P^{{({context.index})}}", self.steps * self.features, 1)
-        context.constants[P] = sinusoidal(self.steps, self.features).reshape(-1, 1)
+        _constant_input(self, context, "positions", P)
         return None, sympy.MatAdd(A, matmul(P, OneMatrix(1, context.batch)))
+
+    def extra_input_value(self, key, shape, train, rng, state):
+        """The positions, a column: token t's in rows td .. (t+1)d - 1."""
+        return sinusoidal(self.steps, self.features).reshape(-1, 1)
+
+
+def _constant_input(layer, context, key: str, symbol: MatrixSymbol) -> None:
+    """`symbol` a constant of `layer`, fed as an extra input (its `extra_input_value`) so that
+    it comes in the parameters' dtype: a float64 constant would make a float32 model compute
+    in float64 from where it is added on. A layer used twice declares it once."""
+    if symbol.name not in context.inputs:
+        context.extra_input(layer, key, symbol)
 
 
 class TokenDense(_Sequence):
@@ -266,6 +278,10 @@ class SelfAttention(_Sequence):
         self.added = _fixed_mask(self, T, T, self.causal)
         return (T, d)
 
+    def extra_input_value(self, key, shape, train, rng, state):
+        """The fixed masks' additive constants, row t·T + u for query t and key u."""
+        return _fixed_mask_value(self, key, shape, train, rng, state)
+
     def natural_shapes(self):
         d = self.features
         shapes = {f"W_{k}": (d, d) for k in "qkvo"}
@@ -323,6 +339,12 @@ def _fixed_mask(layer, T_q, T_k, causal=False):
     return added
 
 
+def _fixed_mask_value(layer, key, shape, train, rng, state):
+    """An attention layer's extra input: its fixed masks' constants, row t·T_k + u for query
+    t and key u."""
+    return layer.added.reshape(-1, 1)
+
+
 def _attend(layer, X, Y, steps, M, params, context):
     r"""Multi-head attention of the queries $W_q X + b_q$ over the keys and values of $Y$ (X and
     Y tokens as columns, `steps` their token counts), before the output's untokens: the
@@ -363,7 +385,7 @@ def _added_scores(layer, steps, M, context):
     (T_q, T_k), terms = steps, []
     if layer.added.any():
         fixed = MatrixSymbol(f"m^{{({context.index})}}", T_q * T_k, 1)
-        context.constants[fixed] = layer.added.reshape(-1, 1)  # row t T_k + u: query t, key u
+        _constant_input(layer, context, "mask", fixed)  # see _fixed_mask_value
         terms.append(tokens(matmul(fixed, OneMatrix(1, context.batch)), T_q))
     if M is not None:
         rows = vstack(*[M] * T_q) if layer.mask_shape == (T_k,) else M  # keys: every query

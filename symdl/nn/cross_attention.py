@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from sympy import MatrixSymbol
 
-from symdl.nn.attention import _attend, _check_rows, _fixed_mask
+from symdl.nn.attention import _attend, _check_rows, _fixed_mask, _fixed_mask_value
 from symdl.nn.layers import Layer, ShapeError
 from symdl.ops import tokens, untokens
 
@@ -79,6 +79,10 @@ class CrossAttention(Layer):
         self.input_shape = tuple(tuple(s) for s in shapes)
         self.output_shape = (T_q, d)
         return self.output_shape
+
+    def extra_input_value(self, key, shape, train, rng, state):
+        """The fixed mask's additive constants, row t·T_k + u for query t and key u."""
+        return _fixed_mask_value(self, key, shape, train, rng, state)
 
     def natural_shapes(self):
         d, e = self.features, self.key_features
