@@ -31,6 +31,14 @@ def _check_rows(layer, A, T, d):
         raise ShapeError(f"{layer.name}: input has {A.shape[0]} rows, expected {T}x{d}")
 
 
+def _token_columns(layer, A, T, d, context, name="X"):
+    r"""The tokens of sequences A (T·d x N) as the columns of $\tilde{X}^{(l)}$ (d x T·N)."""
+    _check_rows(layer, A, T, d)
+    X = tokens(A, T)
+    context.names.setdefault(X, rf"\tilde{{{name}}}^{{({context.index})}}")
+    return X
+
+
 def _tokens(layer, A, T, d):
     _check_rows(layer, A, T, d)
     return [row_block(A, t * d, (t + 1) * d) for t in range(T)]
@@ -76,8 +84,8 @@ class Embedding(_Sequence):
         return {"E": rng.normal(size=(self.dim, self.vocabulary))}
 
     def forward(self, A, params, context):
-        _check_rows(self, A, self.steps, self.features)
-        return None, untokens(matmul(params["E"], tokens(A, self.steps)), self.steps)
+        X = _token_columns(self, A, self.steps, self.features, context)
+        return None, untokens(matmul(params["E"], X), self.steps)
 
 
 def one_hot(tokens, vocabulary: int) -> np.ndarray:
@@ -151,9 +159,9 @@ class TokenDense(_Sequence):
 
     def forward(self, A, params, context):
         T = self.steps
-        _check_rows(self, A, T, self.features)
+        X = _token_columns(self, A, T, self.features, context)
         bias = matmul(params["b"], OneMatrix(1, T * context.batch))
-        Z = matadd(matmul(params["W"], tokens(A, T)), bias)
+        Z = matadd(matmul(params["W"], X), bias)
         out = self.activation(Z)
         if out != Z:  # Z named, as a dense layer's: f'(Z) reads it
             context.names.setdefault(Z, f"Z^{{({context.index})}}")
@@ -185,10 +193,10 @@ class TokenLayerNorm(_Sequence):
 
     def forward(self, A, params, context):
         T, d, index = self.steps, self.features, context.index
-        _check_rows(self, A, T, d)
+        X = _token_columns(self, A, T, d, context)
         epsilon = sympy.Symbol(f"epsilon^{{({index})}}", positive=True)
         context.constants[epsilon] = self.eps
-        X, column, ones = tokens(A, T), OneMatrix(d, 1), OneMatrix(1, T * context.batch)
+        column, ones = OneMatrix(d, 1), OneMatrix(1, T * context.batch)
         mean = feature_mean(X, 0)
         centred = sympy.MatAdd(X, scale(-1, matmul(column, mean)))
         var = feature_mean(hadamard(centred, centred), 0)
@@ -304,9 +312,7 @@ class SelfAttention(_Sequence):
     def forward(self, A, params, context):
         T = self.steps
         A, M = A if self.mask_shape is not None else (A, None)
-        _check_rows(self, A, T, self.features)
-        X = tokens(A, T)
-        context.names.setdefault(X, rf"\tilde{{X}}^{{({context.index})}}")
+        X = _token_columns(self, A, T, self.features, context)
         return None, untokens(_attend(self, X, X, (T, T), M, params, context), T)
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 from sympy import MatrixSymbol
 
-from symdl.nn.attention import _attend, _check_rows, _fixed_mask, _fixed_mask_value
+from symdl.nn.attention import _attend, _fixed_mask, _fixed_mask_value, _token_columns
 from symdl.nn.layers import Layer, ShapeError
-from symdl.ops import tokens, untokens
+from symdl.ops import untokens
 
 
 class CrossAttention(Layer):
@@ -109,13 +109,10 @@ class CrossAttention(Layer):
         return weights
 
     def forward(self, A, params, context):
-        (queries, memory, *mask), index = A, context.index
+        queries, memory, *mask = A
         T_q, T_k = self.steps, self.key_steps
-        _check_rows(self, queries, T_q, self.features)
-        _check_rows(self, memory, T_k, self.key_features)
-        X, Y = tokens(queries, T_q), tokens(memory, T_k)
-        context.names.setdefault(X, rf"\tilde{{X}}^{{({index})}}")
-        context.names.setdefault(Y, rf"\tilde{{Y}}^{{({index})}}")
+        X = _token_columns(self, queries, T_q, self.features, context)
+        Y = _token_columns(self, memory, T_k, self.key_features, context, "Y")
         M = mask[0] if mask else None
         return None, untokens(_attend(self, X, Y, (T_q, T_k), M, params, context), T_q)
 
