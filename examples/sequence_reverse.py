@@ -7,8 +7,7 @@ T - 1 - t. The model is a graph: one-hot tokens -> Embedding (16) -> sinusoidal 
 self-attention (2 heads) with a residual connection -> a ReLU layer of 32 and a dense layer
 of 6 logits on every token, each position an output of its own with a cross-entropy loss. Only
 the positions tell attention where to look, so it has to learn them. (A whole
-`nn.transformer_block` fits here too, but compiling it takes about 13 s, too long for the
-examples test; scripts/transformer_sort.py trains one to sort.) Prints the accuracy per token on
+`nn.transformer_block` fits here too; scripts/transformer_sort.py trains one to sort.) Prints the accuracy per token on
 held-out sequences, saves the learning curve as DIR/sequence_reverse_history.png, exits with status 1 below 95% (below
 chance, 1/6, with SYMDL_EXAMPLE_SMALL=1, which trains 2 epochs on 200 sequences).
 """

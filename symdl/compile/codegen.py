@@ -19,7 +19,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction as _El
 from sympy.printing.numpy import SciPyPrinter
 from sympy.printing.precedence import PRECEDENCE
 
-from symdl.compile.passes import folded_spreads, fused_sums, released_after
+from symdl.compile.passes import folded_spreads, fused_sums, released_after, stacked_pads
 from symdl.core.derivation import Derivation
 from symdl.core.matrices import ENTRY, as_elementwise
 from symdl.ops.runtime import ShapeError
@@ -495,7 +495,7 @@ class CompiledDerivation:
         if self.matrices:
             kept = {derivation.output, *derivation.gradient_entries, *extra}
             backward = inline_broadcasts(backward, kept)
-            steps = folded_spreads(fused_sums(forward + backward), kept)
+            steps = stacked_pads(folded_spreads(fused_sums(forward + backward), kept))
         else:
             steps = forward + backward
         if not cse:

@@ -9,10 +9,11 @@ from dataclasses import replace
 from typing import Any
 
 import sympy
-from sympy import Basic, HadamardProduct, MatrixSymbol, OneMatrix
+from sympy import Basic, HadamardProduct, MatAdd, MatrixSymbol, OneMatrix
 
-from symdl.core.matrices import hadamard, matmul
+from symdl.core.matrices import hadamard, matadd, matmul
 from symdl.core.sums import spread_of, sums_through_steps
+from symdl.ops.blocks import pad_rows, vstack
 
 Assignment = Any  # codegen's Assignment(target, rhs)
 
@@ -47,6 +48,43 @@ def folded_spreads(assignments: list[Assignment], kept: set) -> list[Assignment]
 
     folded = [replace(a, rhs=fold(a.rhs)) for a in assignments]
     return _without_unread(folded, kept)
+
+
+def stacked_pads(assignments: list[Assignment]) -> list[Assignment]:
+    """Zero-padded blocks summed where they tile rows 0..n between them (the adjoint of a
+    matrix taken apart by rows: heads, gates, outputs) written as one stack of the blocks, one
+    array instead of a padded array per block and their sum."""
+    memo: dict = {}
+
+    def stack(node):
+        if node not in memo:
+            if node.is_Atom or isinstance(node, MatrixSymbol):
+                memo[node] = node
+            else:
+                args = [stack(a) for a in node.args]
+                new = node.func(*args) if args != list(node.args) else node
+                memo[node] = _tiled(new) if isinstance(new, MatAdd) else new
+        return memo[node]
+
+    return [replace(a, rhs=stack(a.rhs)) for a in assignments]
+
+
+def _tiled(total):
+    """`total` with its padded terms that tile their rows written as one vstack."""
+    pads = [t for t in total.args if isinstance(t, pad_rows)]
+    if len(pads) < 2 or len({t.args[2] for t in pads}) != 1:
+        return total
+    pads.sort(key=lambda t: int(t.args[1]))
+    row = 0
+    for t in pads:
+        G, start, _ = t.args
+        if int(start) != row:
+            return total
+        row += int(G.shape[0])
+    if row != int(pads[0].args[2]):
+        return total
+    rest = [t for t in total.args if not isinstance(t, pad_rows)]
+    return matadd(vstack(*(t.args[0] for t in pads)), *rest)
 
 
 def _spread_side(node) -> str | None:

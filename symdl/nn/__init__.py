@@ -11,6 +11,7 @@ from symdl.nn.attention import (
     one_hot,
     transformer_block,
 )
+from symdl.nn.cross_attention import CrossAttention
 from symdl.nn.graph import Input, Model, add, concat, multiply
 from symdl.nn.layers import (
     Activation,
@@ -67,6 +68,7 @@ __all__ = [
     "PositionalEncoding",
     "Residual",
     "SelfAttention",
+    "CrossAttention",
     "Sequential",
     "ShapeError",
     "TargetError",

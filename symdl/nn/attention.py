@@ -1,12 +1,15 @@
-r"""Attention over sequences of T tokens, unrolled per token: embedding, sinusoidal positions,
-multi-head self-attention with causal, fixed and per-example masks, position-wise dense layers
-and layer normalisation per token, and a transformer block built from them.
+r"""Attention over sequences of T tokens: embedding, sinusoidal positions, multi-head
+self-attention with causal, fixed and per-example masks, position-wise dense layers and layer
+normalisation per token, and a transformer block built from them.
 
 A sequence is stored as every sequence layer stores it (symdl.nn.recurrent): T tokens of d
-features, token t in rows $td .. (t+1)d - 1$ of each example's column. For query token t and
-head h, with $q_t = W_q x_t + b_q$, $k_u$, $v_u$ alike,
-$s_{tu} = q_t^\top k_u / \sqrt{d_k}$ (a row, one entry per example),
-$a_t = \operatorname{softmax}([s_{t1}; \dots; s_{tT}])$ and $o_t = \sum_u a_{tu} v_u$.
+features, token t in rows $td .. (t+1)d - 1$ of each example's column. The layers here work on
+the tokens as columns, $\tilde{X} = \operatorname{tokens}(X)$ (d x T·N), so that one product
+$W\tilde{X}$ projects every token of every example. For head h, with
+$Q = W_q \tilde{X} + b_q \mathbf{1}^\top$ ($K$, $V$ alike) and $Q_h$ its rows of the head,
+the scores of each example are $S_h = K_h^\top Q_h / \sqrt{d_k}$ (keys by rows, queries by
+columns), $P_h = \operatorname{softmax}(S_h)$ over the keys and $O_h = V_h P_h$: products of
+each example's own matrices (`symdl.ops.bmm`).
 """
 
 from __future__ import annotations
@@ -18,14 +21,26 @@ from sympy import MatrixSymbol, OneMatrix
 from symdl.core.matrices import hadamard, matadd, matmul, scale
 from symdl.nn.layers import Layer, ShapeError, get_activation
 from symdl.nn.residual import Residual
+from symdl.ops import bmm, row_block, tokens, untokens, vstack
 from symdl.ops import mean as feature_mean
-from symdl.ops import row_block, vstack
 from symdl.ops.vector import MatSoftmax
 
 
-def _tokens(layer, A, T, d):
+def _check_rows(layer, A, T, d):
     if A.shape[0] != T * d:
         raise ShapeError(f"{layer.name}: input has {A.shape[0]} rows, expected {T}x{d}")
+
+
+def _token_columns(layer, A, T, d, context, name="X"):
+    r"""The tokens of sequences A (T·d x N) as the columns of $\tilde{X}^{(l)}$ (d x T·N)."""
+    _check_rows(layer, A, T, d)
+    X = tokens(A, T)
+    context.names.setdefault(X, rf"\tilde{{{name}}}^{{({context.index})}}")
+    return X
+
+
+def _tokens(layer, A, T, d):
+    _check_rows(layer, A, T, d)
     return [row_block(A, t * d, (t + 1) * d) for t in range(T)]
 
 
@@ -69,8 +84,8 @@ class Embedding(_Sequence):
         return {"E": rng.normal(size=(self.dim, self.vocabulary))}
 
     def forward(self, A, params, context):
-        x = _tokens(self, A, self.steps, self.features)
-        return None, vstack(*(matmul(params["E"], x_t) for x_t in x))
+        X = _token_columns(self, A, self.steps, self.features, context)
+        return None, untokens(matmul(params["E"], X), self.steps)
 
 
 def one_hot(tokens, vocabulary: int) -> np.ndarray:
@@ -100,8 +115,20 @@ class PositionalEncoding(_Sequence):
 
     def forward(self, A, params, context):
         P = MatrixSymbol(f"P^{{({context.index})}}", self.steps * self.features, 1)
-        context.constants[P] = sinusoidal(self.steps, self.features).reshape(-1, 1)
+        _constant_input(self, context, "positions", P)
         return None, sympy.MatAdd(A, matmul(P, OneMatrix(1, context.batch)))
+
+    def extra_input_value(self, key, shape, train, rng, state):
+        """The positions, a column: token t's in rows td .. (t+1)d - 1."""
+        return sinusoidal(self.steps, self.features).reshape(-1, 1)
+
+
+def _constant_input(layer, context, key: str, symbol: MatrixSymbol) -> None:
+    """`symbol` a constant of `layer`, fed as an extra input (its `extra_input_value`) so that
+    it comes in the parameters' dtype: a float64 constant would make a float32 model compute
+    in float64 from where it is added on. A layer used twice declares it once."""
+    if symbol.name not in context.inputs:
+        context.extra_input(layer, key, symbol)
 
 
 class TokenDense(_Sequence):
@@ -131,9 +158,14 @@ class TokenDense(_Sequence):
         return {"W": W, "b": np.zeros(self.units)}
 
     def forward(self, A, params, context):
-        bias = matmul(params["b"], OneMatrix(1, context.batch))
-        x = _tokens(self, A, self.steps, self.features)
-        return None, vstack(*(self.activation(matadd(matmul(params["W"], t), bias)) for t in x))
+        T = self.steps
+        X = _token_columns(self, A, T, self.features, context)
+        bias = matmul(params["b"], OneMatrix(1, T * context.batch))
+        Z = matadd(matmul(params["W"], X), bias)
+        out = self.activation(Z)
+        if out != Z:  # Z named, as a dense layer's: f'(Z) reads it
+            context.names.setdefault(Z, f"Z^{{({context.index})}}")
+        return None, untokens(out, T)
 
 
 class TokenLayerNorm(_Sequence):
@@ -160,20 +192,25 @@ class TokenLayerNorm(_Sequence):
         return {"gamma": np.ones(self.features), "beta": np.zeros(self.features)}
 
     def forward(self, A, params, context):
-        d, ones = self.features, OneMatrix(1, context.batch)
-        epsilon = sympy.Symbol(f"epsilon^{{({context.index})}}", positive=True)
+        T, d, index = self.steps, self.features, context.index
+        X = _token_columns(self, A, T, d, context)
+        epsilon = sympy.Symbol(f"epsilon^{{({index})}}", positive=True)
         context.constants[epsilon] = self.eps
-        column = OneMatrix(d, 1)
-        outputs = []
-        for x in _tokens(self, A, self.steps, d):
-            centred = sympy.MatAdd(x, scale(-1, matmul(column, feature_mean(x, 0))))
-            var = feature_mean(hadamard(centred, centred), 0)
-            shifted = matadd(var, scale(epsilon, OneMatrix(*var.shape)))
-            inverse = sympy.HadamardPower(shifted, sympy.Rational(-1, 2))
-            x_hat = hadamard(centred, matmul(column, inverse))
-            gamma, beta = matmul(params["gamma"], ones), matmul(params["beta"], ones)
-            outputs.append(matadd(hadamard(gamma, x_hat), beta))
-        return None, vstack(*outputs)
+        column, ones = OneMatrix(d, 1), OneMatrix(1, T * context.batch)
+        mean = feature_mean(X, 0)
+        centred = sympy.MatAdd(X, scale(-1, matmul(column, mean)))
+        var = feature_mean(hadamard(centred, centred), 0)
+        inverse = sympy.HadamardPower(
+            matadd(var, scale(epsilon, OneMatrix(*var.shape))), sympy.Rational(-1, 2)
+        )
+        x_hat = hadamard(centred, matmul(column, inverse))
+        names = {mean: "mu^{", centred: "C^{", var: "sigma^{2", inverse: "s^{", x_hat: r"\hat{X}^{"}
+        for expr, name in names.items():  # as LayerNorm names them: x̂ a step the adjoints read
+            context.names.setdefault(expr, f"{name}({index})}}")
+        gamma, beta = matmul(params["gamma"], ones), matmul(params["beta"], ones)
+        # γ ∘ x̂ kept as two factors (not flattened into x̂'s own product): x̂ stays a step
+        out = matadd(sympy.HadamardProduct(gamma, x_hat), beta)
+        return None, untokens(out, T)
 
 
 MASKED = sympy.Float(-1e30)
@@ -186,7 +223,9 @@ class SelfAttention(_Sequence):
     r"""Multi-head self-attention over the tokens (PyTorch's `nn.MultiheadAttention` with
     query = key = value): per head $h$ of size $d_k = d/H$, scores $q_t^\top k_u/\sqrt{d_k}$,
     softmax over u, $o_t = \sum_u a_{tu} v_u$; heads stacked, then $W_o [o^1_t; \dots] + b_o$.
-    With one head it is scaled dot-product attention of the projected tokens.
+    With one head it is scaled dot-product attention of the projected tokens. Each is one
+    matrix expression over the whole batch: $S_h = \operatorname{bmm}(K_h^\top, Q_h)/\sqrt{d_k}$
+    holds every example's T x T scores, $O_h = \operatorname{bmm}(V_h, P_h)$ its outputs.
 
     Masks, as PyTorch's `attn_mask` and `key_padding_mask` say them:
 
@@ -244,38 +283,12 @@ class SelfAttention(_Sequence):
     def _sequence_shape(self, T, d):
         if d % self.heads:
             raise ShapeError(f"SelfAttention: {d} features do not split into {self.heads} heads")
-        self.added, self.visible = self._fixed_mask(T)
+        self.added = _fixed_mask(self, T, T, self.causal)
         return (T, d)
 
-    def _fixed_mask(self, T):
-        """The additive constants of the fixed masks, and the keys each query sees."""
-        added = np.zeros((T, T))
-        if self.mask is not None:
-            if self.mask.shape != (T, T):
-                raise ShapeError(
-                    f"SelfAttention: mask of shape {self.mask.shape}, expected ({T}, {T})"
-                )
-            if self.mask.dtype == bool:
-                added[self.mask] = -np.inf
-            elif self.mask.dtype.kind != "f":
-                raise TypeError(
-                    f"SelfAttention: a mask of {self.mask.dtype} is ambiguous; give booleans "
-                    "(True: masked) or additive floats (-inf: masked), as PyTorch's attn_mask"
-                )
-            else:
-                added = self.mask.astype(float)
-                if np.isnan(added).any() or (added == np.inf).any():
-                    raise ValueError("SelfAttention: an additive mask holds NaN or +inf")
-        if self.causal:
-            added[np.triu_indices(T, 1)] = -np.inf
-        visible = [[u for u in range(T) if added[t, u] != -np.inf] for t in range(T)]
-        for t, keys in enumerate(visible):
-            if not keys:
-                raise ShapeError(
-                    f"SelfAttention: query {t} may attend to no key (its row of the mask is all "
-                    "masked), which PyTorch turns into NaN; keep at least one key per row"
-                )
-        return added, visible
+    def extra_input_value(self, key, shape, train, rng, state):
+        """The fixed masks' additive constants, row t·T + u for query t and key u."""
+        return _fixed_mask_value(self, key, shape, train, rng, state)
 
     def natural_shapes(self):
         d = self.features
@@ -297,58 +310,98 @@ class SelfAttention(_Sequence):
         return weights | {f"b_{k}": np.zeros(d) for k in "qkvo"}
 
     def forward(self, A, params, context):
-        T, d, H = self.steps, self.features, self.heads
+        T = self.steps
         A, M = A if self.mask_shape is not None else (A, None)
-        dk, ones = d // H, OneMatrix(1, context.batch)
-        x = _tokens(self, A, T, d)
-        scale_k = 1 / sympy.sqrt(dk)
+        X = _token_columns(self, A, T, self.features, context)
+        return None, untokens(_attend(self, X, X, (T, T), M, params, context), T)
 
-        def project(key, head, t):  # rows of head `head` of W x_t + b
-            rows = slice(head * dk, (head + 1) * dk)
-            W, b = params[f"W_{key}"], params[f"b_{key}"]
-            return matadd(
-                matmul(row_block(W, rows.start, rows.stop), x[t]),
-                matmul(row_block(b, rows.start, rows.stop), ones),
+
+def _fixed_mask(layer, T_q, T_k, causal=False):
+    """The (T_q, T_k) constants a layer's fixed masks add to the scores, row t for query t."""
+    kind, mask = type(layer).__name__, layer.mask
+    added = np.zeros((T_q, T_k))
+    if mask is not None:
+        if mask.shape != (T_q, T_k):
+            raise ShapeError(f"{kind}: mask of shape {mask.shape}, expected ({T_q}, {T_k})")
+        if mask.dtype == bool:
+            added[mask] = -np.inf
+        elif mask.dtype.kind != "f":
+            raise TypeError(
+                f"{kind}: a mask of {mask.dtype} is ambiguous; give booleans "
+                "(True: masked) or additive floats (-inf: masked), as PyTorch's attn_mask"
             )
+        else:
+            added = mask.astype(float)
+            if np.isnan(added).any() or (added == np.inf).any():
+                raise ValueError(f"{kind}: an additive mask holds NaN or +inf")
+    if causal:
+        added[np.triu_indices(T_q, 1, T_k)] = -np.inf
+    for t in range(T_q):
+        if (added[t] == -np.inf).all():
+            raise ShapeError(
+                f"{kind}: query {t} may attend to no key (its row of the mask is all "
+                "masked), which PyTorch turns into NaN; keep at least one key per row"
+            )
+    return added
 
-        def named(expr, name):
-            context.names.setdefault(expr, f"{name}^{{({context.index})}}")
-            return expr
 
-        def score(q, k, t, u):
-            s = scale(scale_k, matmul(OneMatrix(1, dk), hadamard(q, k)))
-            terms = [s]
-            if self.added[t, u] != 0:
-                terms.append(scale(sympy.Float(self.added[t, u]), ones))
-            if M is not None:
-                row = u if self.mask_shape == (T,) else t * T + u
-                m = row_block(M, row, row + 1)
-                terms.append(m if self.mask_input == "additive" else scale(MASKED, m))
-            return matadd(*terms) if len(terms) > 1 else s
+def _fixed_mask_value(layer, key, shape, train, rng, state):
+    """An attention layer's extra input: its fixed masks' constants, row t·T_k + u for query
+    t and key u."""
+    return layer.added.reshape(-1, 1)
 
-        heads = [[None] * H for _ in range(T)]
-        for h in range(H):
-            q = [named(project("q", h, t), f"q_{{{t + 1},{h + 1}}}") for t in range(T)]
-            k = [named(project("k", h, t), f"k_{{{t + 1},{h + 1}}}") for t in range(T)]
-            v = [named(project("v", h, t), f"v_{{{t + 1},{h + 1}}}") for t in range(T)]
-            for t in range(T):
-                visible = self.visible[t]
-                scores = [score(q[t], k[u], t, u) for u in visible]
-                S = named(
-                    vstack(*scores) if len(scores) > 1 else scores[0], f"s_{{{t + 1},{h + 1}}}"
-                )
-                a = named(MatSoftmax(S), f"a_{{{t + 1},{h + 1}}}")
-                terms = [
-                    hadamard(matmul(OneMatrix(dk, 1), row_block(a, j, j + 1)), v[u])
-                    for j, u in enumerate(visible)
-                ]
-                heads[t][h] = named(matadd(*terms), f"o_{{{t + 1},{h + 1}}}")
-        bias = matmul(params["b_o"], ones)
-        out = [
-            matadd(matmul(params["W_o"], vstack(*heads[t]) if H > 1 else heads[t][0]), bias)
-            for t in range(T)
-        ]
-        return None, vstack(*out)
+
+def _attend(layer, X, Y, steps, M, params, context):
+    r"""Multi-head attention of the queries $W_q X + b_q$ over the keys and values of $Y$ (X and
+    Y tokens as columns, `steps` their token counts), before the output's untokens: the
+    d x T_q·N matrix $W_o [O_1; \dots; O_H] + b_o \mathbf{1}^\top$."""
+    (T_q, T_k), H, index = steps, layer.heads, context.index
+    dk = layer.features // H
+
+    def named(expr, name):
+        context.names.setdefault(expr, f"{name}^{{({index})}}")
+        return expr
+
+    def projected(key, inputs, T):
+        ones = OneMatrix(1, T * context.batch)
+        Z = matadd(matmul(params[f"W_{key}"], inputs), matmul(params[f"b_{key}"], ones))
+        return named(Z, key.upper())
+
+    Q, K, V = projected("q", X, T_q), projected("k", Y, T_k), projected("v", Y, T_k)
+    added = _added_scores(layer, steps, M, context)
+    heads = []
+    for h in range(H):
+        mark = f"_{{{h + 1}}}" if H > 1 else ""
+        q, k, v = (
+            named(row_block(P, h * dk, (h + 1) * dk), f"{name}{mark}") if H > 1 else P
+            for P, name in ((Q, "Q"), (K, "K"), (V, "V"))
+        )
+        S = scale(1 / sympy.sqrt(dk), bmm(k, q, T_k, T_q, transpose_a=True))
+        S = named(sympy.MatAdd(S, added) if added is not None else S, f"S{mark}")  # M kept whole
+        P = named(MatSoftmax(S), f"P{mark}")
+        heads.append(named(bmm(v, P, T_k, T_q), f"O{mark}"))
+    stacked = named(vstack(*heads), "O") if H > 1 else heads[0]
+    ones = OneMatrix(1, T_q * context.batch)
+    return named(matadd(matmul(params["W_o"], stacked), matmul(params["b_o"], ones)), "Z")
+
+
+def _added_scores(layer, steps, M, context):
+    """What the masks add to the scores, keys by rows and (query, example) by columns as the
+    scores are: the fixed masks' constants (−∞ where masked) and a mask input."""
+    (T_q, T_k), terms = steps, []
+    if layer.added.any():
+        fixed = MatrixSymbol(f"m^{{({context.index})}}", T_q * T_k, 1)
+        _constant_input(layer, context, "mask", fixed)  # see _fixed_mask_value
+        terms.append(tokens(matmul(fixed, OneMatrix(1, context.batch)), T_q))
+    if M is not None:
+        rows = vstack(*[M] * T_q) if layer.mask_shape == (T_k,) else M  # keys: every query
+        m = tokens(rows, T_q)
+        terms.append(m if layer.mask_input == "additive" else scale(MASKED, m))
+    if not terms:
+        return None
+    added = matadd(*terms)
+    context.names.setdefault(added, f"M^{{({context.index})}}")
+    return added
 
 
 class Token(_Sequence):

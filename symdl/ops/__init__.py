@@ -24,6 +24,7 @@ from symdl.ops.linalg import (
 )
 from symdl.ops.pooling import avg_pool2d, avg_pool2d_grad, max_pool2d, max_pool2d_grad
 from symdl.ops.statistics import map_reduce, map_repeat, mean
+from symdl.ops.tokens import bmm, tokens, untokens
 from symdl.ops.window import Geometry, columns
 
 globals().update(declared())
@@ -40,6 +41,7 @@ __all__ = [
     "Op",
     "activations",
     "avg_pool2d",
+    "bmm",
     "avg_pool2d_grad",
     "channel_sum",
     "columns",
@@ -56,6 +58,8 @@ __all__ = [
     "mean",
     "pad_rows",
     "row_block",
+    "tokens",
+    "untokens",
     "vstack",
 ]
 __all__ += sorted(declared())

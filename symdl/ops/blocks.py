@@ -42,7 +42,7 @@ class row_block(MatrixOp):
 
     def _latex_body(self, printer):
         X, a, b = self.args
-        return rf"{printer._print(X)}_{{[{a}:{b}]}}"
+        return rf"{{{printer._print(X)}}}_{{[{a}:{b}]}}"  # braced: X may have a subscript
 
     def _numpycode(self, printer):
         X, a, b = self.args

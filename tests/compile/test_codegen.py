@@ -170,3 +170,28 @@ def test_arrays_are_deleted_after_their_last_read():
                 live |= {t.id for t in statement.targets}
         returned = {n.id for n in ast.walk(function.body[-1]) if isinstance(n, ast.Name)}
         assert live == returned, live - returned
+
+
+def test_padded_blocks_that_tile_their_rows_are_stacked_not_padded(rng):
+    from symdl.ops import elementwise, row_block
+
+    X, B = sympy.MatrixSymbol("X", 5, 3), sympy.MatrixSymbol("B", 3, 3)
+    x, b = rng.normal(size=(5, 3)), rng.normal(size=(3, 3))
+
+    def gradient(upper):  # of <A, tanh(X[0:upper])> + <B, sin(X[2:5])> by X
+        A = sympy.MatrixSymbol("A", upper, 3)
+        loss = sympy.Trace(A.T * elementwise(sympy.tanh, row_block(X, 0, upper)))
+        loss += sympy.Trace(B.T * elementwise(sympy.sin, row_block(X, 2, 5)))
+        compiled = sd.derive(loss, [X]).compile()
+        a = rng.normal(size=(upper, 3))
+        expected = np.zeros((5, 3))
+        expected[:upper] += a * (1 - np.tanh(x[:upper]) ** 2)
+        expected[2:] += b * np.cos(x[2:])
+        return compiled.source, compiled({A: a, B: b, X: x})[1][0], expected
+
+    source, grad, expected = gradient(2)  # rows 0:2 and 2:5 tile X's rows
+    assert "numpy.vstack" in source and "numpy.pad" not in source
+    np.testing.assert_allclose(grad, expected, rtol=1e-12)
+    source, grad, expected = gradient(3)  # row 2 in both blocks: padded and summed
+    assert "numpy.pad" in source and "numpy.vstack" not in source
+    np.testing.assert_allclose(grad, expected, rtol=1e-12)

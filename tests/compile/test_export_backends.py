@@ -585,10 +585,25 @@ def _graph_masked_attention():
     return model, (rng.normal(size=(5, 3, 4)), pad), rng.normal(size=(5, 12))
 
 
+def _graph_transformer():
+    """Positions, causal self-attention, token layers and cross-attention with a fixed mask to
+    a second sequence: constants fed as extra inputs, tokens as columns, per-example products."""
+    x, memory = nn.Input((3, 4)), nn.Input((2, 5))
+    h = nn.SelfAttention(2, causal=True)(nn.PositionalEncoding()(x))
+    h = nn.TokenLayerNorm()(nn.TokenDense(4, "relu")(h))
+    fixed = np.array([[False, True], [False, False], [True, False]])
+    h = nn.CrossAttention(2, mask=fixed)(h, memory)
+    model = nn.Model([x, memory], nn.Flatten()(h), loss="mse")
+    rng = np.random.default_rng(14)
+    inputs = (rng.normal(size=(5, 3, 4)), rng.normal(size=(5, 2, 5)))
+    return model, inputs, rng.normal(size=(5, 12))
+
+
 GRAPHS = {
     "two_inputs_shared": _graph_two_inputs,
     "one_input_fan_out": _graph_one_input,
     "attention_padding_mask": _graph_masked_attention,
+    "transformer_cross_attention": _graph_transformer,
 }
 
 

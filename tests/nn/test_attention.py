@@ -109,18 +109,21 @@ def test_a_transformer_block_matches_pytorchs_encoder_layer():
     reference = ((out - torch.tensor(Y)) ** 2).mean()
     reference.backward()
     assert loss == pytest.approx(reference.item(), rel=1e-10)
-    np.testing.assert_allclose(
-        grads[f"{dense1}.W"], layer.linear1.weight.grad.numpy(), rtol=1e-7, atol=1e-12
-    )
-    np.testing.assert_allclose(
-        grads[f"{norm1}.gamma"], layer.norm1.weight.grad.numpy(), rtol=1e-7, atol=1e-12
-    )
-    np.testing.assert_allclose(
-        grads[f"{attention}.W_o"],
-        layer.self_attn.out_proj.weight.grad.numpy(),
-        rtol=1e-7,
-        atol=1e-12,
-    )
+    sa = layer.self_attn
+    W_in, b_in = sa.in_proj_weight.grad.numpy(), sa.in_proj_bias.grad.numpy()
+    expected = {f"{attention}.W_{k}": W_in[i * d : (i + 1) * d] for i, k in enumerate("qkv")}
+    expected |= {f"{attention}.b_{k}": b_in[i * d : (i + 1) * d] for i, k in enumerate("qkv")}
+    expected |= {
+        f"{attention}.W_o": sa.out_proj.weight.grad,
+        f"{attention}.b_o": sa.out_proj.bias.grad,
+    }
+    for lin, mine in ((layer.linear1, dense1), (layer.linear2, dense2)):
+        expected |= {f"{mine}.W": lin.weight.grad, f"{mine}.b": lin.bias.grad}
+    for norm, mine in ((layer.norm1, norm1), (layer.norm2, norm2)):
+        expected |= {f"{mine}.gamma": norm.weight.grad, f"{mine}.beta": norm.bias.grad}
+    assert set(expected) == set(grads)
+    for name, g in expected.items():
+        np.testing.assert_allclose(grads[name], np.asarray(g), rtol=1e-7, atol=1e-12, err_msg=name)
 
 
 def test_positional_encoding_is_a_constant_shift():
@@ -132,3 +135,62 @@ def test_positional_encoding_is_a_constant_shift():
     identity = {"dense_1.W": np.eye(12), "dense_1.b": np.zeros(12)}
     loss = compiled.loss(identity, X, np.zeros((2, 12)))
     assert loss == pytest.approx(np.mean(nn.attention.sinusoidal(3, 4) ** 2))
+
+
+def test_a_sequence_to_sequence_transformer_matches_pytorch():
+    """scripts/transformer_sort.py's graph at small sizes (embedding, positions, a block, a
+    dense layer on every token, one cross-entropy per position), every gradient."""
+    rng = np.random.default_rng(3)
+    T, V, d, hidden, N = 3, 4, 4, 6, 5
+    x = nn.Input((T, V))
+    h = nn.PositionalEncoding()(nn.Embedding(V, d)(x))
+    for layer in nn.transformer_block(d, 2, hidden):
+        h = layer(h)
+    logits = nn.TokenDense(V)(h)
+    model = nn.Model(x, [nn.Token(t)(logits) for t in range(T)], loss="cross_entropy")
+    params = {k: v + 0.2 * rng.normal(size=v.shape) for k, v in model.init(0).items()}
+    tokens = rng.integers(0, V, size=(N, T))
+    targets = np.sort(tokens, axis=1)
+    loss, grads = model.compile().loss_and_grads(params, nn.one_hot(tokens, V), targets)
+
+    embedding = torch.nn.Embedding(V, d).double()
+    block = torch.nn.TransformerEncoderLayer(d, 2, hidden, dropout=0.0, batch_first=True)
+    block, out = block.double(), torch.nn.Linear(d, V).double()
+    t = {k: torch.tensor(v) for k, v in params.items()}
+    with torch.no_grad():
+        embedding.weight.copy_(t["embedding_1.E"].T)
+        sa = block.self_attn
+        sa.in_proj_weight.copy_(torch.cat([t[f"attention_1.W_{k}"] for k in "qkv"]))
+        sa.in_proj_bias.copy_(torch.cat([t[f"attention_1.b_{k}"] for k in "qkv"]))
+        sa.out_proj.weight.copy_(t["attention_1.W_o"])
+        sa.out_proj.bias.copy_(t["attention_1.b_o"])
+        linears = {"token_dense_1": block.linear1, "token_dense_2": block.linear2}
+        linears["token_dense_3"] = out
+        for mine, lin in linears.items():
+            lin.weight.copy_(t[f"{mine}.W"])
+            lin.bias.copy_(t[f"{mine}.b"])
+        norms = {"token_norm_1": block.norm1, "token_norm_2": block.norm2}
+        for mine, norm in norms.items():
+            norm.weight.copy_(t[f"{mine}.gamma"])
+            norm.bias.copy_(t[f"{mine}.beta"])
+    positions = torch.tensor(nn.attention.sinusoidal(T, d))
+    z = out(block(embedding(torch.tensor(tokens)) + positions))
+    y = torch.tensor(targets)
+    reference = sum(torch.nn.functional.cross_entropy(z[:, p], y[:, p]) for p in range(T))
+    reference.backward()
+    assert loss == pytest.approx(reference.item(), rel=1e-10)
+    W_in, b_in = sa.in_proj_weight.grad.numpy(), sa.in_proj_bias.grad.numpy()
+    expected = {"embedding_1.E": embedding.weight.grad.numpy().T}
+    expected |= {f"attention_1.W_{k}": W_in[i * d : (i + 1) * d] for i, k in enumerate("qkv")}
+    expected |= {f"attention_1.b_{k}": b_in[i * d : (i + 1) * d] for i, k in enumerate("qkv")}
+    expected |= {
+        "attention_1.W_o": sa.out_proj.weight.grad,
+        "attention_1.b_o": sa.out_proj.bias.grad,
+    }
+    for mine, lin in linears.items():
+        expected |= {f"{mine}.W": lin.weight.grad, f"{mine}.b": lin.bias.grad}
+    for mine, norm in norms.items():
+        expected |= {f"{mine}.gamma": norm.weight.grad, f"{mine}.beta": norm.bias.grad}
+    assert set(expected) == set(grads)
+    for name, g in expected.items():
+        np.testing.assert_allclose(grads[name], np.asarray(g), rtol=1e-7, atol=1e-12, err_msg=name)

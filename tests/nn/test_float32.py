@@ -225,3 +225,21 @@ def test_init_takes_float32_or_float64_only():
     )
     with pytest.raises(TypeError, match="float32 or float64"):
         model.init(0, dtype=np.int32)
+
+
+def test_positions_and_fixed_attention_masks_stay_float32():
+    """The sinusoidal positions and a causal mask's constants come in the parameters' dtype
+    (extra inputs), so attention's scores, softmax and everything after stay float32."""
+    model = nn.Sequential(
+        nn.PositionalEncoding(),
+        nn.SelfAttention(2, causal=True),
+        nn.TokenLayerNorm(),
+        nn.Flatten(),
+        nn.Dense(3),
+        input_shape=(3, 4),
+    )
+    rng = np.random.default_rng(3)
+    params = model.init(0, dtype=np.float32)
+    X = rng.normal(size=(5, 3, 4)).astype(np.float32)
+    seen = _intermediate_dtypes(model.compile(), model, params, X, rng.integers(0, 3, 5))
+    assert {str(d) for d, _ in seen.values()} == {"float32"}, seen
