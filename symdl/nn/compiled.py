@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,6 +15,10 @@ from symdl.compile.codegen import CompiledProgram
 from symdl.core.calculus import derive
 from symdl.core.program import build_program
 from symdl.nn.layers import Owned, ShapeError, _features, walk
+
+if TYPE_CHECKING:
+    from symdl.nn.graph import Model
+    from symdl.nn.model import Sequential
 
 
 class CompiledModel:
@@ -31,7 +36,7 @@ class CompiledModel:
     arrays, one per output.
     """
 
-    def __init__(self, model, seed: int = 0):
+    def __init__(self, model: Sequential | Model, seed: int = 0):
         model._require_built()
         self.model = model
         self.symbols = model.parameters()
@@ -278,7 +283,7 @@ class CompiledModel:
         """The loss at inference (no dropout, running statistics), without gradients."""
         return float(self._run(self._eval, params, X, y)[0])
 
-    def predict(self, params, X, *, train: bool = False):
+    def predict(self, params, X, *, train: bool = False) -> np.ndarray | list[np.ndarray]:
         """Outputs for each example, one row per example: probabilities for classifiers; a
         list of such arrays for a model of several outputs.
 
