@@ -1,5 +1,7 @@
 """Sequential models: the layers' matrix expressions joined into one loss, derived by the
-chain rule, and compiled to NumPy functions that train.
+chain rule, and compiled to NumPy functions that train. A Sequential is the graph of one input
+and one output (its layers applied in a chain, by symdl.nn.network's walk), compiled by the
+one CompiledModel (symdl.nn.compiled) that serves graph models too.
 
     model = nn.Sequential(nn.Dense(128, "relu"), nn.Dense(10), input_shape=784)
     params = model.init(seed=0)
