@@ -111,8 +111,8 @@ def _intermediate_dtypes(compiled, model, params, X, y) -> dict[str, tuple]:
     source = "\n".join(lines).replace("def value_and_grad(", "def value_and_grad(_seen, ")
     exec(source, namespace)  # noqa: S102 (the generated step, instrumented)
     dtype = params[next(iter(params))].dtype
-    Y = model.loss.targets(y, model.outputs).astype(dtype)
-    inputs = compiled._inputs(compiled._train[1], params, compiled._batch(X, dtype), Y)
+    Ys = compiled._targets(y, dtype)
+    inputs = compiled._inputs(compiled._train[1], params, compiled._batch(X, dtype), Ys)
     seen: dict = {}
     namespace["value_and_grad"](seen, *inputs, len(X))
     return seen
