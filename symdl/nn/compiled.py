@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,10 +14,6 @@ from symdl.compile.codegen import CompiledProgram
 from symdl.core.calculus import derive
 from symdl.core.program import build_program
 from symdl.nn.layers import Owned, ShapeError, _features, walk
-
-if TYPE_CHECKING:
-    from symdl.nn.graph import Model
-    from symdl.nn.model import Sequential
 
 
 class CompiledModel:
@@ -36,7 +31,7 @@ class CompiledModel:
     arrays, one per output.
     """
 
-    def __init__(self, model: Sequential | Model, seed: int = 0):
+    def __init__(self, model, seed: int = 0):  # a Sequential or an nn.Model (no import: a cycle)
         model._require_built()
         self.model = model
         self.symbols = model.parameters()
