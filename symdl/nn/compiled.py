@@ -226,20 +226,23 @@ class CompiledModel:
     def loss_and_grads(self, params: Mapping[str, np.ndarray], X, y):
         """The loss and its gradient with respect to every parameter."""
         compiled, plan, wanted = self._train if self.training else self._eval_training()
-        dtype = self._dtype(params)
-        Xs = self._batch(X, dtype)
-        Ys = self._targets(y, dtype)
         binder = self._binders.get(id(plan))
         if binder is None:
             binder = self._binders[id(plan)] = _Binder(
                 plan, self.shapes, len(self._input_shapes), len(self._outputs)
             )
-        inputs = binder.inputs(params, Xs, Ys)
-        if inputs is None:  # not every parameter an ndarray of its shape: checked one by one
-            inputs = self._inputs(plan, params, Xs, Ys)
+        values, dtype = binder.parameters(params)
+        if dtype is None:
+            dtype = self._dtype(params)
+        Xs = self._batch(X, dtype)
+        Ys = self._targets(y, dtype)
         N = Xs[0].shape[1]
+        if values is None:  # not every parameter an ndarray of its shape: checked one by one
+            inputs = self._inputs(plan, params, Xs, Ys)
+        else:
+            inputs = binder.arguments(values, params, Xs, Ys)
         value, *rest = compiled.function(*inputs, N)
-        grads = binder.gradients(self.names, rest, dtype)
+        grads = binder.gradients(self.names, rest, dtype, (dtype, N) if values else None)
         if grads is None:
             grads = {}
             for name, g in zip(self.names, rest[: len(self.names)], strict=True):
@@ -337,7 +340,11 @@ class _Binder:
     ):
         parameters = [(i, a.what) for i, a in enumerate(plan) if a.kind == "parameter"]
         self.names = [name for _, name in parameters]
-        self.expected = [(np.ndarray, shapes[name]) for name in self.names]
+        # per float dtype: (ndarray, shape, dtype) of each parameter, as the common call has them
+        self.expected = {
+            np.dtype(t): [(np.ndarray, shapes[name], np.dtype(t)) for name in self.names]
+            for t in (np.float32, np.float64)
+        }
         # the compiled step's shape of each parameter, where it differs (a bias is a column)
         self.reshape = []
         for k, (i, _) in enumerate(parameters):
@@ -360,17 +367,25 @@ class _Binder:
         self.natural = [(self.names[k], shapes[self.names[k]]) for k, _ in self.reshape]
         self.shapes = shapes
         self.wanted: dict = {}  # per dtype: (ndarray, dtype, compiled shape) of each gradient
+        self.verified: set = set()  # the (dtype, N) of calls whose gradients were checked
 
-    def inputs(self, params, Xs, Ys) -> list | None:
-        """The compiled step's arguments, or None if a parameter needs the checks."""
+    def parameters(self, params) -> tuple[list | None, np.dtype | None]:
+        """(the parameters' arrays, their dtype) when every one is an ndarray of its shape and
+        all of one float dtype, the common call; else (None, None), and the caller checks each
+        through its plan step, which names what is wrong."""
         try:
             values = [params[name] for name in self.names]
-            if [(type(v), v.shape) for v in values] != self.expected:  # type: ndarray exactly
-                return None
-        except (KeyError, TypeError, AttributeError):  # no such key, not a dict, no shape
-            return None
-        if self.targets and Ys is None:
-            return None
+            dtype = values[0].dtype
+            expected = self.expected.get(dtype)
+            if expected is None or [(type(v), v.shape, v.dtype) for v in values] != expected:
+                return None, None
+        except (KeyError, TypeError, AttributeError, IndexError):  # no key, not a dict, ...
+            return None, None
+        return values, dtype
+
+    def arguments(self, values: list, params, Xs, Ys) -> list:
+        """The compiled step's arguments, from `parameters`' arrays and the call's."""
+        values = list(values)
         for k, shape in self.reshape:
             values[k] = values[k].reshape(shape)
         values += Xs
@@ -378,17 +393,30 @@ class _Binder:
         values += [value_of(params, Xs, Ys) for value_of in self.others]
         return [values[j] for j in self.order]
 
-    def gradients(self, names: list[str], rest: list, dtype) -> dict | None:
-        """{name: gradient in the parameter's shape}, or None if one is not an array of
-        `dtype` (then the caller converts each)."""
-        grads = rest[: len(names)]
-        wanted = self.wanted.get(dtype)
-        if wanted is None:
-            wanted = self.wanted[dtype] = [
-                (np.ndarray, dtype, self.compiled.get(name, self.shapes[name])) for name in names
-            ]
-        if [(type(g), g.dtype, g.shape) for g in grads] != wanted:
+    def inputs(self, params, Xs, Ys) -> list | None:
+        """The compiled step's arguments, or None if a parameter needs the checks."""
+        values, _ = self.parameters(params)
+        if values is None or (self.targets and Ys is None):
             return None
+        return self.arguments(values, params, Xs, Ys)
+
+    def gradients(self, names: list[str], rest: list, dtype, call=None) -> dict | None:
+        """{name: gradient in the parameter's shape}, or None if one is not an array of
+        `dtype` (then the caller converts each). `call` ((dtype, N)) says every argument was
+        an array of that dtype: the generated step then returns arrays of one type, dtype and
+        shape each time, checked at its first such call only."""
+        grads = rest[: len(names)]
+        if call is None or call not in self.verified:
+            wanted = self.wanted.get(dtype)
+            if wanted is None:
+                wanted = self.wanted[dtype] = [
+                    (np.ndarray, dtype, self.compiled.get(name, self.shapes[name]))
+                    for name in names
+                ]
+            if [(type(g), g.dtype, g.shape) for g in grads] != wanted:
+                return None
+            if call is not None:
+                self.verified.add(call)
         out = dict(zip(names, grads, strict=True))
         for name, shape in self.natural:
             out[name] = out[name].reshape(shape)

@@ -55,6 +55,28 @@ def test_float32_gradients_keep_their_dtype_and_shapes():
     assert all(grads[k].shape == v.shape for k, v in params.items())
 
 
+def test_dtypes_and_batch_sizes_after_good_steps():
+    """The step's gradients are checked once per (dtype, batch size) of a call whose
+    parameters are all arrays of one dtype; a call of another dtype, batch size or a mix of
+    dtypes still gets gradients of the parameters' dtype and shapes, equal to float64's."""
+    m = model()
+    step, params = m.compile(), m.init(0)
+    X, y = batch()
+    _, reference = step.loss_and_grads(params, X, y)
+    step.loss_and_grads(params, X, y)  # the second call of (float64, 5) takes the checked form
+    single = {k: v.astype(np.float32) for k, v in params.items()}
+    mixed = dict(params, **{"dense_1.W": single["dense_1.W"]})  # float32 first, then float64
+    for given, dtype, rtol in ((single, np.float32, 1e-5), (mixed, np.float32, 1e-5)):
+        for _ in range(2):
+            _, grads = step.loss_and_grads(given, X, y)
+            assert {g.dtype for g in grads.values()} == {np.dtype(dtype)}
+            for name, g in grads.items():
+                assert g.shape == params[name].shape
+                np.testing.assert_allclose(g, reference[name], rtol=rtol, atol=1e-6)
+    _, small = step.loss_and_grads(params, X[:1], y[:1])  # N = 1: new shapes inside the step
+    assert all(small[k].shape == v.shape and small[k].dtype == v.dtype for k, v in params.items())
+
+
 def test_adam_work_array_is_not_state_and_matches_the_formula():
     p = {"w": np.array([1.0, -2.0, 3.0])}
     g = {"w": np.array([0.5, 0.25, -1.0])}
