@@ -19,7 +19,13 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction as _El
 from sympy.printing.numpy import SciPyPrinter
 from sympy.printing.precedence import PRECEDENCE
 
-from symdl.compile.passes import folded_spreads, fused_sums, released_after, stacked_pads
+from symdl.compile.passes import (
+    folded_spreads,
+    fused_sums,
+    inlined_row_products,
+    released_after,
+    stacked_pads,
+)
 from symdl.core.derivation import Derivation
 from symdl.core.matrices import ENTRY, as_elementwise
 from symdl.ops.runtime import ShapeError
@@ -54,6 +60,12 @@ class SymdlNumPyPrinter(SciPyPrinter):
     # matrix never built: b 1ᵀ broadcasts b, X 1 sums the rows of X.
     def _print_MatMul(self, expr):
         coeff, factors = expr.as_coeff_matrices()
+        if len(factors) == 2 and isinstance(factors[1], OneMatrix) and factors[1].shape[1] == 1:
+            dots = self.row_sum(factors[0], fused_only=True)
+            if dots is not None:
+                return (
+                    dots if coeff == 1 else f"{self.parenthesize(coeff, PRECEDENCE['Mul'])}*{dots}"
+                )
         code, shape = None, None
         for f in factors:
             if isinstance(f, Identity):
@@ -103,6 +115,27 @@ class SymdlNumPyPrinter(SciPyPrinter):
                 args[i] = MatMul(coeff * a_coeff, *mats)
                 return self._print_HadamardProduct(sympy.HadamardProduct(*args))
         return None
+
+    def row_sum(self, node, fused_only: bool = False) -> str | None:
+        """Code for the row sums of the matrix `node`, as a column: of an entrywise product of
+        two full-size matrices (or a square), one dot product per row, with no full-size
+        temporary (`row_dots`); else `.sum(axis=1)`, or None if `fused_only`."""
+        pair = None
+        if isinstance(node, sympy.HadamardPower) and node.exp == 2:
+            pair = (node.base, node.base)
+        elif isinstance(node, sympy.HadamardProduct) and len(node.args) == 2:
+            a, b = node.args
+            if all(
+                self._broadcast_operand(f) is None
+                and not _is_indicator(f)
+                and f.shape == node.shape
+                for f in (a, b)
+            ):
+                pair = (a, b)
+        if pair is not None and node.shape[1] != 1:
+            dots = self._module_format("symdl.ops.runtime.row_dots")
+            return f"{dots}({self._print(pair[0])}, {self._print(pair[1])})"
+        return None if fused_only else self._sum(self._print(node), 1)
 
     def _sum(self, code, axis):
         return f"({code}).sum(axis={axis}, keepdims=True)"
@@ -496,6 +529,7 @@ class CompiledDerivation:
             kept = {derivation.output, *derivation.gradient_entries, *extra}
             backward = inline_broadcasts(backward, kept)
             steps = stacked_pads(folded_spreads(fused_sums(forward + backward), kept))
+            steps = inlined_row_products(steps, kept)
         else:
             steps = forward + backward
         if not cse:

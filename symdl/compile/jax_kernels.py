@@ -24,6 +24,11 @@ def heaviside(x, at_zero):
     return jnp.where(x > 0, 1, jnp.where(x == 0, at_zero, 0)).astype(x.dtype)
 
 
+def row_dots(a, b):
+    """(a ∘ b) 1, the row sums of the entrywise product (symdl.ops.runtime.row_dots)."""
+    return jnp.sum(a * b, axis=1, keepdims=True)
+
+
 def mean_all(Z):
     """The mean of every entry (symdl.ops.runtime.mean_all)."""
     return jnp.mean(Z)

@@ -69,6 +69,58 @@ def stacked_pads(assignments: list[Assignment]) -> list[Assignment]:
     return [replace(a, rhs=stack(a.rhs)) for a in assignments]
 
 
+def inlined_row_products(assignments: list[Assignment], kept: set) -> list[Assignment]:
+    """A step P = A ∘ B (or A^{∘2}) that one row sum (P 1, or a mean over the batch) reads and
+    nothing else, written into that sum: the printer then takes one dot product per row, and
+    no full-size P is made (batch norm's variance, mean(C ∘ C))."""
+    products = {
+        a.target: a.rhs
+        for a in assignments
+        if a.target not in kept
+        and isinstance(a.target, MatrixSymbol)
+        and (
+            isinstance(a.rhs, HadamardProduct)
+            and len(a.rhs.args) == 2
+            or isinstance(a.rhs, sympy.HadamardPower)
+            and a.rhs.exp == 2
+        )
+    }
+    if not products:
+        return assignments
+    readers: dict = {}  # product step -> [(reading assignment's index, the node reading it)]
+    for i, a in enumerate(assignments):
+        for node in sympy.preorder_traversal(a.rhs):
+            for arg in node.args:
+                if arg in products:
+                    readers.setdefault(arg, []).append((i, node))
+    swaps: dict[int, dict] = {}
+    for target, reads in readers.items():
+        if len(reads) == 1 and _is_row_sum_of(reads[0][1], target):
+            swaps.setdefault(reads[0][0], {})[target] = products[target]
+    if not swaps:
+        return assignments
+    out = [
+        replace(a, rhs=a.rhs.xreplace(swaps[i])) if i in swaps else a
+        for i, a in enumerate(assignments)
+    ]
+    inlined = set().union(*(set(s) for s in swaps.values()))
+    return [a for a in out if a.target not in inlined]
+
+
+def _is_row_sum_of(node, target) -> bool:
+    """Whether `node` sums (or averages) the rows of `target`: target 1, or a mean over axis 1."""
+    if isinstance(node, sympy.MatMul):
+        return (
+            len(node.args) == 2
+            and node.args[0] == target
+            and isinstance(node.args[1], OneMatrix)
+            and node.args[1].shape[1] == 1
+        )
+    return (
+        getattr(node, "axis", None) == 1 and hasattr(node, "as_product") and node.args[0] == target
+    )
+
+
 def _tiled(total):
     """`total` with its padded terms that tile their rows written as one vstack."""
     pads = [t for t in total.args if isinstance(t, pad_rows)]

@@ -21,6 +21,11 @@ def heaviside(x, at_zero):
     return torch.where(x > 0, 1.0, torch.where(x == 0, float(at_zero), 0.0)).to(x.dtype)
 
 
+def row_dots(a, b):
+    """(a ∘ b) 1, the row sums of the entrywise product (symdl.ops.runtime.row_dots)."""
+    return (a * b).sum(dim=1, keepdim=True)
+
+
 def mean_all(Z):
     """The mean of every entry (symdl.ops.runtime.mean_all)."""
     return Z.mean()

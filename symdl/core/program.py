@@ -266,7 +266,7 @@ class _Graph:
         return isinstance(node, Mul) and len(args) == 2 and args[0].is_Number and args[1].is_Atom
 
 
-def canonical(expr: Basic) -> Basic:
+def canonical(expr: Basic, memo: dict | None = None) -> Basic:
     """`expr` in the forms the program works with: every elementwise function over one shared
     variable (SymPy's applyfunc makes a new Dummy each time, so equal functions would differ),
     every matrix entry an `entry` (which stays an entry, never an index sum), and an index sum
@@ -275,8 +275,10 @@ def canonical(expr: Basic) -> Basic:
     Raises:
         UnsupportedExpression: a scalar function of a matrix (``sympy.tanh(W*X)``, which SymPy
             builds as a scalar), or an index sum that has no matrix form.
+
+    `memo` ({node: its form}) may be shared between calls on parts of one expression.
     """
-    memo: dict[Basic, Basic] = {}
+    memo = {} if memo is None else memo
     stack = [(expr, False)]
     while stack:
         node, done = stack.pop()

@@ -202,5 +202,6 @@ def loss_of(outputs: Sequence, losses: Sequence, weights: Sequence, context: Con
         total = terms[0]
         for penalty in penalties:
             total = total + penalty
-    present = _Graph([canonical(total)])
-    return total, {k: v for k, v in names.items() if canonical(k) in present}
+    memo: dict = {}  # the names are parts of the loss: each is then a lookup
+    present = _Graph([canonical(total, memo)])
+    return total, {k: v for k, v in names.items() if canonical(k, memo) in present}

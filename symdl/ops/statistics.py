@@ -138,4 +138,9 @@ class mean(MatrixOp):
         return f"mean({printer._print(self.args[0])}, axis={self.axis})"
 
     def _numpycode(self, printer):
-        return f"({printer._print(self.args[0])}).mean(axis={self.axis}, keepdims=True)"
+        A = self.args[0]
+        if self.axis == 1 and hasattr(printer, "row_sum"):  # mean(C ∘ C): a dot per row
+            dots = printer.row_sum(A, fused_only=True)
+            if dots is not None:
+                return f"({dots}/{printer._print(A.shape[1])})"
+        return f"({printer._print(A)}).mean(axis={self.axis}, keepdims=True)"

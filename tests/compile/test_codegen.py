@@ -115,11 +115,43 @@ def test_batch_norm_step_is_the_fused_backward_and_builds_no_full_size_broadcast
     assert f"((bar_Z_2_)*({scale[1]}))" in source  # C̄'s term Ḡ ∘ γ ∘ σ⁻¹
     # the fused backward: Σ Ḡ∘C summed once for the adjoints of γ (σ⁻¹ Σ Ḡ∘C = Σ Ḡ∘x̂) and of
     # σ⁻¹ (γ Σ Ḡ∘C), and Σ C̄ = γ σ⁻¹ Σ Ḡ read from β's gradient (C sums to 0): no pass of its own
-    shared = re.search(r"(m_\d+) = \(\(\(\(bar_Z_2_\)\*\(C_2_\)\)\)\)\.sum\(axis=1", source)
+    # (one dot product per row: no full-size Ḡ∘C array), and the variance likewise
+    shared = re.search(r"(m_\d+) = symdl\.ops\.runtime\.row_dots\(bar_Z_2_, C_2_\)", source)
     assert shared, source
+    assert "sigma_2_2_ = (symdl.ops.runtime.row_dots(C_2_, C_2_)/N)" in source
     assert f"bar_gamma_2_ = ((s_2_)*({shared[1]}))" in source
     assert f"bar_s_2_ = ((gamma_2_)*({shared[1]}))" in source
     assert "bar_mu_2_ = (-1)*((((gamma_2_)*(s_2_)*(bar_beta_2_))))" in source
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_row_sums_of_products_are_dot_products_of_the_same_value(dtype):
+    """(A ∘ B) 1 and mean(C ∘ C) over the batch print as row_dots, which equals NumPy's
+    (a*b).sum(axis=1) on contiguous rows and on transposed views, in the arrays' dtype."""
+    from symdl.ops.runtime import row_dots
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 7, 300)).astype(dtype)
+    for x, y in ((a, b), (a, a), (a, np.asfortranarray(b)), (b.T.copy().T, a)):
+        got = row_dots(x, y)
+        assert got.shape == (7, 1) and got.dtype == dtype
+        np.testing.assert_allclose(
+            got, (x * y).sum(axis=1, keepdims=True), rtol=1e-4 if dtype == np.float32 else 1e-12
+        )
+    A, B = sympy.MatrixSymbol("A", 3, 4), sympy.MatrixSymbol("B", 3, 4)
+    R = sympy.MatrixSymbol("R", 3, 1)
+    rows = sd.ops.mean(sympy.HadamardProduct(A, B), 1)  # (A ∘ B) 1 / 4
+    square = sd.ops.mean(sympy.HadamardPower(A, 2), 1)
+    f = sympy.Trace(R.T * rows) ** 2 + sympy.Trace(R.T * square)
+    compiled = sd.derive(f, [A]).compile()
+    assert "row_dots(A, B)" in compiled.source and "row_dots(A, A)" in compiled.source
+    A0, B0 = rng.normal(size=(2, 3, 4))
+    R0 = rng.normal(size=(3, 1))
+    value, (gA,) = compiled(A0, B0, R0)
+    r = R0[:, 0]
+    dot = r @ (A0 * B0).mean(axis=1)
+    np.testing.assert_allclose(value, dot**2 + r @ (A0**2).mean(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(gA, (2 * dot * B0 + 2 * A0) * r[:, None] / 4, rtol=1e-12)
 
 
 def test_a_piecewise_whose_condition_holds_a_piecewise_compiles():
