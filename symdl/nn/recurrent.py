@@ -19,7 +19,12 @@ from sympy import MatrixSymbol, OneMatrix
 
 from symdl.core.matrices import elementwise, hadamard, matadd, matmul, scale
 from symdl.nn.layers import Layer, ShapeError
+from symdl.nn.scan import CELLS, Spec, recurrent_scan
 from symdl.ops import row_block, sigmoid, vstack
+
+# the shortest sequence a compiled step loops over by default (unroll=None): measured in
+# bench/recurrent_loop.py, docs/benchmarks.md "Recurrent steps"
+LOOP_FROM_STEPS = 16
 
 
 def _tanh(Z):
@@ -37,11 +42,25 @@ class _Recurrent(Layer):
     gates: tuple[str, ...] = ()
     recurrent_biases: tuple[str, ...] = ()  # gates with a second bias inside (GRU's n)
 
-    def __init__(self, units: int, return_sequences: bool = False, name=None):
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        CELLS[cls.kind] = cls
+
+    def __init__(
+        self, units: int, return_sequences: bool = False, name=None, unroll: bool | None = None
+    ):
         super().__init__(name)
         if int(units) < 1:
             raise ValueError(f"{type(self).__name__}: units must be positive, got {units}")
         self.units, self.return_sequences = int(units), bool(return_sequences)
+        self.unroll = None if unroll is None else bool(unroll)
+
+    def loops(self) -> bool:
+        """Whether the compiled steps loop over time (the derivation is unrolled always):
+        `unroll=False`, or by default (`unroll=None`) sequences of LOOP_FROM_STEPS steps or more."""
+        if self.unroll is None:
+            return self.steps >= LOOP_FROM_STEPS
+        return not self.unroll
 
     def _output_shape(self, input_shape):
         if len(input_shape) != 2:
@@ -78,6 +97,8 @@ class _Recurrent(Layer):
         T, F = self.steps, self.features
         if A.shape[0] != T * F:
             raise ShapeError(f"{self.name}: input has {A.shape[0]} rows, expected {T}x{F}")
+        if getattr(context, "loops", False) and self.loops():
+            return None, self._scan(A, params, context)
         ones = OneMatrix(1, context.batch)
         state, outputs = None, []
         for t in range(1, T + 1):
@@ -94,6 +115,16 @@ class _Recurrent(Layer):
             outputs.append(h)
         out = vstack(*outputs) if self.return_sequences else outputs[-1]
         return None, out
+
+    def _scan(self, A, params, context):
+        """The layer as one op whose code loops over time (symdl.nn.scan)."""
+        context.looped.append(self)
+        keys = [f"W_{g}" for g in self.gates] + [f"b_{g}" for g in self.gates]
+        keys += [f"U_{g}" for g in self.gates] + [f"c_{g}" for g in self.recurrent_biases]
+        spec = Spec(
+            self.kind, self.name, self.steps, self.features, self.units, self.return_sequences
+        )
+        return recurrent_scan(A, *(params[k] for k in keys), spec.as_tuple())
 
     def _name(self, context, expr, letter, t):
         context.names.setdefault(expr, f"{letter}_{{{t}}}^{{({context.index})}}")

@@ -1,0 +1,357 @@
+r"""A recurrent layer compiled as a loop over time: one op, `recurrent_scan`, whose NumPy
+kernel runs the layer's cell step by step, and whose pullback runs backpropagation through
+time backwards over the same steps.
+
+The cell is the layer's own `step` (the equations the unrolled derivation prints), derived
+once by symdl's chain rule and compiled once per (layer kind, units): a forward function
+$(P_t, s_{t-1}) \mapsto (s_t, \text{saved}_t)$ and its vector-Jacobian product
+$(\bar s_t, \text{saved}_t) \mapsto (\bar P_t, \bar s_{t-1}, \bar U)$, where $s$ is the state
+($h$, or $h$ and $c$) and $P_t = W x_t + b$ holds every gate's input projection. The projections
+of all steps are one product before the loop, and $\bar W = \sum_t \bar P_t x_t^\top$,
+$\bar b$ and $\bar X$ one product after it, so the code does not grow with T.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from types import SimpleNamespace
+
+import numpy as np
+import sympy
+from sympy import Integer, MatrixSymbol, OneMatrix, Trace, Tuple
+from sympy.core.symbol import Str
+
+from symdl.compile.codegen import CompiledDerivation, _load, _source
+from symdl.core.calculus import derive
+from symdl.core.matrices import matadd, matmul
+from symdl.core.rules import UnsupportedOp
+from symdl.ops.base import MatrixOp
+
+# layer kind ("lstm") -> its class, filled by symdl.nn.recurrent as each class is declared
+CELLS: dict[str, type] = {}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a scan needs besides its arrays: the layer's kind and name, T, F, H, and whether
+    it returns every step's h or the last."""
+
+    kind: str
+    name: str
+    steps: int
+    features: int
+    units: int
+    sequences: bool
+
+    def as_tuple(self) -> Tuple:
+        return Tuple(
+            Str(self.kind),
+            Str(self.name),
+            *(Integer(v) for v in (self.steps, self.features, self.units, self.sequences)),
+        )
+
+    @classmethod
+    def of(cls, args: Tuple) -> Spec:
+        kind, name, T, F, H, sequences = args
+        return cls(kind.name, name.name, int(T), int(F), int(H), bool(int(sequences)))
+
+    @property
+    def layer(self) -> type:
+        return CELLS[self.kind]
+
+    def code(self) -> str:
+        """NumPy source of the spec: the keyword arguments of the kernels."""
+        return (
+            f"kind={self.kind!r}, steps={self.steps}, features={self.features}, "
+            f"units={self.units}, sequences={self.sequences}"
+        )
+
+
+# ---------------------------------------------------------------- the ops
+
+
+class _ScanOp(MatrixOp):
+    # the entrywise form of a scan is the unrolled layer, which tests/nn/test_recurrent_scan.py
+    # compares it with (loss and every gradient), and both with PyTorch and finite differences
+    has_entrywise_form = False
+
+    @property
+    def spec(self) -> Spec:
+        return Spec.of(self.args[-1])
+
+    def _call(self, printer, function: str, *args) -> str:
+        spec = self.spec
+        if getattr(printer, "backend", ""):
+            raise UnsupportedOp(
+                f"{spec.name} ({spec.layer.__name__}): compiled as a loop over time, which "
+                f"the {printer.backend} export does not run; build the layer with unroll=True"
+            )
+        module = printer._module_format("symdl.nn.scan")
+        printed = ", ".join(printer._print(a) for a in args)
+        return f"{module}.{function}({printed}, {spec.code()})"
+
+
+class recurrent_scan(_ScanOp):
+    r"""A recurrent layer over a sequence X ((T·F) x N): every step's h stacked ((T·H) x N)
+    or the last step's (H x N). Args: X, each gate's W, each gate's b, each gate's U, the
+    recurrent biases (GRU's $c_n$), and the Spec."""
+
+    name = "recurrent_scan"
+
+    @property
+    def shape(self):
+        spec = self.spec
+        rows = spec.units * (spec.steps if spec.sequences else 1)
+        return (rows, self.args[0].shape[1])
+
+    def vjp(self, index, G, out):
+        tape = scan_tape(*self.args)
+        return scan_part(scan_grads(G, tape, *self.args), Integer(index))
+
+    def numeric_form(self):
+        return scan_output(scan_tape(*self.args), self.args[-1])
+
+    def _latex_body(self, printer):
+        spec = self.spec
+        name = spec.layer.__name__
+        return rf"\operatorname{{{name}}}_{{T={spec.steps}}}\left({printer._print(self.args[0])}\right)"
+
+
+class scan_tape(_ScanOp):
+    """The forward loop: every state and what the cell's backward step reads, per step."""
+
+    name = "scan_tape"
+
+    @property
+    def shape(self):
+        return (self.spec.units * self.spec.steps, self.args[0].shape[1])
+
+    def _numpycode(self, printer):
+        return self._call(printer, "forward", *self.args[:-1])
+
+
+class scan_output(_ScanOp):
+    """The layer's output read from the tape of its forward loop."""
+
+    name = "scan_output"
+
+    @property
+    def shape(self):
+        spec = self.spec
+        rows = spec.units * (spec.steps if spec.sequences else 1)
+        return (rows, self.args[0].shape[1])
+
+    def _numpycode(self, printer):
+        return self._call(printer, "output", self.args[0])
+
+
+class scan_grads(_ScanOp):
+    """The backward loop (backpropagation through time) from the output's adjoint G: the
+    gradients of X and of every weight, read one at a time by `scan_part`."""
+
+    name = "scan_grads"
+
+    @property
+    def shape(self):
+        return self.args[0].shape
+
+    def _numpycode(self, printer):
+        return self._call(printer, "backward", *self.args[:-1])
+
+
+class scan_part(MatrixOp):
+    """Gradient `index` (in the order of the scan's arguments) of a backward loop's result."""
+
+    name = "scan_part"
+
+    @property
+    def shape(self):
+        grads, index = self.args
+        return grads.args[2 + int(index)].shape
+
+    def _numpycode(self, printer):
+        grads, index = self.args
+        return f"{printer._print(grads)}[{int(index)}]"
+
+
+# ---------------------------------------------------------------- the cell, derived once
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One step of a layer, compiled: `forward(*P, *state, *U, N) -> (*state', *saved)` and
+    `backward(*state_bar, *saved, *P, *state, *U, N) -> (*P_bar, *state_bar_before, *U_bar)`,
+    each P and state H x N, U the recurrent weights (and biases) in `recurrent_keys` order."""
+
+    gates: tuple[str, ...]
+    recurrent_keys: tuple[str, ...]
+    arity: int  # states: 1 (h) or 2 (h, c)
+    forward: Callable
+    backward: Callable
+    forward_source: str
+    backward_source: str
+
+
+@lru_cache(maxsize=None)
+def cell(kind: str, units: int) -> Cell:
+    """The compiled cell of layer kind `kind` with `units` units (derived and compiled once)."""
+    layer = CELLS[kind]
+    H, N = units, sympy.Symbol("N", integer=True, positive=True)
+    gates = tuple(layer.gates)
+    recurrent_keys = tuple(f"U_{g}" for g in gates) + tuple(
+        f"c_{g}" for g in layer.recurrent_biases
+    )
+    P = {g: MatrixSymbol(f"P_{g}", H, N) for g in gates}
+    params = {
+        key: MatrixSymbol(key, H, H if key.startswith("U") else 1) for key in recurrent_keys
+    }
+    arity = 2 if kind == "lstm" else 1
+    states = [MatrixSymbol(s, H, N) for s in ("h", "c")[:arity]]
+
+    def affine(gate, h):  # P = W x_t + b, computed for every step before the loop
+        if gate in layer.recurrent_biases:
+            return P[gate]
+        return matadd(P[gate], matmul(params[f"U_{gate}"], h))
+
+    sympy.core.cache.clear_cache()  # as a model does before it builds (symdl.nn.model)
+    context = SimpleNamespace(names={}, index=0)
+    state = states[0] if arity == 1 else tuple(states)
+    new = layer.step(layer.__new__(layer), affine, state, params, OneMatrix(1, N), 1, context)
+    new = list(new) if arity == 2 else [new]
+    labels = [context.names[s] for s in new]
+    seeds = [MatrixSymbol(f"G_{s}", H, N) for s in ("h", "c")[:arity]]
+    # matmul, not G.T * s, which would reorder the sums inside s (then no longer found by
+    # their names)
+    loss = sympy.Add(*(Trace(matmul(G.T, s)) for G, s in zip(seeds, new, strict=True)))
+    inputs = [*P.values(), *states, *params.values()]
+    # the step's own names (z, the gates, h, c): named subexpressions stay as written, and
+    # the new state is a step whose value the loop keeps
+    derivation = derive(loss, inputs, names=context.names)
+    steps = {str(step.name): step.name for step in derivation.program.steps}
+    outputs = [steps[label] for label in labels]
+    compiled = CompiledDerivation(derivation, extra=outputs)
+    grads = list(derivation.gradient_entries)
+    forward_body, backward_body, saved = _split(compiled.body, outputs, grads)
+    dims = compiled.dimensions
+    forward_source = _source(inputs, dims, forward_body, [*outputs, *saved])
+    backward_source = _source([*seeds, *saved, *inputs], dims, backward_body, grads)
+    return Cell(
+        gates,
+        recurrent_keys,
+        arity,
+        _load(forward_source),
+        _load(backward_source),
+        forward_source,
+        backward_source,
+    )
+
+
+def _split(body, forward_outputs, gradients):
+    """The steps the forward outputs need, the further steps the gradients need (in order),
+    and the forward values the backward steps read (what the loop saves per step)."""
+    defined = {a.target: a for a in body}
+
+    def needed(exprs) -> set:
+        found, stack = set(), [s for e in exprs for s in sympy.sympify(e).free_symbols]
+        while stack:
+            s = stack.pop()
+            if s in defined and s not in found:
+                found.add(s)
+                stack.extend(defined[s].rhs.free_symbols)
+        return found
+
+    forward = needed(forward_outputs)
+    backward = needed(gradients) - forward
+    backward_body = [a for a in body if a.target in backward]
+    read = set().union(*(a.rhs.free_symbols for a in backward_body), set())
+    read |= set().union(*(sympy.sympify(g).free_symbols for g in gradients))
+    saved = [a.target for a in body if a.target in forward and a.target in read]
+    return [a for a in body if a.target in forward], backward_body, saved
+
+
+# ---------------------------------------------------------------- the NumPy kernels
+
+
+@dataclass
+class Tape:
+    """What the forward loop keeps: each step's input projections, states and saved values."""
+
+    projections: np.ndarray  # (T, gates·H, N)
+    states: list  # states[t]: the state before step t (states[0] zeros), then after the last
+    saved: list
+
+
+def _weights(params, gates: int):
+    """(W stacked over the gates, b stacked, the recurrent parameters)."""
+    W = np.concatenate(params[:gates])
+    b = np.concatenate(params[gates : 2 * gates])
+    return W, b, params[2 * gates :]
+
+
+def forward(X, *params, kind, steps, features, units, sequences) -> Tape:
+    """Run the layer over the sequence X ((T·F) x N) from the zero state."""
+    c = cell(kind, units)
+    W, b, recurrent = _weights(params, len(c.gates))
+    N, H = X.shape[1], units
+    dtype = np.result_type(X, W)
+    projections = np.matmul(W, X.reshape(steps, features, N))
+    projections += b.reshape(-1, 1)
+    state = [np.zeros((H, N), dtype=dtype) for _ in range(c.arity)]
+    states, saved = [state], []
+    for t in range(steps):
+        P = [projections[t, k * H : (k + 1) * H] for k in range(len(c.gates))]
+        out = c.forward(*P, *state, *recurrent, N)
+        state = list(out[: c.arity])
+        states.append(state)
+        saved.append(out[c.arity :])
+    return Tape(projections, states, saved)
+
+
+def output(tape: Tape, *, kind, steps, features, units, sequences) -> np.ndarray:
+    """The layer's output: every h stacked, or the last."""
+    if sequences:
+        return np.concatenate([s[0] for s in tape.states[1:]])
+    return tape.states[-1][0]
+
+
+class Gradients:
+    """The backward loop's gradients in the order of the scan's arguments; X's (index 0) is
+    computed only if read (a first layer's input needs none)."""
+
+    def __init__(self, W, projections_bar, X_shape, rest):
+        self._W, self._bar, self._shape, self._rest = W, projections_bar, X_shape, rest
+
+    def __getitem__(self, index: int):
+        if index == 0:
+            return np.matmul(self._W.T, self._bar).reshape(self._shape)
+        return self._rest[index - 1]
+
+
+def backward(G, tape: Tape, X, *params, kind, steps, features, units, sequences) -> Gradients:
+    """Backpropagation through time from the output's adjoint G."""
+    c = cell(kind, units)
+    gates, H, N = len(c.gates), units, X.shape[1]
+    W, _, recurrent = _weights(params, gates)
+    projections = tape.projections
+    bar = np.empty_like(projections)
+    state_bar = [np.zeros((H, N), dtype=projections.dtype) for _ in range(c.arity)]
+    if not sequences:
+        state_bar[0] = G
+    recurrent_bar = [None] * len(recurrent)
+    for t in range(steps - 1, -1, -1):
+        if sequences:
+            state_bar[0] = state_bar[0] + G[t * H : (t + 1) * H]
+        P = [projections[t, k * H : (k + 1) * H] for k in range(gates)]
+        out = c.backward(*state_bar, *tape.saved[t], *P, *tape.states[t], *recurrent, N)
+        bar[t] = np.concatenate(out[:gates])
+        state_bar = list(out[gates : gates + c.arity])
+        for k, g in enumerate(out[gates + c.arity :]):
+            recurrent_bar[k] = g if recurrent_bar[k] is None else recurrent_bar[k] + g
+    xs = X.reshape(steps, features, N)
+    W_bar = np.tensordot(bar, xs, axes=([0, 2], [0, 2]))
+    b_bar = bar.sum(axis=(0, 2))[:, None]
+    split = [W_bar[k * H : (k + 1) * H] for k in range(gates)]
+    split += [b_bar[k * H : (k + 1) * H] for k in range(gates)]
+    return Gradients(W, bar, X.shape, [*split, *recurrent_bar])
