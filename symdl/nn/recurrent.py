@@ -19,7 +19,7 @@ from sympy import MatrixSymbol, OneMatrix
 
 from symdl.core.matrices import elementwise, hadamard, matadd, matmul, scale
 from symdl.nn.layers import Layer, ShapeError
-from symdl.nn.scan import CELLS, Spec, recurrent_scan
+from symdl.nn.scan import CELLS, Spec, cell, recurrent_scan
 from symdl.ops import row_block, sigmoid, vstack
 
 # the shortest sequence a compiled step loops over by default (unroll=None): measured in
@@ -119,6 +119,7 @@ class _Recurrent(Layer):
     def _scan(self, A, params, context):
         """The layer as one op whose code loops over time (symdl.nn.scan)."""
         context.looped.append(self)
+        cell(self.kind, self.units)  # derived and compiled now, with the model
         keys = [f"W_{g}" for g in self.gates] + [f"b_{g}" for g in self.gates]
         keys += [f"U_{g}" for g in self.gates] + [f"c_{g}" for g in self.recurrent_biases]
         spec = Spec(

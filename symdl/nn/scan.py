@@ -20,10 +20,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import sympy
-from sympy import Integer, MatrixSymbol, OneMatrix, Trace, Tuple
+from sympy import Identity, Integer, MatMul, MatrixSymbol, OneMatrix, Trace, Tuple
 from sympy.core.symbol import Str
 
-from symdl.compile.codegen import CompiledDerivation, _load, _source
+from symdl.compile.codegen import Assignment, CompiledDerivation, _load, _source
 from symdl.core.calculus import derive
 from symdl.core.matrices import matadd, matmul
 from symdl.core.rules import UnsupportedOp
@@ -233,7 +233,8 @@ def cell(kind: str, units: int) -> Cell:
     outputs = [steps[label] for label in labels]
     compiled = CompiledDerivation(derivation, extra=outputs)
     grads = list(derivation.gradient_entries)
-    forward_body, backward_body, saved = _split(compiled.body, outputs, grads)
+    body = _without_identities(compiled.body)
+    forward_body, backward_body, saved = _split(body, outputs, grads)
     dims = compiled.dimensions
     forward_source = _source(inputs, dims, forward_body, [*outputs, *saved])
     backward_source = _source([*seeds, *saved, *inputs], dims, backward_body, grads)
@@ -246,6 +247,30 @@ def cell(kind: str, units: int) -> Cell:
         forward_source,
         backward_source,
     )
+
+
+def _without_identities(body):
+    """`body` with the identity the probe tr(Gᵀ s) seeds (s̄ = G I) multiplied out: an N x N
+    product per step otherwise."""
+    constant: dict = {}
+    out = []
+    for a in body:
+        rhs = a.rhs.xreplace(constant) if constant else a.rhs
+        rhs = rhs.replace(_holds_identity, lambda e: e.doit(deep=False))
+        if rhs.is_number or isinstance(rhs, Identity) or _holds_identity(rhs, alone=True):
+            constant[a.target] = rhs
+            continue
+        out.append(Assignment(a.target, rhs))
+    return out
+
+
+def _holds_identity(node, alone=False) -> bool:
+    """A product with an identity factor (and another matrix factor, unless `alone`)."""
+    if not isinstance(node, MatMul):
+        return False
+    factors = [f for f in node.args if isinstance(f, sympy.MatrixExpr)]
+    identities = [f for f in factors if isinstance(f, Identity) or _holds_identity(f, True)]
+    return bool(identities) and (len(identities) == len(factors)) == alone
 
 
 def _split(body, forward_outputs, gradients):
