@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from types import SimpleNamespace
 
 import numpy as np
@@ -181,12 +181,13 @@ class scan_part(MatrixOp):
 
 @dataclass(frozen=True)
 class Cell:
-    """One step of a layer, compiled: `forward(*P, *state, *U, N) -> (*state', *saved)` and
-    `backward(*state_bar, *saved, *P, *state, *U, N) -> (*P_bar, *state_bar_before, *U_bar)`,
-    each P and state H x N, U the recurrent weights (and biases) in `recurrent_keys` order."""
+    """One step of a layer, compiled: `forward(*P, *Q, *state, *c, N) -> (*state', *saved)` and
+    `backward(*state_bar, *saved, *P, *Q, *state, *c, N) -> (*P_bar, *Q_bar, *state_bar_before,
+    *c_bar)`, with P_g = W_g x_t + b_g and Q_g = U_g h_{t-1} per gate, each H x N, and c the
+    recurrent biases (GRU's c_n)."""
 
     gates: tuple[str, ...]
-    recurrent_keys: tuple[str, ...]
+    biases: int
     arity: int  # states: 1 (h) or 2 (h, c)
     forward: Callable
     backward: Callable
@@ -194,41 +195,47 @@ class Cell:
     backward_source: str
 
 
-@lru_cache(maxsize=None)
+@cache
 def cell(kind: str, units: int) -> Cell:
-    """The compiled cell of layer kind `kind` with `units` units (derived and compiled once)."""
+    """The compiled cell of layer kind `kind` with `units` units (derived and compiled once).
+
+    The layer's own step, with each recurrent product $U_g h_{t-1}$ an input $Q_g$: the loop
+    computes them in one product of the stacked U, and U's gradient in one product after it.
+    """
     layer = CELLS[kind]
     H, N = units, sympy.Symbol("N", integer=True, positive=True)
     gates = tuple(layer.gates)
-    recurrent_keys = tuple(f"U_{g}" for g in gates) + tuple(
-        f"c_{g}" for g in layer.recurrent_biases
-    )
     P = {g: MatrixSymbol(f"P_{g}", H, N) for g in gates}
-    params = {
-        key: MatrixSymbol(key, H, H if key.startswith("U") else 1) for key in recurrent_keys
-    }
+    Q = {g: MatrixSymbol(f"Q_{g}", H, N) for g in gates}
+    U = {f"U_{g}": MatrixSymbol(f"U_{g}", H, H) for g in gates}
+    biases = {f"c_{g}": MatrixSymbol(f"c_{g}", H, 1) for g in layer.recurrent_biases}
     arity = 2 if kind == "lstm" else 1
     states = [MatrixSymbol(s, H, N) for s in ("h", "c")[:arity]]
 
     def affine(gate, h):  # P = W x_t + b, computed for every step before the loop
         if gate in layer.recurrent_biases:
             return P[gate]
-        return matadd(P[gate], matmul(params[f"U_{gate}"], h))
+        return matadd(P[gate], matmul(U[f"U_{gate}"], h))
 
     sympy.core.cache.clear_cache()  # as a model does before it builds (symdl.nn.model)
     context = SimpleNamespace(names={}, index=0)
     state = states[0] if arity == 1 else tuple(states)
-    new = layer.step(layer.__new__(layer), affine, state, params, OneMatrix(1, N), 1, context)
+    new = layer.step(layer.__new__(layer), affine, state, U | biases, OneMatrix(1, N), 1, context)
     new = list(new) if arity == 2 else [new]
+    products = {matmul(U[f"U_{g}"], states[0]): Q[g] for g in gates}
+    names = {expr.xreplace(products): label for expr, label in context.names.items()}
     labels = [context.names[s] for s in new]
+    new = [s.xreplace(products) for s in new]
+    if any(s.has(*U.values()) for s in new):
+        raise ValueError(f"{layer.__name__}: its step uses U other than in U h_(t-1)")
     seeds = [MatrixSymbol(f"G_{s}", H, N) for s in ("h", "c")[:arity]]
     # matmul, not G.T * s, which would reorder the sums inside s (then no longer found by
     # their names)
     loss = sympy.Add(*(Trace(matmul(G.T, s)) for G, s in zip(seeds, new, strict=True)))
-    inputs = [*P.values(), *states, *params.values()]
+    inputs = [*P.values(), *Q.values(), *states, *biases.values()]
     # the step's own names (z, the gates, h, c): named subexpressions stay as written, and
     # the new state is a step whose value the loop keeps
-    derivation = derive(loss, inputs, names=context.names)
+    derivation = derive(loss, inputs, names=names)
     steps = {str(step.name): step.name for step in derivation.program.steps}
     outputs = [steps[label] for label in labels]
     compiled = CompiledDerivation(derivation, extra=outputs)
@@ -240,7 +247,7 @@ def cell(kind: str, units: int) -> Cell:
     backward_source = _source([*seeds, *saved, *inputs], dims, backward_body, grads)
     return Cell(
         gates,
-        recurrent_keys,
+        len(biases),
         arity,
         _load(forward_source),
         _load(backward_source),
@@ -301,37 +308,47 @@ def _split(body, forward_outputs, gradients):
 
 @dataclass
 class Tape:
-    """What the forward loop keeps: each step's input projections, states and saved values."""
+    """What the forward loop keeps: each step's input and recurrent projections, states and
+    saved values."""
 
-    projections: np.ndarray  # (T, gates·H, N)
+    projections: np.ndarray  # (T, gates·H, N): W x_t + b
+    recurrent: list  # recurrent[t]: (gates·H, N), U h_(t-1)
     states: list  # states[t]: the state before step t (states[0] zeros), then after the last
     saved: list
 
 
 def _weights(params, gates: int):
-    """(W stacked over the gates, b stacked, the recurrent parameters)."""
+    """(W stacked over the gates, b stacked, U stacked, the recurrent biases)."""
     W = np.concatenate(params[:gates])
     b = np.concatenate(params[gates : 2 * gates])
-    return W, b, params[2 * gates :]
+    U = np.concatenate(params[2 * gates : 3 * gates])
+    return W, b, U, params[3 * gates :]
+
+
+def _blocks(M, gates: int, H: int) -> list:
+    return [M[k * H : (k + 1) * H] for k in range(gates)]
 
 
 def forward(X, *params, kind, steps, features, units, sequences) -> Tape:
     """Run the layer over the sequence X ((T·F) x N) from the zero state."""
     c = cell(kind, units)
-    W, b, recurrent = _weights(params, len(c.gates))
-    N, H = X.shape[1], units
+    gates, H, N = len(c.gates), units, X.shape[1]
+    W, b, U, biases = _weights(params, gates)
     dtype = np.result_type(X, W)
     projections = np.matmul(W, X.reshape(steps, features, N))
     projections += b.reshape(-1, 1)
     state = [np.zeros((H, N), dtype=dtype) for _ in range(c.arity)]
-    states, saved = [state], []
+    states, recurrent, saved = [state], [], []
     for t in range(steps):
-        P = [projections[t, k * H : (k + 1) * H] for k in range(len(c.gates))]
-        out = c.forward(*P, *state, *recurrent, N)
+        Q = U @ state[0]
+        out = c.forward(
+            *_blocks(projections[t], gates, H), *_blocks(Q, gates, H), *state, *biases, N
+        )
         state = list(out[: c.arity])
         states.append(state)
+        recurrent.append(Q)
         saved.append(out[c.arity :])
-    return Tape(projections, states, saved)
+    return Tape(projections, recurrent, states, saved)
 
 
 def output(tape: Tape, *, kind, steps, features, units, sequences) -> np.ndarray:
@@ -358,25 +375,30 @@ def backward(G, tape: Tape, X, *params, kind, steps, features, units, sequences)
     """Backpropagation through time from the output's adjoint G."""
     c = cell(kind, units)
     gates, H, N = len(c.gates), units, X.shape[1]
-    W, _, recurrent = _weights(params, gates)
+    W, _, U, biases = _weights(params, gates)
     projections = tape.projections
-    bar = np.empty_like(projections)
+    P_bar, Q_bar = np.empty_like(projections), np.empty_like(projections)
     state_bar = [np.zeros((H, N), dtype=projections.dtype) for _ in range(c.arity)]
     if not sequences:
         state_bar[0] = G
-    recurrent_bar = [None] * len(recurrent)
+    biases_bar = [None] * len(biases)
     for t in range(steps - 1, -1, -1):
         if sequences:
             state_bar[0] = state_bar[0] + G[t * H : (t + 1) * H]
-        P = [projections[t, k * H : (k + 1) * H] for k in range(gates)]
-        out = c.backward(*state_bar, *tape.saved[t], *P, *tape.states[t], *recurrent, N)
-        bar[t] = np.concatenate(out[:gates])
-        state_bar = list(out[gates : gates + c.arity])
-        for k, g in enumerate(out[gates + c.arity :]):
-            recurrent_bar[k] = g if recurrent_bar[k] is None else recurrent_bar[k] + g
+        P, Q = _blocks(projections[t], gates, H), _blocks(tape.recurrent[t], gates, H)
+        out = c.backward(*state_bar, *tape.saved[t], *P, *Q, *tape.states[t], *biases, N)
+        np.concatenate(out[:gates], out=P_bar[t])
+        np.concatenate(out[gates : 2 * gates], out=Q_bar[t])
+        state_bar = list(out[2 * gates : 2 * gates + c.arity])
+        state_bar[0] = state_bar[0] + U.T @ Q_bar[t]
+        for k, g in enumerate(out[2 * gates + c.arity :]):
+            biases_bar[k] = g if biases_bar[k] is None else biases_bar[k] + g
     xs = X.reshape(steps, features, N)
-    W_bar = np.tensordot(bar, xs, axes=([0, 2], [0, 2]))
-    b_bar = bar.sum(axis=(0, 2))[:, None]
-    split = [W_bar[k * H : (k + 1) * H] for k in range(gates)]
-    split += [b_bar[k * H : (k + 1) * H] for k in range(gates)]
-    return Gradients(W, bar, X.shape, [*split, *recurrent_bar])
+    hs = np.stack([s[0] for s in tape.states[:-1]])  # h_(t-1) for each t
+    # batched products summed over t: one BLAS call per step, faster here than tensordot's
+    # single product with an inner dimension of T·N
+    W_bar = np.matmul(P_bar, xs.transpose(0, 2, 1)).sum(axis=0)
+    U_bar = np.matmul(Q_bar[1:], hs[1:].transpose(0, 2, 1)).sum(axis=0)  # h_0 = 0
+    b_bar = P_bar.sum(axis=(0, 2))[:, None]
+    rest = [*_blocks(W_bar, gates, H), *_blocks(b_bar, gates, H), *_blocks(U_bar, gates, H)]
+    return Gradients(W, P_bar, X.shape, [*rest, *biases_bar])
