@@ -239,7 +239,9 @@ def cell(kind: str, units: int) -> Cell:
     steps = {str(step.name): step.name for step in derivation.program.steps}
     outputs = [steps[label] for label in labels]
     compiled = CompiledDerivation(derivation, extra=outputs)
-    grads = list(derivation.gradient_entries)
+    # a gradient that is zero (h's in an RNN cell, which reads h only through Q) is the
+    # number 0, which the loop adds to U^T Q_bar without an array of zeros
+    grads = [sympy.S.Zero if g.is_ZeroMatrix else g for g in derivation.gradient_entries]
     body = _without_identities(compiled.body)
     forward_body, backward_body, saved = _split(body, outputs, grads)
     dims = compiled.dimensions
@@ -377,28 +379,34 @@ def backward(G, tape: Tape, X, *params, kind, steps, features, units, sequences)
     gates, H, N = len(c.gates), units, X.shape[1]
     W, _, U, biases = _weights(params, gates)
     projections = tape.projections
-    P_bar, Q_bar = np.empty_like(projections), np.empty_like(projections)
     state_bar = [np.zeros((H, N), dtype=projections.dtype) for _ in range(c.arity)]
     if not sequences:
         state_bar[0] = G
+    P_bars, Q_bars = [], []  # last step first
     biases_bar = [None] * len(biases)
     for t in range(steps - 1, -1, -1):
         if sequences:
             state_bar[0] = state_bar[0] + G[t * H : (t + 1) * H]
         P, Q = _blocks(projections[t], gates, H), _blocks(tape.recurrent[t], gates, H)
         out = c.backward(*state_bar, *tape.saved[t], *P, *Q, *tape.states[t], *biases, N)
-        np.concatenate(out[:gates], out=P_bar[t])
-        np.concatenate(out[gates : 2 * gates], out=Q_bar[t])
+        P_bars += out[gates - 1 :: -1]
+        Q_bar = out[gates] if gates == 1 else np.concatenate(out[gates : 2 * gates])
+        Q_bars.append(Q_bar)
         state_bar = list(out[2 * gates : 2 * gates + c.arity])
-        state_bar[0] = state_bar[0] + U.T @ Q_bar[t]
+        state_bar[0] = state_bar[0] + U.T @ Q_bar
         for k, g in enumerate(out[2 * gates + c.arity :]):
             biases_bar[k] = g if biases_bar[k] is None else biases_bar[k] + g
+    P_bar = np.concatenate(P_bars[::-1]).reshape(projections.shape)
     xs = X.reshape(steps, features, N)
-    hs = np.stack([s[0] for s in tape.states[:-1]])  # h_(t-1) for each t
     # batched products summed over t: one BLAS call per step, faster here than tensordot's
     # single product with an inner dimension of T·N
     W_bar = np.matmul(P_bar, xs.transpose(0, 2, 1)).sum(axis=0)
-    U_bar = np.matmul(Q_bar[1:], hs[1:].transpose(0, 2, 1)).sum(axis=0)  # h_0 = 0
+    if steps > 1:  # steps 2..T: h_0 = 0 adds nothing to U's gradient
+        Q_bar = np.stack(Q_bars[-2::-1])
+        hs = np.stack([s[0] for s in tape.states[1:-1]])  # h_(t-1) for t = 2..T
+        U_bar = np.matmul(Q_bar, hs.transpose(0, 2, 1)).sum(axis=0)
+    else:
+        U_bar = np.zeros_like(U)
     b_bar = P_bar.sum(axis=(0, 2))[:, None]
     rest = [*_blocks(W_bar, gates, H), *_blocks(b_bar, gates, H), *_blocks(U_bar, gates, H)]
     return Gradients(W, P_bar, X.shape, [*rest, *biases_bar])
