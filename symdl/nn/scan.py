@@ -310,12 +310,14 @@ def _split(body, forward_outputs, gradients):
 
 @dataclass
 class Tape:
-    """What the forward loop keeps: each step's input and recurrent projections, states and
-    saved values."""
+    """What the forward loop keeps, per step: the input and recurrent projections of every
+    gate, the state before the step (then the last state), and the cell's saved values. Each
+    array is H x N or gates·H x N, as in the unrolled code: no array grows with T (a large
+    fresh array costs a page fault per 4 KB, more than the products here)."""
 
-    projections: np.ndarray  # (T, gates·H, N): W x_t + b
-    recurrent: list  # recurrent[t]: (gates·H, N), U h_(t-1)
-    states: list  # states[t]: the state before step t (states[0] zeros), then after the last
+    projections: list  # W x_t + b
+    recurrent: list  # U h_(t-1)
+    states: list
     saved: list
 
 
@@ -328,7 +330,11 @@ def _weights(params, gates: int):
 
 
 def _blocks(M, gates: int, H: int) -> list:
-    return [M[k * H : (k + 1) * H] for k in range(gates)]
+    return [M[k * H : (k + 1) * H] for k in range(gates)] if gates > 1 else [M]
+
+
+def _stacked(blocks):
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
 
 
 def forward(X, *params, kind, steps, features, units, sequences) -> Tape:
@@ -336,21 +342,20 @@ def forward(X, *params, kind, steps, features, units, sequences) -> Tape:
     c = cell(kind, units)
     gates, H, N = len(c.gates), units, X.shape[1]
     W, b, U, biases = _weights(params, gates)
-    dtype = np.result_type(X, W)
-    projections = np.matmul(W, X.reshape(steps, features, N))
-    projections += b.reshape(-1, 1)
-    state = [np.zeros((H, N), dtype=dtype) for _ in range(c.arity)]
-    states, recurrent, saved = [state], [], []
+    xs = X.reshape(steps, features, N)
+    state = [np.zeros((H, N), dtype=np.result_type(X, W)) for _ in range(c.arity)]
+    tape = Tape([], [], [state], [])
     for t in range(steps):
+        P = W @ xs[t]
+        P += b
         Q = U @ state[0]
-        out = c.forward(
-            *_blocks(projections[t], gates, H), *_blocks(Q, gates, H), *state, *biases, N
-        )
+        out = c.forward(*_blocks(P, gates, H), *_blocks(Q, gates, H), *state, *biases, N)
         state = list(out[: c.arity])
-        states.append(state)
-        recurrent.append(Q)
-        saved.append(out[c.arity :])
-    return Tape(projections, recurrent, states, saved)
+        tape.projections.append(P)
+        tape.recurrent.append(Q)
+        tape.states.append(state)
+        tape.saved.append(out[c.arity :])
+    return tape
 
 
 def output(tape: Tape, *, kind, steps, features, units, sequences) -> np.ndarray:
@@ -364,49 +369,46 @@ class Gradients:
     """The backward loop's gradients in the order of the scan's arguments; X's (index 0) is
     computed only if read (a first layer's input needs none)."""
 
-    def __init__(self, W, projections_bar, X_shape, rest):
-        self._W, self._bar, self._shape, self._rest = W, projections_bar, X_shape, rest
+    def __init__(self, W, projections_bar, rest):
+        self._W, self._bar, self._rest = W, projections_bar, rest
 
     def __getitem__(self, index: int):
         if index == 0:
-            return np.matmul(self._W.T, self._bar).reshape(self._shape)
+            return np.concatenate([self._W.T @ bar for bar in self._bar])
         return self._rest[index - 1]
 
 
 def backward(G, tape: Tape, X, *params, kind, steps, features, units, sequences) -> Gradients:
-    """Backpropagation through time from the output's adjoint G."""
+    """Backpropagation through time from the output's adjoint G: each weight's gradient
+    gathered step by step, as the unrolled code sums them."""
     c = cell(kind, units)
     gates, H, N = len(c.gates), units, X.shape[1]
-    W, _, U, biases = _weights(params, gates)
-    projections = tape.projections
-    state_bar = [np.zeros((H, N), dtype=projections.dtype) for _ in range(c.arity)]
+    W, b, U, biases = _weights(params, gates)
+    xs = X.reshape(steps, features, N)
+    dtype = tape.states[0][0].dtype
+    state_bar = [np.zeros((H, N), dtype=dtype) for _ in range(c.arity)]
     if not sequences:
         state_bar[0] = G
-    P_bars, Q_bars = [], []  # last step first
+    W_bar, U_bar = np.zeros(W.shape, dtype), np.zeros(U.shape, dtype)
+    P_sum = np.zeros((gates * H, N), dtype)
+    P_bars = [None] * steps
     biases_bar = [None] * len(biases)
     for t in range(steps - 1, -1, -1):
         if sequences:
             state_bar[0] = state_bar[0] + G[t * H : (t + 1) * H]
-        P, Q = _blocks(projections[t], gates, H), _blocks(tape.recurrent[t], gates, H)
+        P = _blocks(tape.projections[t], gates, H)
+        Q = _blocks(tape.recurrent[t], gates, H)
         out = c.backward(*state_bar, *tape.saved[t], *P, *Q, *tape.states[t], *biases, N)
-        P_bars += out[gates - 1 :: -1]
-        Q_bar = out[gates] if gates == 1 else np.concatenate(out[gates : 2 * gates])
-        Q_bars.append(Q_bar)
+        P_bar, Q_bar = _stacked(out[:gates]), _stacked(out[gates : 2 * gates])
+        P_bars[t] = P_bar
+        W_bar += P_bar @ xs[t].T
+        P_sum += P_bar
+        if t > 0:  # h_0 = 0 adds nothing to U's gradient
+            U_bar += Q_bar @ tape.states[t][0].T
         state_bar = list(out[2 * gates : 2 * gates + c.arity])
         state_bar[0] = state_bar[0] + U.T @ Q_bar
         for k, g in enumerate(out[2 * gates + c.arity :]):
             biases_bar[k] = g if biases_bar[k] is None else biases_bar[k] + g
-    P_bar = np.concatenate(P_bars[::-1]).reshape(projections.shape)
-    xs = X.reshape(steps, features, N)
-    # batched products summed over t: one BLAS call per step, faster here than tensordot's
-    # single product with an inner dimension of T·N
-    W_bar = np.matmul(P_bar, xs.transpose(0, 2, 1)).sum(axis=0)
-    if steps > 1:  # steps 2..T: h_0 = 0 adds nothing to U's gradient
-        Q_bar = np.stack(Q_bars[-2::-1])
-        hs = np.stack([s[0] for s in tape.states[1:-1]])  # h_(t-1) for t = 2..T
-        U_bar = np.matmul(Q_bar, hs.transpose(0, 2, 1)).sum(axis=0)
-    else:
-        U_bar = np.zeros_like(U)
-    b_bar = P_bar.sum(axis=(0, 2))[:, None]
+    b_bar = P_sum.sum(axis=1, keepdims=True)
     rest = [*_blocks(W_bar, gates, H), *_blocks(b_bar, gates, H), *_blocks(U_bar, gates, H)]
-    return Gradients(W, P_bar, X.shape, [*rest, *biases_bar])
+    return Gradients(W, P_bars, [*rest, *biases_bar])
