@@ -22,10 +22,6 @@ from symdl.nn.layers import Layer, ShapeError
 from symdl.nn.scan import CELLS, Spec, cell, recurrent_scan
 from symdl.ops import row_block, sigmoid, vstack
 
-# the shortest sequence a compiled step loops over by default (unroll=None): measured in
-# bench/recurrent_loop.py, docs/benchmarks.md "Recurrent steps"
-LOOP_FROM_STEPS = 16
-
 
 def _tanh(Z):
     return elementwise(sympy.tanh, Z)
@@ -41,6 +37,10 @@ class _Recurrent(Layer):
 
     gates: tuple[str, ...] = ()
     recurrent_biases: tuple[str, ...] = ()  # gates with a second bias inside (GRU's n)
+    # the shortest sequence whose compiled steps loop over time by default (unroll=None), or
+    # None for never: where bench/recurrent_loop.py measured the loop's step as fast as the
+    # unrolled one (docs/benchmarks.md, "Recurrent steps")
+    loop_from_steps: int | None = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -57,9 +57,11 @@ class _Recurrent(Layer):
 
     def loops(self) -> bool:
         """Whether the compiled steps loop over time (the derivation is unrolled always):
-        `unroll=False`, or by default (`unroll=None`) sequences of LOOP_FROM_STEPS steps or more."""
+        `unroll=False`, or by default (`unroll=None`) sequences of `loop_from_steps` steps or
+        more (GRU and LSTM from 32; an RNN stays unrolled)."""
         if self.unroll is None:
-            return self.steps >= LOOP_FROM_STEPS
+            first = type(self).loop_from_steps
+            return first is not None and self.steps >= first
         return not self.unroll
 
     def _output_shape(self, input_shape):
@@ -152,6 +154,7 @@ class GRU(_Recurrent):
 
     kind = "gru"
     gates = ("r", "z", "n")
+    loop_from_steps = 32
     recurrent_biases = ("n",)
 
     def step(self, affine, h, params, ones, t, context):
@@ -174,6 +177,7 @@ class LSTM(_Recurrent):
 
     kind = "lstm"
     gates = ("i", "f", "g", "o")
+    loop_from_steps = 32
 
     def step(self, affine, state, params, ones, t, context):
         h, c = state if state is not None else (None, None)

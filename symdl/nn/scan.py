@@ -348,7 +348,7 @@ def forward(X, *params, kind, steps, features, units, sequences) -> Tape:
     for t in range(steps):
         P = W @ xs[t]
         P += b
-        Q = U @ state[0]
+        Q = U @ state[0] if t else np.zeros((U.shape[0], N), P.dtype)  # h_0 = 0
         out = c.forward(*_blocks(P, gates, H), *_blocks(Q, gates, H), *state, *biases, N)
         state = list(out[: c.arity])
         tape.projections.append(P)
@@ -406,7 +406,8 @@ def backward(G, tape: Tape, X, *params, kind, steps, features, units, sequences)
         if t > 0:  # h_0 = 0 adds nothing to U's gradient
             U_bar += Q_bar @ tape.states[t][0].T
         state_bar = list(out[2 * gates : 2 * gates + c.arity])
-        state_bar[0] = state_bar[0] + U.T @ Q_bar
+        if t:  # h_0's gradient is not needed
+            state_bar[0] = state_bar[0] + U.T @ Q_bar
         for k, g in enumerate(out[2 * gates + c.arity :]):
             biases_bar[k] = g if biases_bar[k] is None else biases_bar[k] + g
     b_bar = P_sum.sum(axis=1, keepdims=True)

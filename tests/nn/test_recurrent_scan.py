@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from symdl import nn
-from symdl.nn.recurrent import LOOP_FROM_STEPS
 
 from .test_recurrent import torch_layer
 
@@ -143,14 +142,15 @@ def test_the_derivation_stays_unrolled():
 
 
 def test_the_default_loops_from_the_measured_length():
-    short = nn.Sequential(nn.LSTM(2), nn.Dense(2), input_shape=(LOOP_FROM_STEPS - 1, 2))
-    long = nn.Sequential(nn.LSTM(2), nn.Dense(2), input_shape=(LOOP_FROM_STEPS, 2))
-    assert not short.layers[0].loops() and long.layers[0].loops()
-    assert (
-        not nn.Sequential(nn.LSTM(2, unroll=True), nn.Dense(2), input_shape=(64, 2))
-        .layers[0]
-        .loops()
-    )
+    def first_layer(layer, steps):
+        return nn.Sequential(layer, nn.Dense(2), input_shape=(steps, 2)).layers[0]
+
+    for cls in (nn.GRU, nn.LSTM):
+        first = cls.loop_from_steps
+        assert not first_layer(cls(2), first - 1).loops() and first_layer(cls(2), first).loops()
+        assert not first_layer(cls(2, unroll=True), 2 * first).loops()
+        assert first_layer(cls(2, unroll=False), 2).loops()
+    assert nn.RNN.loop_from_steps is None and not first_layer(nn.RNN(2), 256).loops()
 
 
 def test_exports_print_the_unrolled_layer():
