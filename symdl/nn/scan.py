@@ -108,7 +108,8 @@ class recurrent_scan(_ScanOp):
 
     def vjp(self, index, G, out):
         tape = scan_tape(*self.args)
-        return scan_part(scan_grads(G, tape, *self.args), Integer(index))
+        shape = Tuple(*self.args[index].shape)
+        return scan_part(scan_grads(G, tape, *self.args), Integer(index), shape)
 
     def numeric_form(self):
         return scan_output(scan_tape(*self.args), self.args[-1])
@@ -162,17 +163,17 @@ class scan_grads(_ScanOp):
 
 
 class scan_part(MatrixOp):
-    """Gradient `index` (in the order of the scan's arguments) of a backward loop's result."""
+    """Gradient `index` (in the order of the scan's arguments), of `shape`, of a backward
+    loop's result (which the compiler may have named by then)."""
 
     name = "scan_part"
 
     @property
     def shape(self):
-        grads, index = self.args
-        return grads.args[2 + int(index)].shape
+        return tuple(self.args[2])
 
     def _numpycode(self, printer):
-        grads, index = self.args
+        grads, index, _ = self.args
         return f"{printer._print(grads)}[{int(index)}]"
 
 
@@ -220,6 +221,7 @@ def cell(kind: str, units: int) -> Cell:
     sympy.core.cache.clear_cache()  # as a model does before it builds (symdl.nn.model)
     context = SimpleNamespace(names={}, index=0)
     state = states[0] if arity == 1 else tuple(states)
+    # the class's own step on a bare instance: a step reads only its arguments and the class
     new = layer.step(layer.__new__(layer), affine, state, U | biases, OneMatrix(1, N), 1, context)
     new = list(new) if arity == 2 else [new]
     products = {matmul(U[f"U_{g}"], states[0]): Q[g] for g in gates}
