@@ -44,7 +44,8 @@ class _Recurrent(Layer):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        CELLS[cls.kind] = cls
+        if "kind" in vars(cls):  # a subclass that keeps its parent's kind keeps its cell
+            CELLS[cls.kind] = cls
 
     def __init__(
         self, units: int, return_sequences: bool = False, name=None, unroll: bool | None = None
