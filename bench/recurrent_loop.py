@@ -1,13 +1,15 @@
-"""Would a compiled recurrent step that loops over time be faster than symdl's unrolled one?
-Hand-written NumPy backpropagation through time with a Python loop over t (the code a looped
-step would run at best: the gates stacked into one product per step, the input projections
-and the input weights' gradient one product over every step) against symdl's compiled unrolled
-step, the same loss (a dense layer on h_T, cross-entropy), one thread, float64.
+"""Does a compiled recurrent step that loops over time beat symdl's unrolled one? symdl's
+two compiled steps of the same model (`unroll=True`: the code unrolled over the T steps;
+`unroll=False`: one op whose kernel loops over t, symdl.nn.scan), hand-written NumPy
+backpropagation through time (RNN and LSTM: the gates stacked into one product per step) and
+PyTorch's nn.RNN/GRU/LSTM with autograd, the same loss (a dense layer on h_T, cross-entropy),
+one thread, float64, N = 32, F = 8, 64 units (examples/digits_gru.py).
 
-    python bench/recurrent_loop.py [--repeat 50] [--steps 8 32]
+    python bench/recurrent_loop.py [--repeat 50] [--steps 8 32] [--layers RNN GRU LSTM]
 
-Checks first that the loop's loss and gradients equal symdl's (1e-10), then prints the median
-time per step of each and the ratio loop / unrolled (below 1: the loop is faster).
+Checks first that the looped step's loss and gradients equal the unrolled step's (1e-10), and
+the hand loop's, then prints each compile time and the median time per step (process CPU
+clock, interleaved rounds), and the ratios looped / unrolled and looped / PyTorch.
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from scipy.special import expit, log_softmax, softmax  # noqa: E402
 
 from symdl import nn  # noqa: E402
+
+torch.set_num_threads(1)
+N, F, H, C = 32, 8, 64, 10  # examples/digits_gru.py
 
 
 def _dense_cross_entropy(h, V, c, Y):
@@ -107,34 +113,88 @@ def lstm_loop(p, X, Y, name="lstm_1"):
 def timed(step, repeat):
     times = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = time.process_time()
         step()
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     return statistics.median(times)
 
 
-def compare(name, layer, loop, T, repeat, rng):
-    N, F, H, C = 32, 8, 64, 10  # examples/digits_gru.py
-    model = nn.Sequential(layer(H), nn.Dense(C), input_shape=(T, F))
-    start = time.perf_counter()
-    compiled = model.compile()
-    compile_seconds = time.perf_counter() - start
+def compiled(layer, T, unroll):
+    model = nn.Sequential(layer(H, unroll=unroll), nn.Dense(C), input_shape=(T, F))
+    start = time.process_time()
+    step = model.compile()
+    return model, step, time.process_time() - start
+
+
+class Last(torch.nn.Module):
+    def __init__(self, recurrent):
+        super().__init__()
+        self.recurrent, self.dense = recurrent, torch.nn.Linear(H, C).double()
+
+    def forward(self, x):
+        return self.dense(self.recurrent(x)[0][:, -1])
+
+
+def torch_model(layer, params):
+    """PyTorch's layer with symdl's weights (gates stacked, the summed bias in bias_ih)."""
+    kind, gates = layer.kind, layer.gates
+    module = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[kind]
+    reference = Last(module(F, H, batch_first=True).double())
+    name = f"{kind}_1"
+
+    def stacked(letter):
+        return torch.tensor(np.concatenate([params[f"{name}.{letter}_{g}"] for g in gates]))
+
+    hidden = np.zeros(len(gates) * H)
+    if kind == "gru":
+        hidden[2 * H :] = params[f"{name}.c_n"]
+    r = reference.recurrent
+    with torch.no_grad():
+        r.weight_ih_l0.copy_(stacked("W"))
+        r.weight_hh_l0.copy_(stacked("U"))
+        r.bias_ih_l0.copy_(stacked("b"))
+        r.bias_hh_l0.copy_(torch.tensor(hidden))
+        reference.dense.weight.copy_(torch.tensor(params["dense_1.W"]))
+        reference.dense.bias.copy_(torch.tensor(params["dense_1.b"]))
+    return reference
+
+
+def compare(layer, loop, T, repeat, rng):
+    model, looped, looped_seconds = compiled(layer, T, unroll=False)
+    _, unrolled, unrolled_seconds = compiled(layer, T, unroll=True)
     params = model.init(0)
     X, y = rng.normal(size=(N, T, F)), rng.integers(0, C, N)
-    Xt, Y = np.ascontiguousarray(X.transpose(1, 2, 0)), np.eye(C)[y].T
-    loss, grads = compiled.loss_and_grads(params, X, y)
-    loop_loss, loop_grads = loop(params, Xt, Y)
-    assert abs(loop_loss - loss) <= 1e-10 * abs(loss), (loop_loss, loss)
+    loss, grads = unrolled.loss_and_grads(params, X, y)
+    mine, mine_grads = looped.loss_and_grads(params, X, y)
+    assert abs(mine - loss) <= 1e-10 * abs(loss), (mine, loss)
     for key, g in grads.items():
-        np.testing.assert_allclose(loop_grads[key], g, rtol=1e-10, atol=1e-12, err_msg=key)
-    mine, theirs = [], []
-    for _ in range(5):  # interleaved rounds: a busy machine slows both alike
-        mine.append(timed(lambda: compiled.loss_and_grads(params, X, y), repeat // 5))
-        theirs.append(timed(lambda: loop(params, Xt, Y), repeat // 5))
-    a, b = statistics.median(mine), statistics.median(theirs)
+        np.testing.assert_allclose(mine_grads[key], g, rtol=1e-10, atol=1e-12, err_msg=key)
+    steps = {
+        "looped": lambda: looped.loss_and_grads(params, X, y),
+        "unrolled": lambda: unrolled.loss_and_grads(params, X, y),
+    }
+    if loop is not None:
+        Xt, Y = np.ascontiguousarray(X.transpose(1, 2, 0)), np.eye(C)[y].T
+        loop_loss, loop_grads = loop(params, Xt, Y)
+        assert abs(loop_loss - loss) <= 1e-10 * abs(loss), (loop_loss, loss)
+        steps["hand loop"] = lambda: loop(params, Xt, Y)
+    reference, Xtorch, ytorch = torch_model(layer, params), torch.tensor(X), torch.tensor(y)
+
+    def torch_step():
+        reference.zero_grad()
+        torch.nn.functional.cross_entropy(reference(Xtorch), ytorch).backward()
+
+    steps["torch"] = torch_step
+    times = {key: [] for key in steps}
+    for _ in range(5):  # interleaved rounds: a busy machine slows all alike
+        for key, step in steps.items():
+            times[key].append(timed(step, max(1, repeat // 5)))
+    t = {key: statistics.median(v) * 1e3 for key, v in times.items()}
+    hand = f"{t['hand loop']:7.3f} ms" if "hand loop" in t else "      -   "
     print(
-        f"{name}({H}) T={T:<3} F={F} N={N}   compile {compile_seconds:6.1f} s   "
-        f"unrolled {a * 1e3:7.3f} ms   loop {b * 1e3:7.3f} ms   loop/unrolled {b / a:5.2f}"
+        f"| {layer.__name__} | {T} | {unrolled_seconds:.1f} s | {looped_seconds:.2f} s | "
+        f"{t['unrolled']:.3f} ms | {t['looped']:.3f} ms | {hand} | {t['torch']:.3f} ms | "
+        f"{t['looped'] / t['unrolled']:.2f} | {t['looped'] / t['torch']:.2f} |"
     )
 
 
@@ -142,11 +202,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--steps", type=int, nargs="+", default=[8, 32])
+    parser.add_argument("--layers", nargs="+", default=["RNN", "GRU", "LSTM"])
     args = parser.parse_args()
     rng = np.random.default_rng(0)
+    loops = {"RNN": rnn_loop, "GRU": None, "LSTM": lstm_loop}
+    print(
+        "| layer | T | compile unrolled | compile looped | unrolled step | looped step | "
+        "hand loop | PyTorch | looped / unrolled | looped / PyTorch |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for T in args.steps:
-        compare("RNN", nn.RNN, rnn_loop, T, args.repeat, rng)
-        compare("LSTM", nn.LSTM, lstm_loop, T, args.repeat, rng)
+        for name in args.layers:
+            compare(getattr(nn, name), loops[name], T, args.repeat, rng)
 
 
 if __name__ == "__main__":

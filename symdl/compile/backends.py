@@ -138,6 +138,10 @@ class ModelPlan:
     input (or `model.pack(...)` of them, split again here), and Y as one array per output."""
 
     def __init__(self, compiled_model, train: bool = True):
+        # a recurrent layer compiled as a loop over time runs in NumPy only: the export prints
+        # the model compiled with that layer unrolled (the same loss and gradients)
+        unrolled = getattr(compiled_model, "unrolled", None)
+        compiled_model = unrolled() if unrolled is not None else compiled_model
         self.model = compiled_model.model
         self.names = list(compiled_model.names)
         self.shapes = dict(compiled_model.shapes)

@@ -31,9 +31,13 @@ class CompiledModel:
     arrays, one per output.
     """
 
-    def __init__(self, model, seed: int = 0):  # a Sequential or an nn.Model (no import: a cycle)
+    def __init__(self, model, seed: int = 0, *, loops: bool = True):
+        # model: a Sequential or an nn.Model (no import: a cycle)
         model._require_built()
         self.model = model
+        self.loops = loops  # recurrent layers may loop over time (see `unrolled`)
+        self.looped: list = []  # the layers whose compiled code loops
+        self._unrolled = None
         self.symbols = model.parameters()
         self.names = list(self.symbols)
         self.shapes = {
@@ -49,7 +53,7 @@ class CompiledModel:
         self._listed = getattr(model, "takes_lists", False)  # X, y: one array per input/output
         self._train = self._compile_training(train=True)
         self._eval_grads = None
-        loss, outs, context, _ = model._expression(train=False)
+        loss, outs, context, _ = model._expression(train=False, loops=loops)
         self._eval = self._with_plan(CompiledProgram(build_program([loss])), context)
         self._predict = self._predictions(outs, context)
         self._sampled = self._features = None  # compiled when first asked for
@@ -68,7 +72,8 @@ class CompiledModel:
 
     # compilation -------------------------------------------------------------------------
     def _compile_training(self, train: bool):
-        loss, _, context, names = self.model._expression(train=train)
+        loss, _, context, names = self.model._expression(train=train, loops=self.loops)
+        self.looped = list(dict.fromkeys(self.looped + context.looped))
         extra = [wanted.expr for wanted in context.outputs]
         for i, expr in enumerate(extra):
             names.setdefault(expr, f"s_{{{i + 1}}}")
@@ -289,7 +294,7 @@ class CompiledModel:
         statistics): a fresh random draw at each call, the samples MC dropout averages.
         """
         if train and self._sampled is None:
-            _, outs, context, _ = self.model._expression(train=True)
+            _, outs, context, _ = self.model._expression(train=True, loops=self.loops)
             self._sampled = self._predictions(outs, context)
         outs = self._run(self._sampled if train else self._predict, params, X)
         dtype = self._dtype(params)
@@ -302,7 +307,8 @@ class CompiledModel:
         if self._features is None:
             if not hasattr(self.model, "forward"):
                 raise TypeError(f"features: {type(self.model).__name__} has no last layer")
-            A, context, _ = self.model.forward(train=False, upto=len(self.model.layers) - 1)
+            upto = len(self.model.layers) - 1
+            A, context, _ = self.model.forward(train=False, upto=upto, loops=self.loops)
             self._features = self._with_plan(CompiledProgram(build_program([A])), context)
         out = self._run(self._features, params, X)[0]
         return np.asarray(out, dtype=self._dtype(params)).T
@@ -311,6 +317,18 @@ class CompiledModel:
     def source(self) -> str:
         """The generated NumPy source of the training step."""
         return self._train[0].source
+
+    def unrolled(self) -> CompiledModel:
+        """This model compiled with every recurrent layer unrolled (itself if none loops), and
+        sharing its state: what the JAX and PyTorch exports print, since a loop over time
+        (symdl.nn.scan) runs in NumPy only."""
+        if not self.looped:
+            return self
+        if self._unrolled is None:
+            twin = type(self)(self.model, loops=False)
+            twin.state, twin.rng, twin.training = self.state, self.rng, self.training
+            self._unrolled = twin
+        return self._unrolled
 
 
 @dataclass(frozen=True)

@@ -150,10 +150,12 @@ class Model:
         """(loss, output matrices, context, names), as Sequential.expression gives."""
         return self._expression(train)
 
-    def _expression(self, train: bool):
+    def _expression(self, train: bool, loops: bool = False):
         forget_built_expressions()
         symbols = self.parameters()
-        outs, context, names = forward(self.inputs, self.tensors, self.outputs_, symbols, train)
+        outs, context, names = forward(
+            self.inputs, self.tensors, self.outputs_, symbols, train, loops
+        )
         loss, names = loss_of(outs, self.losses, self.weights, context, names)
         return loss, outs, context, names
 

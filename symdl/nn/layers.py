@@ -74,6 +74,10 @@ class Context:
     constants: dict = field(default_factory=dict)  # symbols with a fixed value: epsilon
     penalties: list = field(default_factory=list)
     apply: Callable | None = None  # (layers, A) -> output: a block runs its inner layers
+    # the expression is compiled, not displayed: a recurrent layer may be one op that loops
+    # over time (symdl.nn.scan) rather than unrolled; the layers that do are listed in looped
+    loops: bool = False
+    looped: list = field(default_factory=list)
 
     def extra_input(self, layer: Layer, key: str, symbol: MatrixSymbol) -> MatrixSymbol:
         """Declare `symbol` an input that `layer` needs fed at every call (a dropout mask, a

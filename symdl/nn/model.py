@@ -116,8 +116,9 @@ class Sequential:
             f"{layer.name}.{k}": v for layer in walk(self.layers) for k, v in layer.state().items()
         }
 
-    def forward(self, train: bool = True, upto: int | None = None):
-        """The output of the first `upto` top-level layers (all by default) for the batch X.
+    def forward(self, train: bool = True, upto: int | None = None, loops: bool = False):
+        """The output of the first `upto` top-level layers (all by default) for the batch X;
+        `loops=True` for the compiled expression (recurrent layers may loop over time).
 
         Returns:
             (A, context, names): the output matrix (features x N), the context (extra inputs
@@ -126,7 +127,7 @@ class Sequential:
         self._require_built()
         x, tensors = chain(self.input_shape, self.layers if upto is None else self.layers[:upto])
         last = tensors[-1] if tensors else x
-        (A,), context, names = forward([x], tensors, [last], self.parameters(), train)
+        (A,), context, names = forward([x], tensors, [last], self.parameters(), train, loops)
         return A, context, names
 
     def expression(self, train: bool = True):
@@ -141,11 +142,12 @@ class Sequential:
         loss, (A,), context, names = self._expression(train)
         return loss, A, context, names
 
-    def _expression(self, train: bool):
+    def _expression(self, train: bool, loops: bool = False):
         """(loss, [output], context, names): the network of one input and one output, as a
-        graph model gives it (the compiled model reads this)."""
+        graph model gives it (the compiled model reads this, with `loops=True`: recurrent
+        layers may loop over time)."""
         forget_built_expressions()
-        A, context, names = self.forward(train)
+        A, context, names = self.forward(train, loops=loops)
         loss, names = loss_of([A], [self.loss], [1], context, names)
         return loss, [A], context, names
 

@@ -117,12 +117,15 @@ def forward(
     outputs: Sequence[Tensor],
     symbols: Mapping[str, MatrixSymbol],
     train: bool,
+    loops: bool = False,
 ):
     """The matrix expression of each output: `tensors` (in order, each after its parents)
     applied to the model inputs X (or X_1, X_2, ... for several), one example per column.
 
     Args:
         symbols: every parameter symbol, keyed "layer.name".
+        loops: the compiled expression, not the displayed one: a recurrent layer may be one
+            op that loops over time (symdl.nn.scan) rather than unrolled.
 
     Returns:
         (outputs, context, names): a matrix per output, the context the layers declared in
@@ -134,7 +137,7 @@ def forward(
         id(t): MatrixSymbol(f"X_{{{i + 1}}}" if several else "X", _features(t.shape), N)
         for i, t in enumerate(inputs)
     }
-    context = Context(index=0, batch=N, train=train)
+    context = Context(index=0, batch=N, train=train, loops=loops)
     names: dict = {}
     uses: dict = {}
 

@@ -19,6 +19,7 @@ from sympy import MatrixSymbol, OneMatrix
 
 from symdl.core.matrices import elementwise, hadamard, matadd, matmul, scale
 from symdl.nn.layers import Layer, ShapeError
+from symdl.nn.scan import CELLS, Spec, cell, recurrent_scan
 from symdl.ops import row_block, sigmoid, vstack
 
 
@@ -36,12 +37,33 @@ class _Recurrent(Layer):
 
     gates: tuple[str, ...] = ()
     recurrent_biases: tuple[str, ...] = ()  # gates with a second bias inside (GRU's n)
+    # the shortest sequence whose compiled steps loop over time by default (unroll=None), or
+    # None for never: where bench/recurrent_loop.py measured the loop's step as fast as the
+    # unrolled one (docs/benchmarks.md, "Recurrent steps")
+    loop_from_steps: int | None = None
 
-    def __init__(self, units: int, return_sequences: bool = False, name=None):
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "kind" in vars(cls):  # a subclass that keeps its parent's kind keeps its cell
+            CELLS[cls.kind] = cls
+
+    def __init__(
+        self, units: int, return_sequences: bool = False, name=None, unroll: bool | None = None
+    ):
         super().__init__(name)
         if int(units) < 1:
             raise ValueError(f"{type(self).__name__}: units must be positive, got {units}")
         self.units, self.return_sequences = int(units), bool(return_sequences)
+        self.unroll = None if unroll is None else bool(unroll)
+
+    def loops(self) -> bool:
+        """Whether the compiled steps loop over time (the derivation is unrolled always):
+        `unroll=False`, or by default (`unroll=None`) sequences of `loop_from_steps` steps or
+        more (GRU and LSTM from 32; an RNN stays unrolled)."""
+        if self.unroll is None:
+            first = type(self).loop_from_steps
+            return first is not None and self.steps >= first
+        return not self.unroll
 
     def _output_shape(self, input_shape):
         if len(input_shape) != 2:
@@ -78,6 +100,8 @@ class _Recurrent(Layer):
         T, F = self.steps, self.features
         if A.shape[0] != T * F:
             raise ShapeError(f"{self.name}: input has {A.shape[0]} rows, expected {T}x{F}")
+        if getattr(context, "loops", False) and self.loops():
+            return None, self._scan(A, params, context)
         ones = OneMatrix(1, context.batch)
         state, outputs = None, []
         for t in range(1, T + 1):
@@ -94,6 +118,17 @@ class _Recurrent(Layer):
             outputs.append(h)
         out = vstack(*outputs) if self.return_sequences else outputs[-1]
         return None, out
+
+    def _scan(self, A, params, context):
+        """The layer as one op whose code loops over time (symdl.nn.scan)."""
+        context.looped.append(self)
+        cell(self.kind, self.units)  # derived and compiled now, with the model
+        keys = [f"W_{g}" for g in self.gates] + [f"b_{g}" for g in self.gates]
+        keys += [f"U_{g}" for g in self.gates] + [f"c_{g}" for g in self.recurrent_biases]
+        spec = Spec(
+            self.kind, self.name, self.steps, self.features, self.units, self.return_sequences
+        )
+        return recurrent_scan(A, *(params[k] for k in keys), spec.as_tuple())
 
     def _name(self, context, expr, letter, t):
         context.names.setdefault(expr, f"{letter}_{{{t}}}^{{({context.index})}}")
@@ -120,6 +155,7 @@ class GRU(_Recurrent):
 
     kind = "gru"
     gates = ("r", "z", "n")
+    loop_from_steps = 32
     recurrent_biases = ("n",)
 
     def step(self, affine, h, params, ones, t, context):
@@ -142,6 +178,7 @@ class LSTM(_Recurrent):
 
     kind = "lstm"
     gates = ("i", "f", "g", "o")
+    loop_from_steps = 32
 
     def step(self, affine, state, params, ones, t, context):
         h, c = state if state is not None else (None, None)
