@@ -50,8 +50,12 @@ class Loss:
         return Z
 
     def targets(self, y, outputs: int) -> np.ndarray:
-        """Targets as a matrix (outputs x N): from (N,) or (N, outputs) arrays."""
-        y = np.asarray(y, dtype=float)
+        """Targets as a matrix (outputs x N): from (N,) or (N, outputs) arrays; floats keep
+        their dtype (float32 targets of a float32 model are not copied twice), others are
+        made float64."""
+        y = np.asarray(y)
+        if y.dtype.kind != "f":
+            y = y.astype(float)
         if y.ndim == 1 and outputs == 1:
             return y[None, :]
         if y.ndim == 2 and y.shape[1] == outputs:
