@@ -296,12 +296,7 @@ class SelfAttention(_Sequence):
         return shapes | {f"b_{k}": (d,) for k in "qkvo"}
 
     def parameters(self, index):
-        return {
-            key: MatrixSymbol(
-                f"{key[0]}_{{{key[2]}}}^{{({index})}}", shape[0], shape[1] if len(shape) > 1 else 1
-            )
-            for key, shape in self.natural_shapes().items()
-        }
+        return _projection_symbols(self, index)
 
     def init(self, rng):
         d = self.features
@@ -343,6 +338,16 @@ def _fixed_mask(layer, T_q, T_k, causal=False):
                 "masked), which PyTorch turns into NaN; keep at least one key per row"
             )
     return added
+
+
+def _projection_symbols(layer, index) -> dict:
+    """W_q^{(l)}, ..., b_o^{(l)}: an attention layer's projections, a bias a column."""
+    return {
+        key: MatrixSymbol(
+            f"{key[0]}_{{{key[2]}}}^{{({index})}}", shape[0], shape[1] if len(shape) > 1 else 1
+        )
+        for key, shape in layer.natural_shapes().items()
+    }
 
 
 def _fixed_mask_value(layer, key, shape, train, rng, state):

@@ -5,9 +5,14 @@ with key = value, written as symdl.nn.attention writes self-attention."""
 from __future__ import annotations
 
 import numpy as np
-from sympy import MatrixSymbol
 
-from symdl.nn.attention import _attend, _fixed_mask, _fixed_mask_value, _token_columns
+from symdl.nn.attention import (
+    _attend,
+    _fixed_mask,
+    _fixed_mask_value,
+    _projection_symbols,
+    _token_columns,
+)
 from symdl.nn.layers import Layer, ShapeError
 from symdl.ops import untokens
 
@@ -90,12 +95,7 @@ class CrossAttention(Layer):
         return shapes | {f"b_{k}": (d,) for k in "qkvo"}
 
     def parameters(self, index):
-        return {
-            key: MatrixSymbol(
-                f"{key[0]}_{{{key[2]}}}^{{({index})}}", shape[0], shape[1] if len(shape) > 1 else 1
-            )
-            for key, shape in self.natural_shapes().items()
-        }
+        return _projection_symbols(self, index)
 
     def init(self, rng):
         """Glorot-uniform weights (PyTorch's xavier_uniform_ on each projection), zero biases."""
