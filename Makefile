@@ -31,6 +31,10 @@ docs: $(VENV)/.installed
 bench: $(VENV)/.installed-dev  # the figures of docs/benchmarks.md (torch: pip install torch)
 	$(PY) bench/derive_scaling.py
 	$(PY) bench/train_step.py
+	$(PY) bench/graph_step.py
+	$(PY) bench/recurrent_step.py
+	$(PY) bench/recurrent_loop.py
+	$(PY) bench/export_step.py
 	$(PY) bench/check_verify.py
 
 clean:
