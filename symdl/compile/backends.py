@@ -73,6 +73,9 @@ class BackendPrinter(SymdlNumPyPrinter):
     def kernels(self) -> str:
         return self.modules["symdl.ops.runtime"]
 
+    def _sum(self, code, axis):
+        return f"({code}).sum(axis={axis}, keepdims=True)"  # every array library has .sum
+
     def translate(self, fqn: str) -> str:
         """`fqn` with its longest translated module prefix replaced."""
         for prefix in sorted(self.modules, key=len, reverse=True):

@@ -138,7 +138,9 @@ class SymdlNumPyPrinter(SciPyPrinter):
         return None if fused_only else self._sum(self._print(node), 1)
 
     def _sum(self, code, axis):
-        return f"({code}).sum(axis={axis}, keepdims=True)"
+        # the ufunc's reduce, what ndarray.sum calls (the same bits) without its Python layer:
+        # a small network's step makes a few such sums, 0.3-0.5 µs each
+        return f"{self._module_format('numpy.add')}.reduce({code}, axis={axis}, keepdims=True)"
 
     def _broadcast(self, code, shape):
         return f"{self._module_format('numpy.broadcast_to')}({code}, {self._print(shape)})"
