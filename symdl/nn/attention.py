@@ -256,13 +256,7 @@ class SelfAttention(_Sequence):
     ):
         super().__init__(name)
         self.heads, self.causal = int(heads), bool(causal)
-        self.mask = None if mask is None else np.asarray(mask)
-        if mask_input not in ("boolean", "additive"):
-            raise ValueError(
-                f"SelfAttention: mask_input is 'boolean' or 'additive', not {mask_input!r}"
-            )
-        self.mask_input = mask_input
-        self.mask_shape = None  # of a per-example mask input, when called with one
+        _set_masks(self, mask, mask_input)
 
     def build_many(self, shapes):
         """Built on a sequence and a per-example mask (a graph model's second input)."""
@@ -338,6 +332,17 @@ def _fixed_mask(layer, T_q, T_k, causal=False):
                 "masked), which PyTorch turns into NaN; keep at least one key per row"
             )
     return added
+
+
+def _set_masks(layer, mask, mask_input: str) -> None:
+    """An attention layer's fixed mask and the kind of its per-example mask input."""
+    layer.mask = None if mask is None else np.asarray(mask)
+    if mask_input not in ("boolean", "additive"):
+        raise ValueError(
+            f"{type(layer).__name__}: mask_input is 'boolean' or 'additive', not {mask_input!r}"
+        )
+    layer.mask_input = mask_input
+    layer.mask_shape = None  # of a per-example mask input, when called with one
 
 
 def _projection_symbols(layer, index) -> dict:

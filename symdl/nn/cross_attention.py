@@ -11,6 +11,7 @@ from symdl.nn.attention import (
     _fixed_mask,
     _fixed_mask_value,
     _projection_symbols,
+    _set_masks,
     _token_columns,
 )
 from symdl.nn.layers import Layer, ShapeError
@@ -41,13 +42,7 @@ class CrossAttention(Layer):
     def __init__(self, heads: int = 1, name=None, *, mask=None, mask_input: str = "boolean"):
         super().__init__(name)
         self.heads = int(heads)
-        self.mask = None if mask is None else np.asarray(mask)
-        if mask_input not in ("boolean", "additive"):
-            raise ValueError(
-                f"CrossAttention: mask_input is 'boolean' or 'additive', not {mask_input!r}"
-            )
-        self.mask_input = mask_input
-        self.mask_shape = None  # of a per-example mask input, when called with one
+        _set_masks(self, mask, mask_input)
 
     def _output_shape(self, input_shape):
         raise ShapeError(
