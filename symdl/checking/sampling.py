@@ -3,15 +3,13 @@ of each branch of a piecewise function (ReLU, max, |x|, Heaviside, Piecewise).""
 
 from __future__ import annotations
 
-import signal
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import contextmanager
 
 import numpy as np
 import sympy
 from sympy import Basic, Dummy, MatrixBase, Symbol
 
+from symdl._time_limit import time_limit
 from symdl.checking.claims import entry_name
 from symdl.compile.codegen import SymdlNumPyPrinter
 from symdl.ops import Op, elementary
@@ -20,40 +18,15 @@ KINK_MARGIN = 1e-6  # |quantity| below this counts as sitting on the kink
 MAGNITUDE = 3  # points reach |x| = 10**MAGNITUDE, not only the neighbourhood of 0
 _SOLVE_BUDGET = 0.25  # seconds to solve one kink condition for one symbol
 _SOLVED_KINKS = 24  # kink conditions solved at most
-_REPEAT = 0.05  # seconds between repeats of a time limit's interrupt
 
 
 class _OutOfTime(BaseException):  # not an Exception: SymPy's `except Exception` must not eat it
     pass
 
 
-@contextmanager
 def _time_limit(seconds: float):
-    """Interrupt the block after `seconds` where a timer is available (POSIX, main thread,
-    no timer already running); elsewhere the size guards alone bound the work."""
-    usable = (
-        hasattr(signal, "setitimer")
-        and threading.current_thread() is threading.main_thread()
-        and signal.getitimer(signal.ITIMER_REAL)[0] == 0
-    )
-    if not usable:
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise _OutOfTime
-
-    previous = signal.signal(signal.SIGALRM, interrupt)
-    # then again every 50 ms until cancelled: an exception raised while a garbage-collector
-    # callback runs is printed and dropped by Python, and the work would go on unbounded
-    signal.setitimer(signal.ITIMER_REAL, seconds, _REPEAT)
-    try:
-        yield
-    finally:
-        try:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        finally:
-            signal.signal(signal.SIGALRM, previous)
+    """Raise _OutOfTime in the block after `seconds` (see symdl._time_limit)."""
+    return time_limit(seconds, _OutOfTime)
 
 
 def breakpoints(quantity: Basic, symbols: Sequence[Symbol]) -> list[tuple[Symbol, Basic]]:

@@ -4,15 +4,12 @@ reader, which build SymPy objects through the guarded Builder with names from a 
 
 from __future__ import annotations
 
-import contextlib
 import re
-import signal
-import threading
-import time
 
 from sympy import Expr
 from sympy.logic.boolalg import Boolean
 
+from symdl._time_limit import time_limit
 from symdl.parsing.builder import Builder, Ones
 from symdl.parsing.errors import (
     HARD_TIME_LIMIT,
@@ -63,34 +60,17 @@ def parse(text: str, namespace=None, shape: tuple | None = None):
         raise ParseError(f"cannot build the formula: {reason}", text) from None
 
 
-@contextlib.contextmanager
 def _time_limit(text: str):
     """Stop parsing after HARD_TIME_LIMIT seconds, SymPy's own evaluation included (the
     Builder bounds each step it takes, but not SymPy's work inside one, e.g. Max of 100
-    arguments). A timer signal works only in the main thread; elsewhere the Builder's bound
-    alone applies."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
-        yield
-        return
-
-    def expire(signum, frame):
-        raise ParseError(
+    arguments). The timer works only in the main thread; elsewhere the Builder's bound alone
+    applies."""
+    return time_limit(
+        HARD_TIME_LIMIT,
+        lambda: ParseError(
             f"the formula takes more than {HARD_TIME_LIMIT:g} s to build; simplify it", text
-        )
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    start = time.monotonic()
-    # repeated every 50 ms until cancelled: an exception raised while a garbage-collector
-    # callback runs is dropped by Python, and parsing would go on unbounded
-    remaining, interval = signal.setitimer(signal.ITIMER_REAL, HARD_TIME_LIMIT, 0.05)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        if remaining:  # an outer timer was running: give it back what is left of it
-            left = max(remaining - (time.monotonic() - start), 1e-3)
-            signal.setitimer(signal.ITIMER_REAL, left, interval)
+        ),
+    )
 
 
 def _whole(result, text: str, shape: tuple | None):
