@@ -41,8 +41,11 @@ def assert_matches_scalar_path(f, wrt, sizes, rng, ranges=None, points=2):
     explicit_f = expand_ops(_scalar(expand(f_sized, {M: entries(M) for M in matrices})))
     inputs = [s for M in matrices for s in entries(M)]
     references = {
-        W: sympy.lambdify(
-            inputs, [sympy.diff(explicit_f, e) for e in entries(W.xreplace(sizes))], cse=True
+        W: sympy.lambdify(  # plain Python floats: NumPy's printer simplifies every condition
+            inputs,
+            [sympy.diff(explicit_f, e) for e in entries(W.xreplace(sizes))],
+            modules=["math", "mpmath", "sympy"],
+            cse=True,
         )
         for W in wrt
     }
