@@ -9,9 +9,9 @@ import numpy as np
 import sympy
 from sympy import Basic, Dummy, MatrixBase, Symbol
 
-from symdl._time_limit import time_limit
 from symdl.checking.claims import entry_name
 from symdl.compile.codegen import SymdlNumPyPrinter
+from symdl.core.time_limit import time_limit
 from symdl.ops import Op, elementary
 
 KINK_MARGIN = 1e-6  # |quantity| below this counts as sitting on the kink
@@ -25,7 +25,7 @@ class _OutOfTime(BaseException):  # not an Exception: SymPy's `except Exception`
 
 
 def _time_limit(seconds: float):
-    """Raise _OutOfTime in the block after `seconds` (see symdl._time_limit)."""
+    """Raise _OutOfTime in the block after `seconds` (see symdl.core.time_limit)."""
     return time_limit(seconds, _OutOfTime)
 
 

@@ -9,7 +9,7 @@ import re
 from sympy import Expr
 from sympy.logic.boolalg import Boolean
 
-from symdl._time_limit import time_limit
+from symdl.core.time_limit import time_limit
 from symdl.parsing.builder import Builder, Ones
 from symdl.parsing.errors import (
     HARD_TIME_LIMIT,

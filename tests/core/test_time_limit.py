@@ -1,4 +1,4 @@
-"""The one time limit (symdl._time_limit): it stops the work, and an interrupt that arrives where
+"""The one time limit (symdl.core.time_limit): it stops the work, and an interrupt that arrives where
 Python would drop the exception (a finalizer, a weakref callback, a generator being closed)
 waits for the next one instead of being printed and lost."""
 
@@ -10,7 +10,7 @@ import weakref
 
 import pytest
 
-from symdl._time_limit import time_limit
+from symdl.core.time_limit import time_limit
 
 
 class Stop(BaseException):
