@@ -22,7 +22,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(PY) -m ruff check symdl tests examples bench scripts
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile  # one worker per core; each test file in one worker
 
 docs: $(VENV)/.installed
 	$(PY) scripts/build_api_docs.py
