@@ -19,7 +19,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 from symdl.checking.sampling import lambdified, nodes
 from symdl.ops.activations import sigmoid
 
-BUDGET = 2.0  # seconds for the search of a diagnosis
+BUDGET = 2.0  # CPU seconds for the search of a diagnosis
 _MAX_CANDIDATES = 120
 _MAX_NODES = 300  # a derivative (or an entry of one) larger than this is not altered
 _MAX_ARGS = 10  # an Add or Mul with more arguments is not searched pair by pair
@@ -56,7 +56,7 @@ def diagnose(evidence: Evidence) -> str:
         return ""  # a difference float64 does not see: nothing to compare alterations with
     if e.claimed.shape[-1] < _MIN_POINTS:
         return ""  # at= one point: agreement there would not check an alteration
-    deadline = time.monotonic() + BUDGET
+    deadline = time.process_time() + BUDGET
     for finder in (_whole_transpose, _claim_transposed, _in_matrix_notation, _entry_by_entry):
         try:
             found = finder(e, deadline)
@@ -111,7 +111,7 @@ def _first_agreeing(alterations, evaluate, claimed, deadline: float) -> str:
     for description, altered in alterations:
         if altered is None or not getattr(altered, "free_symbols", True):
             continue  # a constant (Heaviside(-40) of relu(x - 40) without x) explains nothing
-        if time.monotonic() > deadline or tried >= _MAX_CANDIDATES:
+        if time.process_time() > deadline or tried >= _MAX_CANDIDATES:
             return ""
         tried += 1
         try:
@@ -129,7 +129,7 @@ def _claim_transposed(e: Evidence, deadline: float) -> str:
     if e.claim_matrix is None or e.write is None:
         return ""
     for m in sorted(e.claim_matrix.atoms(sympy.MatrixSymbol), key=str):
-        if m.shape[0] != m.shape[1] or time.monotonic() > deadline:
+        if m.shape[0] != m.shape[1] or time.process_time() > deadline:
             continue
         for old, new in ((m.T, m), (m, m.T)) if e.claim_matrix.has(m.T) else ((m, m.T),):
             try:

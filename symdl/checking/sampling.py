@@ -16,7 +16,7 @@ from symdl.ops import Op, elementary
 
 KINK_MARGIN = 1e-6  # |quantity| below this counts as sitting on the kink
 MAGNITUDE = 3  # points reach |x| = 10**MAGNITUDE, not only the neighbourhood of 0
-_SOLVE_BUDGET = 0.25  # seconds to solve one kink condition for one symbol
+_SOLVE_BUDGET = 0.25  # CPU seconds to solve one kink condition for one symbol
 _SOLVED_KINKS = 24  # kink conditions solved at most
 
 

@@ -1,7 +1,10 @@
 """One time limit for work that SymPy cannot bound itself (solving a kink condition, proving a
-difference zero, building a parsed formula): a timer signal that raises an exception in the
-main thread, and that never raises where Python would drop the exception instead of stopping
-the work (a finalizer, a weakref callback, a generator being closed)."""
+difference zero, building a parsed formula): a timer of the process's CPU time that raises an
+exception in the main thread, and that never raises where Python would drop the exception
+instead of stopping the work (a finalizer, a weakref callback, a generator being closed).
+
+CPU time, not the clock: a verdict or a parse does not change with how busy the machine is,
+and the timer (ITIMER_VIRTUAL, SIGVTALRM) leaves SIGALRM to the user's own code."""
 
 from __future__ import annotations
 
@@ -13,14 +16,14 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 
-REPEAT = 0.05  # seconds between the interrupts once the limit has passed, until cancelled
+REPEAT = 0.05  # CPU seconds between the interrupts once the limit has passed, until cancelled
 
 _MAX_DEPTH = 400  # frames looked at to tell whether an exception would be dropped
 
 
 @contextmanager
 def time_limit(seconds: float, error: Callable[[], BaseException]):
-    """Raise `error()` inside the block once `seconds` of wall-clock time have passed.
+    """Raise `error()` inside the block once it has used `seconds` of the process's CPU time.
 
     Works in the main thread of a POSIX process; elsewhere the block runs unbounded (the
     callers bound their work by size too). An outer limit already running is given back what
@@ -30,7 +33,7 @@ def time_limit(seconds: float, error: Callable[[], BaseException]):
     work. The garbage collector is paused inside the block, so no cyclic finalizer runs there.
     """
     if threading.current_thread() is not threading.main_thread() or not hasattr(
-        signal, "setitimer"
+        signal, "ITIMER_VIRTUAL"
     ):
         yield
         return
@@ -39,23 +42,23 @@ def time_limit(seconds: float, error: Callable[[], BaseException]):
         if not _would_be_dropped(frame):
             raise error()
 
-    previous = signal.signal(signal.SIGALRM, interrupt)
-    start = time.monotonic()
-    remaining, interval = signal.setitimer(signal.ITIMER_REAL, seconds, REPEAT)
+    previous = signal.signal(signal.SIGVTALRM, interrupt)
+    start = time.process_time()
+    remaining, interval = signal.setitimer(signal.ITIMER_VIRTUAL, seconds, REPEAT)
     collecting = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         try:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(signal.ITIMER_VIRTUAL, 0)
         finally:
-            signal.signal(signal.SIGALRM, previous)
+            signal.signal(signal.SIGVTALRM, previous)
             if collecting:
                 gc.enable()
             if remaining:  # an outer limit was running: give it back what is left of it
-                left = max(remaining - (time.monotonic() - start), 1e-3)
-                signal.setitimer(signal.ITIMER_REAL, left, interval)
+                left = max(remaining - (time.process_time() - start), 1e-3)
+                signal.setitimer(signal.ITIMER_VIRTUAL, left, interval)
 
 
 def _would_be_dropped(frame) -> bool:

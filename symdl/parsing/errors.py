@@ -16,7 +16,7 @@ MAX_ENTRIES = 10_000  # entries of a matrix, and multiply-adds of one matrix pro
 MAX_VECTOR = 200  # entries of a vector given whole to an op (softmax of n entries has n^2 parts)
 MAX_ARGS = 100  # arguments of one call
 TIME_LIMIT = 2.5  # CPU seconds to build the formula (each step is bounded; this bounds their sum)
-HARD_TIME_LIMIT = 5.0  # seconds for all of parse, SymPy's own evaluation included (main thread)
+HARD_TIME_LIMIT = 5.0  # CPU seconds for all of parse, SymPy's own evaluation included (main thread)
 MAX_TOWER = 3  # exponentials nested in one another: exp(exp(exp(exp(x)))) overflows a double
 # for x > -0.5, and SymPy's simplification and evaluation of deeper towers does not end
 
