@@ -14,6 +14,22 @@ from symdl.compile.codegen import SymdlNumPyPrinter
 from symdl.ops import elementary
 
 
+def optional(module: str):
+    """The optional `module` (torch, jax), or None when it is not installed: the tests that need
+    it carry `needs(module)` and skip, and the rest of their file still runs."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError:
+        return None
+
+
+def needs(module, name: str):
+    """A mark that skips a test when the optional module `name` (from `optional`) is missing."""
+    return pytest.mark.skipif(
+        module is None, reason=f"{name} is not installed: pip install symdl[export]"
+    )
+
+
 def fuzz_script():
     """scripts/fuzz.py as the module `fuzz`: its random DAGs and matrix expressions are the ones
     tests/test_fuzz.py and tests/core/test_jacobian_hessian.py draw from."""

@@ -8,7 +8,10 @@ import pytest
 
 from symdl import nn
 
-torch = pytest.importorskip("torch")
+from ..conftest import needs, optional
+
+torch = optional("torch")
+needs_torch = needs(torch, "torch")
 
 
 def attention_reference(params, name, X, heads, causal):
@@ -28,6 +31,7 @@ def attention_reference(params, name, X, heads, causal):
     return mha, mha(x, x, x, attn_mask=mask, need_weights=False)[0]
 
 
+@needs_torch
 @pytest.mark.parametrize(("heads", "causal"), [(1, False), (2, False), (2, True)])
 def test_self_attention_matches_pytorch(heads, causal):
     rng = np.random.default_rng(0)
@@ -54,6 +58,7 @@ def test_self_attention_matches_pytorch(heads, causal):
     np.testing.assert_allclose(grads["attention_1.b_o"], mha.out_proj.bias.grad.numpy(), rtol=1e-8)
 
 
+@needs_torch
 def test_embedding_matches_pytorch():
     rng = np.random.default_rng(1)
     V, T, d, N = 5, 3, 2, 4
@@ -71,6 +76,7 @@ def test_embedding_matches_pytorch():
     np.testing.assert_allclose(grads["embedding_1.E"], embedding.weight.grad.numpy().T, rtol=1e-10)
 
 
+@needs_torch
 def test_a_transformer_block_matches_pytorchs_encoder_layer():
     rng = np.random.default_rng(2)
     T, d, hidden, N = 3, 4, 6, 3
@@ -137,6 +143,7 @@ def test_positional_encoding_is_a_constant_shift():
     assert loss == pytest.approx(np.mean(nn.attention.sinusoidal(3, 4) ** 2))
 
 
+@needs_torch
 def test_a_sequence_to_sequence_transformer_matches_pytorch():
     """scripts/transformer_sort.py's graph at small sizes (embedding, positions, a block, a
     dense layer on every token, one cross-entropy per position), every gradient."""

@@ -11,9 +11,11 @@ import pytest
 from symdl import nn
 from symdl.nn.layers import ShapeError
 
+from ..conftest import needs, optional
 from .test_graph import finite_differences
 
-torch = pytest.importorskip("torch", reason="torch is not installed: pip install symdl[export]")
+torch = optional("torch")
+needs_torch = needs(torch, "torch")
 
 T, D, N = 3, 4, 3
 
@@ -56,6 +58,7 @@ def one_key_per_row(mask):
     return mask
 
 
+@needs_torch
 @pytest.mark.parametrize("heads", [1, 2])
 def test_fixed_boolean_mask_matches_pytorch(heads):
     rng = np.random.default_rng(heads)
@@ -68,6 +71,7 @@ def test_fixed_boolean_mask_matches_pytorch(heads):
     assert_matches(loss, grads, *reference(params, X, Y, heads, attn_mask=torch.tensor(mask)))
 
 
+@needs_torch
 def test_fixed_additive_mask_with_causal_matches_pytorch():
     rng = np.random.default_rng(3)
     mask = rng.normal(size=(T, T))
@@ -94,6 +98,7 @@ def padding(rng):
     return np.arange(T)[None, :] >= lengths[:, None]
 
 
+@needs_torch
 @pytest.mark.parametrize("heads", [1, 2])
 def test_key_padding_mask_input_matches_pytorch(heads):
     rng = np.random.default_rng(10 + heads)
@@ -106,6 +111,7 @@ def test_key_padding_mask_input_matches_pytorch(heads):
     assert_matches(loss, grads, *expected)
 
 
+@needs_torch
 def test_per_example_mask_input_matches_pytorchs_3d_attn_mask():
     rng = np.random.default_rng(20)
     heads = 2
@@ -118,6 +124,7 @@ def test_per_example_mask_input_matches_pytorchs_3d_attn_mask():
     assert_matches(loss, grads, *reference(params, X, Y, heads, attn_mask=per_head))
 
 
+@needs_torch
 def test_additive_mask_input_matches_pytorchs_float_key_padding_mask():
     rng = np.random.default_rng(30)
     model = masked_model(2, T, mask_input="additive")

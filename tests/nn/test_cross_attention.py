@@ -9,9 +9,11 @@ import pytest
 
 from symdl import nn
 
+from ..conftest import needs, optional
 from .test_graph import finite_differences
 
-torch = pytest.importorskip("torch", reason="torch is not installed: pip install symdl[export]")
+torch = optional("torch")
+needs_torch = needs(torch, "torch")
 
 T_Q, T_K, D, N = 2, 3, 4, 3
 
@@ -67,6 +69,7 @@ def data(rng, e, params):
     return params, X, memory, rng.normal(size=(N, T_Q * D))
 
 
+@needs_torch
 @pytest.mark.parametrize(("heads", "e"), [(1, 4), (2, 4), (2, 5)])
 def test_cross_attention_matches_pytorch(heads, e):
     rng = np.random.default_rng(heads + e)
@@ -77,6 +80,7 @@ def test_cross_attention_matches_pytorch(heads, e):
     assert_matches(loss, grads, *reference(params, X, memory, Y, heads))
 
 
+@needs_torch
 def test_masked_cross_attention_matches_pytorch():
     rng = np.random.default_rng(7)
     fixed = np.array([[False, True, False], [True, False, False]])  # (T_q, T_k)

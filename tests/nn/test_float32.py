@@ -10,12 +10,15 @@ import pytest
 from symdl import nn, optim
 from symdl.nn.layers import ACTIVATIONS
 
-torch = pytest.importorskip("torch")
-F = torch.nn.functional
+from ..conftest import needs, optional
+
+torch = optional("torch")
+needs_torch = needs(torch, "torch")
+F = torch.nn.functional if torch else None
 
 DTYPES = [np.float32, np.float64]
 TOLERANCE = {np.float32: {"rtol": 2e-4, "atol": 2e-6}, np.float64: {"rtol": 1e-9, "atol": 1e-12}}
-TORCH = {np.float32: torch.float32, np.float64: torch.float64}
+TORCH = {np.float32: torch.float32, np.float64: torch.float64} if torch else {}
 
 
 def _dense():
@@ -71,6 +74,7 @@ MODELS = {
 }
 
 
+@needs_torch
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", MODELS)
 def test_gradients_match_pytorch_in_the_parameters_dtype(kind, dtype):

@@ -7,11 +7,14 @@ import pytest
 
 from symdl import nn
 
+from ..conftest import needs, optional
 from .test_graph import finite_differences
 
-torch = pytest.importorskip("torch")
+torch = optional("torch")
+needs_torch = needs(torch, "torch")
 
 T, F, H, N, CLASSES = 4, 3, 5, 6, 3
+GATES = {"rnn": ["h"], "gru": ["r", "z", "n"], "lstm": ["i", "f", "g", "o"]}
 
 
 def torch_layer(kind, params, name):
@@ -35,6 +38,30 @@ def torch_layer(kind, params, name):
     return layer
 
 
+def assert_matches_pytorch(model, kind, sequences, params, X, y):
+    """`model` (one recurrent layer, Flatten if `sequences`, Dense(CLASSES), cross-entropy)
+    gives PyTorch's loss and gradients with the same weights."""
+    loss, grads = model.compile().loss_and_grads(params, X, y)
+    recurrent = torch_layer(kind, params, f"{kind}_1")
+    W = torch.tensor(params["dense_1.W"], requires_grad=True)
+    b = torch.tensor(params["dense_1.b"], requires_grad=True)
+    out, _ = recurrent(torch.tensor(X))
+    features = out.reshape(len(X), -1) if sequences else out[:, -1]
+    reference = torch.nn.functional.cross_entropy(features @ W.T + b, torch.tensor(y))
+    reference.backward()
+    assert loss == pytest.approx(reference.item(), rel=1e-12)
+    np.testing.assert_allclose(grads["dense_1.W"], W.grad.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(grads["dense_1.b"], b.grad.numpy(), rtol=1e-9, atol=1e-12)
+    for letter, torch_name in (("W", "weight_ih_l0"), ("U", "weight_hh_l0"), ("b", "bias_ih_l0")):
+        expected = getattr(recurrent, torch_name).grad.numpy()
+        mine = np.concatenate([grads[f"{kind}_1.{letter}_{g}"] for g in GATES[kind]])
+        np.testing.assert_allclose(mine, expected, rtol=1e-9, atol=1e-12, err_msg=letter)
+    if kind == "gru":
+        expected = recurrent.bias_hh_l0.grad.numpy()[2 * H :]
+        np.testing.assert_allclose(grads["gru_1.c_n"], expected, rtol=1e-9, atol=1e-12)
+
+
+@needs_torch
 @pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("sequences", [False, True])
 def test_recurrent_layers_match_pytorch(kind, sequences):
@@ -44,30 +71,8 @@ def test_recurrent_layers_match_pytorch(kind, sequences):
     if sequences:
         layers.append(nn.Flatten())
     model = nn.Sequential(*layers, nn.Dense(CLASSES), input_shape=(T, F))
-    params = model.init(1)
     X, y = rng.normal(size=(N, T, F)), rng.integers(0, CLASSES, N)
-    loss, grads = model.compile().loss_and_grads(params, X, y)
-
-    recurrent = torch_layer(kind, params, f"{kind}_1")
-    W = torch.tensor(params["dense_1.W"], requires_grad=True)
-    b = torch.tensor(params["dense_1.b"], requires_grad=True)
-    out, _ = recurrent(torch.tensor(X))
-    features = out.reshape(N, -1) if sequences else out[:, -1]
-    logits = features @ W.T + b
-    reference = torch.nn.functional.cross_entropy(logits, torch.tensor(y))
-    reference.backward()
-    assert loss == pytest.approx(reference.item(), rel=1e-12)
-    np.testing.assert_allclose(grads["dense_1.W"], W.grad.numpy(), rtol=1e-9, atol=1e-12)
-    gates = {"rnn": ["h"], "gru": ["r", "z", "n"], "lstm": ["i", "f", "g", "o"]}[kind]
-    for letter, torch_name in (("W", "weight_ih_l0"), ("U", "weight_hh_l0")):
-        expected = getattr(recurrent, torch_name).grad.numpy()
-        mine = np.concatenate([grads[f"{kind}_1.{letter}_{g}"] for g in gates])
-        np.testing.assert_allclose(mine, expected, rtol=1e-9, atol=1e-12, err_msg=letter)
-    mine = np.concatenate([grads[f"{kind}_1.b_{g}"] for g in gates])
-    np.testing.assert_allclose(mine, recurrent.bias_ih_l0.grad.numpy(), rtol=1e-9, atol=1e-12)
-    if kind == "gru":
-        expected = recurrent.bias_hh_l0.grad.numpy()[2 * H :]
-        np.testing.assert_allclose(grads["gru_1.c_n"], expected, rtol=1e-9, atol=1e-12)
+    assert_matches_pytorch(model, kind, sequences, model.init(1), X, y)
 
 
 @pytest.mark.parametrize("cls", [nn.RNN, nn.GRU, nn.LSTM])
@@ -98,6 +103,7 @@ def test_a_sequence_of_the_wrong_shape_is_named():
         nn.Sequential(nn.GRU(4), nn.Dense(2), input_shape=12)
 
 
+@needs_torch
 def test_clipping_by_global_norm_matches_pytorch():
     from symdl.optim import SGD, ClipGradNorm
 

@@ -9,11 +9,10 @@ import pytest
 from symdl import nn
 
 from .test_graph import finite_differences
-from .test_recurrent import torch_layer
+from .test_recurrent import assert_matches_pytorch, needs_torch
 
 T, F, H, N, CLASSES = 4, 3, 5, 6, 3
 LAYERS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
-GATES = {"rnn": ["h"], "gru": ["r", "z", "n"], "lstm": ["i", "f", "g", "o"]}
 
 
 def _model(kind, sequences, unroll, steps=T):
@@ -48,31 +47,13 @@ def test_the_looped_step_equals_the_unrolled_one(kind, sequences):
     np.testing.assert_allclose(looped.predict(params, X), unrolled.predict(params, X), rtol=1e-10)
 
 
+@needs_torch
 @pytest.mark.parametrize("kind", list(LAYERS))
 @pytest.mark.parametrize("sequences", [False, True])
 def test_the_looped_step_matches_pytorch(kind, sequences):
-    torch = pytest.importorskip("torch")
     model = _model(kind, sequences, unroll=False)
-    params = model.init(2)
     X, y = _batch(1)
-    loss, grads = model.compile().loss_and_grads(params, X, y)
-    recurrent = torch_layer(kind, params, f"{kind}_1")
-    W = torch.tensor(params["dense_1.W"], requires_grad=True)
-    b = torch.tensor(params["dense_1.b"], requires_grad=True)
-    out, _ = recurrent(torch.tensor(X))
-    features = out.reshape(N, -1) if sequences else out[:, -1]
-    reference = torch.nn.functional.cross_entropy(features @ W.T + b, torch.tensor(y))
-    reference.backward()
-    assert loss == pytest.approx(reference.item(), rel=1e-12)
-    np.testing.assert_allclose(grads["dense_1.W"], W.grad.numpy(), rtol=1e-9, atol=1e-12)
-    gates = GATES[kind]
-    for letter, torch_name in (("W", "weight_ih_l0"), ("U", "weight_hh_l0"), ("b", "bias_ih_l0")):
-        expected = getattr(recurrent, torch_name).grad.numpy()
-        mine = np.concatenate([grads[f"{kind}_1.{letter}_{g}"] for g in gates])
-        np.testing.assert_allclose(mine, expected, rtol=1e-9, atol=1e-12, err_msg=letter)
-    if kind == "gru":
-        expected = recurrent.bias_hh_l0.grad.numpy()[2 * H :]
-        np.testing.assert_allclose(grads["gru_1.c_n"], expected, rtol=1e-9, atol=1e-12)
+    assert_matches_pytorch(model, kind, sequences, model.init(2), X, y)
 
 
 @pytest.mark.parametrize("cls", [nn.RNN, nn.GRU, nn.LSTM])
@@ -147,6 +128,7 @@ def test_the_default_loops_from_the_measured_length():
     assert nn.RNN.loop_from_steps is None and not first_layer(nn.RNN(2), 256).loops()
 
 
+@needs_torch
 def test_exports_print_the_unrolled_layer():
     """JAX and PyTorch exports of a looped model run its unrolled twin (the same loss and
     gradients); printing the loop itself for them is refused, naming the layer."""
